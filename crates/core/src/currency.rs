@@ -1,0 +1,214 @@
+//! The currency registry: canonical spellings, fiat or crypto, display decimals, stablecoin
+//! issuers and pegs. Lookup is case-insensitive and returns the canonical spelling; unknown codes
+//! are kept (upper-cased) and flagged, never dropped.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// What kind of currency a registry entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Fiat,
+    Crypto,
+    /// A crypto asset pegged to a fiat currency.
+    Stablecoin {
+        issuer: &'static str,
+        peg: &'static str,
+    },
+}
+
+/// One entry of the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CurrencyInfo {
+    /// Canonical spelling (`EURe`, `EURØP`, `BTC`).
+    pub code: &'static str,
+    pub name: &'static str,
+    pub kind: Kind,
+    /// Minor units used when presenting a total in this currency.
+    pub decimals: u32,
+    /// Other spellings that mean the same currency (e.g. `EUROP` for `EURØP`).
+    pub aliases: &'static [&'static str],
+}
+
+impl CurrencyInfo {
+    pub fn is_crypto(&self) -> bool {
+        !matches!(self.kind, Kind::Fiat)
+    }
+}
+
+macro_rules! fiat {
+    ($code:literal, $name:literal, $dec:literal) => {
+        CurrencyInfo { code: $code, name: $name, kind: Kind::Fiat, decimals: $dec, aliases: &[] }
+    };
+}
+macro_rules! crypto {
+    ($code:literal, $name:literal, $dec:literal) => {
+        CurrencyInfo { code: $code, name: $name, kind: Kind::Crypto, decimals: $dec, aliases: &[] }
+    };
+}
+macro_rules! stable {
+    ($code:literal, $name:literal, $issuer:literal, $peg:literal, $dec:literal) => {
+        stable!($code, $name, $issuer, $peg, $dec, [])
+    };
+    ($code:literal, $name:literal, $issuer:literal, $peg:literal, $dec:literal, [$($alias:literal),*]) => {
+        CurrencyInfo {
+            code: $code,
+            name: $name,
+            kind: Kind::Stablecoin { issuer: $issuer, peg: $peg },
+            decimals: $dec,
+            aliases: &[$($alias),*],
+        }
+    };
+}
+
+/// Every currency Coffer knows. Stablecoins and issuers: seed `004_41bc46fdc16b6081.txt`.
+pub static REGISTRY: &[CurrencyInfo] = &[
+    fiat!("EUR", "Euro", 2),
+    fiat!("USD", "US Dollar", 2),
+    fiat!("GBP", "Pound Sterling", 2),
+    fiat!("CHF", "Swiss Franc", 2),
+    fiat!("PLN", "Polish Zloty", 2),
+    fiat!("SEK", "Swedish Krona", 2),
+    fiat!("NOK", "Norwegian Krone", 2),
+    fiat!("DKK", "Danish Krone", 2),
+    fiat!("CZK", "Czech Koruna", 2),
+    fiat!("HUF", "Hungarian Forint", 2),
+    fiat!("RON", "Romanian Leu", 2),
+    fiat!("BGN", "Bulgarian Lev", 2),
+    fiat!("ISK", "Icelandic Krona", 0),
+    fiat!("JPY", "Japanese Yen", 0),
+    fiat!("CAD", "Canadian Dollar", 2),
+    fiat!("AUD", "Australian Dollar", 2),
+    crypto!("BTC", "Bitcoin", 8),
+    crypto!("ETH", "Ether", 8),
+    crypto!("LTC", "Litecoin", 8),
+    crypto!("DOGE", "Dogecoin", 8),
+    crypto!("POL", "Polygon", 8),
+    crypto!("SOL", "Solana", 8),
+    crypto!("XRP", "XRP", 6),
+    crypto!("TRX", "Tron", 6),
+    stable!("USDT", "Tether USD", "Tether", "USD", 6),
+    stable!("USDC", "USD Coin", "Circle", "USD", 6),
+    stable!("EURC", "Euro Coin", "Circle", "EUR", 6),
+    stable!("EURI", "Eurite", "Banking Circle", "EUR", 6),
+    stable!("USD1", "USD1", "Crypto.com", "USD", 6),
+    stable!("ENEUR", "ENEUR", "Fiat Republic", "EUR", 6),
+    stable!("EURe", "Monerium EUR emoney", "Membrane Finance", "EUR", 6),
+    stable!("eUSD", "eUSD", "Membrane Finance", "USD", 6),
+    stable!("EURD", "Quantoz EURD", "Quantoz Payments", "EUR", 6),
+    stable!("EURQ", "Quantoz EURQ", "Quantoz Payments", "EUR", 6),
+    stable!("USDQ", "Quantoz USDQ", "Quantoz Payments", "USD", 6),
+    stable!("EURØP", "EURØP", "Schuman Financial", "EUR", 6, ["EUROP"]),
+    stable!("EURCV", "EUR CoinVertible", "SG Forge", "EUR", 6),
+    stable!("EURR", "StablR Euro", "StablR", "EUR", 6),
+    stable!("USDR", "StablR USD", "StablR", "USD", 6),
+    stable!("EURSM", "Stable Mint EUR", "Stable Mint", "EUR", 6),
+];
+
+/// The registry entry for `code`, matched case-insensitively (Unicode-aware, so `eurøp` finds
+/// `EURØP`), including aliases.
+pub fn lookup(code: &str) -> Option<&'static CurrencyInfo> {
+    let code = code.trim();
+    let upper = code.to_uppercase();
+    REGISTRY.iter().find(|c| {
+        c.code.to_uppercase() == upper || c.aliases.iter().any(|a| a.to_uppercase() == upper)
+    })
+}
+
+/// A currency code in its canonical spelling. Unknown codes are kept upper-cased and
+/// [`Currency::is_known`] says they are not in the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Currency(String);
+
+/// Display decimals used for a currency the registry does not know.
+pub const UNKNOWN_DECIMALS: u32 = 8;
+
+impl Currency {
+    /// Canonicalises a code. Never fails: an unknown code is kept, upper-cased, and flagged.
+    pub fn new(code: &str) -> Self {
+        match lookup(code) {
+            Some(info) => Currency(info.code.to_owned()),
+            None => Currency(code.trim().to_uppercase()),
+        }
+    }
+
+    /// Like [`Currency::new`] but refuses codes the registry does not know, or empty ones.
+    pub fn known(code: &str) -> Option<Self> {
+        lookup(code).map(|info| Currency(info.code.to_owned()))
+    }
+
+    pub fn code(&self) -> &str {
+        &self.0
+    }
+
+    pub fn info(&self) -> Option<&'static CurrencyInfo> {
+        lookup(&self.0)
+    }
+
+    pub fn is_known(&self) -> bool {
+        self.info().is_some()
+    }
+
+    /// Whether the registry calls it crypto; `None` for an unknown code.
+    pub fn is_crypto(&self) -> Option<bool> {
+        self.info().map(CurrencyInfo::is_crypto)
+    }
+
+    /// Minor units for presenting totals.
+    pub fn decimals(&self) -> u32 {
+        self.info().map_or(UNKNOWN_DECIMALS, |i| i.decimals)
+    }
+
+    /// The stablecoin issuer, if it is one.
+    pub fn issuer(&self) -> Option<&'static str> {
+        match self.info()?.kind {
+            Kind::Stablecoin { issuer, .. } => Some(issuer),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Currency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Currency {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Currency {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(Currency::new(&s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_returns_canonical_spelling() {
+        assert_eq!(Currency::new("eure").code(), "EURe");
+        assert_eq!(Currency::new("europ").code(), "EURØP");
+        assert_eq!(Currency::new("eurøp").code(), "EURØP");
+        assert_eq!(Currency::new("usdc").code(), "USDC");
+        assert_eq!(Currency::new("EUSD").code(), "eUSD");
+    }
+
+    #[test]
+    fn unknown_codes_are_kept_and_flagged() {
+        let c = Currency::new("zzz");
+        assert_eq!(c.code(), "ZZZ");
+        assert!(!c.is_known());
+        assert_eq!(c.is_crypto(), None);
+    }
+
+    #[test]
+    fn jpy_has_no_minor_units() {
+        assert_eq!(Currency::new("jpy").decimals(), 0);
+    }
+}

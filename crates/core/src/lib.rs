@@ -1,0 +1,20 @@
+//! Coffer's core: the account model every provider is normalised into, the currency registry,
+//! exact money and rates, and the query engine.
+//!
+//! Architecture invariant: this crate does no I/O and knows nothing of HTTP, SQL, caches or async
+//! runtimes. Everything here is a pure function of its inputs, so it can be tested exhaustively.
+#![forbid(unsafe_code)]
+
+pub mod account;
+pub mod currency;
+pub mod money;
+pub mod provider;
+pub mod query;
+pub mod rates;
+
+pub use account::{Account, ProviderRate, Status, StatusParseError, Wallet};
+pub use currency::Currency;
+pub use provider::{
+    BalanceProvider, ProviderAccount, ProviderError, ProviderErrorKind, ProviderSnapshot,
+    RejectedBalance,
+};

@@ -1,0 +1,1 @@
+//! Exact money: parsing decimals from text and JSON numbers, rounding for presentation.

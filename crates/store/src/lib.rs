@@ -1,0 +1,306 @@
+//! Coffer's persistence: the [`Store`] trait and its two backends, PostgreSQL (production) and
+//! SQLite (embedded default). The database URL's scheme picks one at start-up ([`connect`]).
+//!
+//! Architecture invariant: row types live in the backend files, never on domain types; every
+//! multi-row write is one transaction.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use coffer_core::{Account, Currency, ProviderErrorKind, Status, query::Filter};
+use rust_decimal::Decimal;
+
+/// Store errors, typed so the API can map them to 404, 409 and 503.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database cannot be reached right now (lost connection, pool timeout). Retryable.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Data in the database could not be read back exactly (e.g. a malformed decimal).
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A customer and its provider links.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Customer {
+    pub id: String,
+    pub name: Option<String>,
+    pub links: Vec<Link>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One external id at one provider instance. A customer has at most one link per provider; an
+/// external id (per provider) belongs to one customer.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Link {
+    pub provider: String,
+    pub external_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCustomer {
+    pub id: String,
+    pub name: Option<String>,
+    pub links: Vec<Link>,
+}
+
+/// Which customers a read may see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    /// Only these customers (a reader's scope intersected with the request's `customer_id`).
+    Customers(Vec<String>),
+}
+
+/// One provider's latest answer for one customer, as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotMeta {
+    pub customer_id: String,
+    pub provider_id: String,
+    pub provider_customer_ref: Option<String>,
+    pub fetched_at: DateTime<Utc>,
+    /// Rejected balances of that fetch, as text (what was wrong).
+    pub rejected: Vec<String>,
+}
+
+/// What saving a snapshot changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SaveOutcome {
+    pub inserted: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    /// Accounts that were in the previous snapshot and are not in this one: marked closed.
+    pub closed: usize,
+    /// History rows written (balance or status changed, opened or closed).
+    pub history_rows: usize,
+}
+
+/// A customer's accounts and when each provider last answered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomerAccounts {
+    /// Open accounts only (closed ones are kept in the store, not returned here).
+    pub accounts: Vec<Account>,
+    pub snapshots: Vec<SnapshotMeta>,
+}
+
+/// Per-currency sums over many customers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrencyTotal {
+    pub currency: Currency,
+    pub is_crypto: bool,
+    pub balance: Decimal,
+    pub accounts: u64,
+}
+
+/// The all-customer totals answer, with the span of data it covers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub by_currency: Vec<CurrencyTotal>,
+    pub customers: u64,
+    pub oldest_as_of: Option<DateTime<Utc>>,
+    pub newest_as_of: Option<DateTime<Utc>>,
+}
+
+/// One balance-history row: written only when an account's balance or status changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub account_id: String,
+    pub customer_id: String,
+    pub balance: Decimal,
+    pub status: Status,
+    pub closed: bool,
+    pub recorded_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RateSource {
+    Manual,
+    Provider,
+}
+
+/// A stored rate: one unit of `currency` is worth `rate` units of `quote`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRate {
+    pub currency: Currency,
+    pub quote: Currency,
+    pub rate: Decimal,
+    pub source: RateSource,
+    /// For provider rates, the provider instance id.
+    pub provider: Option<String>,
+    pub as_of: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Admin,
+    Reader,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Reader => "reader",
+        }
+    }
+}
+
+/// An API key as stored: the hash only, never the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: String,
+    /// Hex SHA-256 of the key.
+    pub hash: String,
+    pub role: Role,
+    /// For readers: the customers the key may read.
+    pub customers: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewApiKey {
+    pub hash: String,
+    pub role: Role,
+    pub customers: Vec<String>,
+}
+
+/// A (customer, provider) pair leased for background sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub customer_id: String,
+    pub provider_id: String,
+    pub external_id: String,
+    pub owner: String,
+    pub expires_at: DateTime<Utc>,
+    /// Consecutive failures before this lease (for backoff).
+    pub failures: u32,
+}
+
+/// How a leased sync ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncOutcome {
+    Success {
+        next_due: DateTime<Utc>,
+    },
+    Failure {
+        kind: ProviderErrorKind,
+        message: String,
+        next_due: DateTime<Utc>,
+    },
+}
+
+/// Sync state of one (customer, provider) pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncState {
+    pub customer_id: String,
+    pub provider_id: String,
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub last_error_kind: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    pub failures: u32,
+    pub next_due: DateTime<Utc>,
+    pub lease_owner: Option<String>,
+    pub lease_expires: Option<DateTime<Utc>>,
+}
+
+/// Coffer's persistence. Both backends pass the same conformance suite.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `postgres` or `sqlite`.
+    fn backend(&self) -> &'static str;
+    /// Applies pending migrations.
+    async fn migrate(&self) -> Result<()>;
+    /// A cheap round trip, for readiness.
+    async fn ping(&self) -> Result<()>;
+
+    // Customers and links.
+    /// Conflict when the id exists or a link's external id belongs to another customer.
+    async fn create_customer(&self, c: &NewCustomer) -> Result<Customer>;
+    async fn get_customer(&self, id: &str) -> Result<Customer>;
+    /// Ordered by id, keyset after `after`.
+    async fn list_customers(&self, after: Option<&str>, limit: u32) -> Result<Vec<Customer>>;
+    /// Replaces name and links. NotFound / Conflict as for create.
+    async fn update_customer(&self, c: &NewCustomer) -> Result<Customer>;
+    /// Deletes the customer, its links, snapshots, history and sync state.
+    async fn delete_customer(&self, id: &str) -> Result<()>;
+
+    // Snapshots and accounts.
+    /// Atomically replaces one provider's accounts of one customer: upserts `accounts`, marks
+    /// the provider's previously open accounts that are absent as closed, writes history rows
+    /// for changes, records the snapshot meta and the provider rates. Stale writes (a
+    /// `fetched_at` older than the stored one) are ignored.
+    async fn save_snapshot(&self, meta: &SnapshotMeta, accounts: &[Account]) -> Result<SaveOutcome>;
+    /// A customer's open accounts and snapshot metas.
+    async fn customer_accounts(&self, customer_id: &str) -> Result<CustomerAccounts>;
+    /// One open account by id.
+    async fn get_account(&self, id: &str) -> Result<Account>;
+    /// Open accounts in `scope` matching `filter`, exact: whatever the backend cannot push down
+    /// to SQL exactly it checks with `Filter::matches`.
+    async fn list_accounts(&self, scope: &Scope, filter: &Filter) -> Result<Vec<Account>>;
+    /// Per-currency totals of the open accounts in `scope` matching `filter`.
+    async fn totals(&self, scope: &Scope, filter: &Filter) -> Result<Totals>;
+    async fn account_history(
+        &self,
+        account_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HistoryEntry>>;
+    async fn customer_history(
+        &self,
+        customer_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HistoryEntry>>;
+
+    // Rates.
+    /// Replaces manual rates given (currency → value of one unit in `base`); others kept.
+    async fn set_manual_rates(
+        &self,
+        base: &Currency,
+        rates: &BTreeMap<Currency, Decimal>,
+        as_of: DateTime<Utc>,
+    ) -> Result<()>;
+    async fn delete_manual_rate(&self, currency: &Currency) -> Result<()>;
+    /// Every stored rate (manual and provider-reported, latest per source).
+    async fn rates(&self) -> Result<Vec<StoredRate>>;
+
+    // API keys.
+    async fn insert_api_key(&self, k: &NewApiKey) -> Result<ApiKey>;
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>>;
+    async fn revoke_api_key(&self, id: &str) -> Result<()>;
+
+    // Background sync.
+    /// Leases up to `n` due pairs (next_due ≤ now, no live lease) for `owner` until now +
+    /// `lease_for`. On PostgreSQL with `FOR UPDATE SKIP LOCKED`, so replicas never share a pair.
+    async fn lease_due(&self, owner: &str, n: u32, lease_for: Duration) -> Result<Vec<Lease>>;
+    /// Records the outcome and releases the lease (only if `owner` still holds it).
+    async fn release(&self, lease: &Lease, outcome: &SyncOutcome) -> Result<()>;
+    /// Sync state of every linked provider of a customer.
+    async fn sync_states(&self, customer_id: &str) -> Result<Vec<SyncState>>;
+}
+
+/// Connects to the backend the URL's scheme names (`postgres://`, `postgresql://`, `sqlite:`).
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    let _ = url;
+    todo!("store helper implements")
+}
