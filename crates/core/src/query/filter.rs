@@ -77,8 +77,94 @@ pub struct FieldSearch {
 
 impl Filter {
     /// Whether one account passes every constraint.
+    ///
+    /// Currencies compare by canonical code (both sides went through the registry), providers
+    /// and ids exactly, field searches as [`FieldSearch::matches`] says, free text as a
+    /// case-insensitive substring of the id, any wallet address, or the IBAN.
     pub fn matches(&self, a: &Account) -> bool {
-        let _ = a;
-        todo!("core helper implements")
+        self.is_crypto.is_none_or(|c| a.is_crypto == c)
+            && self.active.is_none_or(|v| a.active == v)
+            && (self.currencies.is_empty() || self.currencies.contains(&a.currency))
+            && (self.statuses.is_empty() || self.statuses.contains(&a.status))
+            && (self.providers.is_empty() || self.providers.iter().any(|p| *p == a.provider_id))
+            && self.balance.contains(a.balance)
+            && self.fields.iter().all(|f| f.matches(a))
+            && self.text.as_deref().is_none_or(|t| text_matches(t, a))
+    }
+}
+
+/// Case-insensitive substring test. Unicode-aware lower-casing so `eurøp` finds `EURØP`.
+pub(crate) fn contains_ci(haystack: &str, needle: &str) -> bool {
+    haystack.to_lowercase().contains(&needle.to_lowercase())
+}
+
+/// Free text: id, any wallet address (and tag), or IBAN. An IBAN is also matched without its
+/// spaces, since people paste it both ways.
+fn text_matches(text: &str, a: &Account) -> bool {
+    let text = text.trim();
+    if text.is_empty() {
+        return true;
+    }
+    if contains_ci(&a.id, text) {
+        return true;
+    }
+    if a.wallets.iter().any(|w| contains_ci(&w.address, text)) {
+        return true;
+    }
+    a.iban.as_deref().is_some_and(|iban| {
+        contains_ci(iban, text) || contains_ci(&strip_spaces(iban), &strip_spaces(text))
+    })
+}
+
+fn strip_spaces(s: &str) -> String {
+    s.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+impl SearchField {
+    /// The field's value on an account. `main_wallet_address` is the first wallet's, as Corebanq
+    /// defines it. `None` when the account has no value, which matches no search.
+    fn value<'a>(self, a: &'a Account) -> Option<&'a str> {
+        match self {
+            SearchField::Id => Some(&a.id),
+            SearchField::CustomerId => Some(&a.customer_id),
+            SearchField::Currency => Some(a.currency.code()),
+            SearchField::Provider => Some(&a.provider_id),
+            SearchField::Status => Some(a.status.as_str()),
+            SearchField::MainWalletAddress => a.main_wallet_address(),
+            SearchField::Iban => a.iban.as_deref(),
+        }
+    }
+
+    /// Whether equality on this field ignores case. Codes, statuses, addresses and IBANs are
+    /// case-insensitive by nature; ids are opaque, so they compare exactly.
+    fn case_insensitive(self) -> bool {
+        !matches!(
+            self,
+            SearchField::Id | SearchField::CustomerId | SearchField::Provider
+        )
+    }
+}
+
+impl FieldSearch {
+    /// Whether one account passes this field search. `Eq`/`In` compare whole values (ignoring
+    /// case where the field is case-insensitive; a currency compares canonically), `Like` is a
+    /// case-insensitive substring.
+    pub fn matches(&self, a: &Account) -> bool {
+        let Some(value) = self.field.value(a) else {
+            return false;
+        };
+        let eq = |want: &str| -> bool {
+            match self.field {
+                SearchField::Currency => Currency::new(want) == a.currency,
+                SearchField::Iban => strip_spaces(want).eq_ignore_ascii_case(&strip_spaces(value)),
+                f if f.case_insensitive() => want.trim().to_lowercase() == value.to_lowercase(),
+                _ => want == value,
+            }
+        };
+        match &self.op {
+            FieldOp::Eq(v) => eq(v),
+            FieldOp::In(vs) => vs.iter().any(|v| eq(v)),
+            FieldOp::Like(v) => contains_ci(value, v),
+        }
     }
 }
