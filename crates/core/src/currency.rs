@@ -108,6 +108,10 @@ pub static REGISTRY: &[CurrencyInfo] = &[
 /// `EURØP`), including aliases.
 pub fn lookup(code: &str) -> Option<&'static CurrencyInfo> {
     let code = code.trim();
+    // Fast path: the canonical spelling, which is what every stored `Currency` holds.
+    if let Some(info) = REGISTRY.iter().find(|c| c.code == code) {
+        return Some(info);
+    }
     let upper = code.to_uppercase();
     REGISTRY.iter().find(|c| {
         c.code.to_uppercase() == upper || c.aliases.iter().any(|a| a.to_uppercase() == upper)
@@ -158,12 +162,39 @@ impl Currency {
         self.info().map_or(UNKNOWN_DECIMALS, |i| i.decimals)
     }
 
+    /// Like [`Currency::known`], with an error naming the input: for places where a currency
+    /// must be one Coffer can price (the target currency of a conversion).
+    pub fn parse_known(code: &str) -> Result<Self, CurrencyParseError> {
+        Self::known(code).ok_or_else(|| CurrencyParseError(code.to_owned()))
+    }
+
+    /// The fiat currency a stablecoin is pegged to, if it is one.
+    pub fn peg(&self) -> Option<&'static str> {
+        match self.info()?.kind {
+            Kind::Stablecoin { peg, .. } => Some(peg),
+            _ => None,
+        }
+    }
+
     /// The stablecoin issuer, if it is one.
     pub fn issuer(&self) -> Option<&'static str> {
         match self.info()?.kind {
             Kind::Stablecoin { issuer, .. } => Some(issuer),
             _ => None,
         }
+    }
+}
+
+/// A currency code the registry does not know, where a known one is required.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown currency `{0}`: expected a currency code Coffer knows, e.g. EUR, USD, BTC, USDC")]
+pub struct CurrencyParseError(pub String);
+
+impl std::str::FromStr for Currency {
+    type Err = CurrencyParseError;
+    /// Strict parsing: only registry currencies. Use [`Currency::new`] to keep unknown codes.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse_known(s)
     }
 }
 
@@ -205,6 +236,71 @@ mod tests {
         assert_eq!(c.code(), "ZZZ");
         assert!(!c.is_known());
         assert_eq!(c.is_crypto(), None);
+    }
+
+    /// Every stablecoin seed 004 names, with its issuer and peg.
+    #[test]
+    fn seed_004_stablecoins_have_issuer_and_peg() {
+        let seed = [
+            ("USDC", "Circle", "USD"),
+            ("EURC", "Circle", "EUR"),
+            ("EURI", "Banking Circle", "EUR"),
+            ("USD1", "Crypto.com", "USD"),
+            ("ENEUR", "Fiat Republic", "EUR"),
+            ("EURe", "Membrane Finance", "EUR"),
+            ("eUSD", "Membrane Finance", "USD"),
+            ("EURD", "Quantoz Payments", "EUR"),
+            ("EURQ", "Quantoz Payments", "EUR"),
+            ("USDQ", "Quantoz Payments", "USD"),
+            ("EURØP", "Schuman Financial", "EUR"),
+            ("EURCV", "SG Forge", "EUR"),
+            ("EURR", "StablR", "EUR"),
+            ("USDR", "StablR", "USD"),
+            ("EURSM", "Stable Mint", "EUR"),
+        ];
+        for (code, issuer, peg) in seed {
+            let c = Currency::parse_known(code).unwrap();
+            assert_eq!(c.code(), code);
+            assert_eq!(c.issuer(), Some(issuer), "{code}");
+            assert_eq!(c.peg(), Some(peg), "{code}");
+            assert_eq!(c.is_crypto(), Some(true), "{code}");
+            // Round trip through the other case.
+            assert_eq!(Currency::new(&code.to_lowercase()).code(), code);
+            assert_eq!(Currency::new(&code.to_uppercase()).code(), code);
+        }
+    }
+
+    /// The fiat currencies a European business meets, and the crypto assets of the P100 seed.
+    #[test]
+    fn fiat_and_seed_crypto_are_known() {
+        for code in ["EUR", "USD", "GBP", "CHF", "PLN", "SEK", "NOK", "DKK", "CZK", "HUF", "RON", "JPY"] {
+            assert_eq!(Currency::parse_known(code).unwrap().is_crypto(), Some(false), "{code}");
+        }
+        for code in ["btc", "eth", "ltc", "doge", "pol", "usdc", "eurc"] {
+            let c = Currency::parse_known(code).unwrap();
+            assert_eq!(c.is_crypto(), Some(true), "{code}");
+            assert_eq!(c.code(), code.to_uppercase());
+        }
+        assert_eq!(Currency::new("BTC").decimals(), 8);
+        assert_eq!(Currency::new("EUR").decimals(), 2);
+    }
+
+    #[test]
+    fn registry_codes_and_aliases_are_unique_case_insensitively() {
+        let mut seen = std::collections::HashSet::new();
+        for c in REGISTRY {
+            for name in std::iter::once(&c.code).chain(c.aliases.iter()) {
+                assert!(seen.insert(name.to_uppercase()), "duplicate {name}");
+            }
+        }
+    }
+
+    #[test]
+    fn parse_known_names_the_input() {
+        let err = Currency::parse_known("xyz").unwrap_err();
+        assert!(err.to_string().contains("`xyz`"));
+        assert!("".parse::<Currency>().is_err());
+        assert_eq!("eurøp".parse::<Currency>().unwrap().code(), "EURØP");
     }
 
     #[test]
