@@ -125,6 +125,7 @@ pub struct Wallet {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -37,12 +37,24 @@ impl CurrencyInfo {
 
 macro_rules! fiat {
     ($code:literal, $name:literal, $dec:literal) => {
-        CurrencyInfo { code: $code, name: $name, kind: Kind::Fiat, decimals: $dec, aliases: &[] }
+        CurrencyInfo {
+            code: $code,
+            name: $name,
+            kind: Kind::Fiat,
+            decimals: $dec,
+            aliases: &[],
+        }
     };
 }
 macro_rules! crypto {
     ($code:literal, $name:literal, $dec:literal) => {
-        CurrencyInfo { code: $code, name: $name, kind: Kind::Crypto, decimals: $dec, aliases: &[] }
+        CurrencyInfo {
+            code: $code,
+            name: $name,
+            kind: Kind::Crypto,
+            decimals: $dec,
+            aliases: &[],
+        }
     };
 }
 macro_rules! stable {
@@ -218,6 +230,7 @@ impl<'de> Deserialize<'de> for Currency {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -273,8 +286,14 @@ mod tests {
     /// The fiat currencies a European business meets, and the crypto assets of the P100 seed.
     #[test]
     fn fiat_and_seed_crypto_are_known() {
-        for code in ["EUR", "USD", "GBP", "CHF", "PLN", "SEK", "NOK", "DKK", "CZK", "HUF", "RON", "JPY"] {
-            assert_eq!(Currency::parse_known(code).unwrap().is_crypto(), Some(false), "{code}");
+        for code in [
+            "EUR", "USD", "GBP", "CHF", "PLN", "SEK", "NOK", "DKK", "CZK", "HUF", "RON", "JPY",
+        ] {
+            assert_eq!(
+                Currency::parse_known(code).unwrap().is_crypto(),
+                Some(false),
+                "{code}"
+            );
         }
         for code in ["btc", "eth", "ltc", "doge", "pol", "usdc", "eurc"] {
             let c = Currency::parse_known(code).unwrap();

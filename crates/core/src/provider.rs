@@ -158,7 +158,11 @@ pub struct ProviderError {
 
 impl ProviderError {
     /// An error of `kind` with the kind's default retryability.
-    pub fn new(provider: impl Into<String>, kind: ProviderErrorKind, message: impl Into<String>) -> Self {
+    pub fn new(
+        provider: impl Into<String>,
+        kind: ProviderErrorKind,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             provider: provider.into(),
             kind,

@@ -86,7 +86,7 @@ impl Filter {
             && self.active.is_none_or(|v| a.active == v)
             && (self.currencies.is_empty() || self.currencies.contains(&a.currency))
             && (self.statuses.is_empty() || self.statuses.contains(&a.status))
-            && (self.providers.is_empty() || self.providers.iter().any(|p| *p == a.provider_id))
+            && (self.providers.is_empty() || self.providers.contains(&a.provider_id))
             && self.balance.contains(a.balance)
             && self.fields.iter().all(|f| f.matches(a))
             && self.text.as_deref().is_none_or(|t| text_matches(t, a))
@@ -123,7 +123,7 @@ fn strip_spaces(s: &str) -> String {
 impl SearchField {
     /// The field's value on an account. `main_wallet_address` is the first wallet's, as Corebanq
     /// defines it. `None` when the account has no value, which matches no search.
-    fn value<'a>(self, a: &'a Account) -> Option<&'a str> {
+    fn value(self, a: &Account) -> Option<&str> {
         match self {
             SearchField::Id => Some(&a.id),
             SearchField::CustomerId => Some(&a.customer_id),
