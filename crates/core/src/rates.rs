@@ -349,20 +349,22 @@ impl RateTable {
         from: &Currency,
         to: &Currency,
     ) -> Result<Converted, ConvertError> {
-        self.converter(to)?.convert(amount, from)
+        self.converter(to).convert(amount, from)
     }
 
     /// A converter into `target`, resolving the target's rate once and each source currency's
-    /// rate on first use. Fails only if `target` itself cannot be valued in the base.
-    pub fn converter(&self, target: &Currency) -> Result<Converter<'_>, ConvertError> {
-        let target_rate = self.resolve(target, &mut Vec::new())?;
-        Ok(Converter {
+    /// rate on first use. If the target itself cannot be valued in the base, amounts already in
+    /// the target still convert (unchanged) and every other conversion fails with the target's
+    /// missing rate, so a query can still list what it could and could not convert.
+    pub fn converter(&self, target: &Currency) -> Converter<'_> {
+        let target_rate = self.resolve(target, &mut Vec::new());
+        Converter {
             table: self,
             target: target.clone(),
             target_rate,
             cache: HashMap::new(),
             used: Vec::new(),
-        })
+        }
     }
 }
 
@@ -371,7 +373,7 @@ impl RateTable {
 pub struct Converter<'t> {
     table: &'t RateTable,
     target: Currency,
-    target_rate: ResolvedRate,
+    target_rate: Result<ResolvedRate, ConvertError>,
     cache: HashMap<Currency, Result<ResolvedRate, ConvertError>>,
     used: Vec<Rate>,
 }
@@ -390,6 +392,7 @@ impl Converter<'_> {
                 rates: Vec::new(),
             });
         }
+        let target_rate = self.target_rate.clone()?;
         let table = self.table;
         let from_rate = self
             .cache
@@ -400,11 +403,11 @@ impl Converter<'_> {
             currency: from.clone(),
         };
         let in_base = amount.checked_mul(from_rate.value).ok_or_else(overflow)?;
-        let exact = if self.target_rate.value == Decimal::ONE {
+        let exact = if target_rate.value == Decimal::ONE {
             in_base
         } else {
             in_base
-                .checked_div(self.target_rate.value)
+                .checked_div(target_rate.value)
                 .ok_or_else(overflow)?
         };
         // A no-op unless the value has more places than the guard (see GUARD_DIGITS).
@@ -413,7 +416,7 @@ impl Converter<'_> {
             rust_decimal::RoundingStrategy::MidpointNearestEven,
         );
         let mut rates = from_rate.used;
-        rates.extend(self.target_rate.used.iter().cloned());
+        rates.extend(target_rate.used);
         for r in &rates {
             if !self.used.contains(r) {
                 self.used.push(r.clone());

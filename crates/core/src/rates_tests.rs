@@ -121,7 +121,15 @@ fn missing_rate_is_an_error_never_zero() {
         }
     );
     assert!(err.to_string().contains("BTC"));
-    assert!(table.converter(&c("USD")).is_err());
+    let mut conv = table.converter(&c("USD"));
+    assert_eq!(conv.convert(d("5"), &c("USD")).unwrap().value, d("5"));
+    assert_eq!(
+        conv.convert(d("5"), &c("EUR")).unwrap_err(),
+        ConvertError::MissingRate {
+            currency: c("USD"),
+            base: c("EUR")
+        }
+    );
 }
 
 #[test]
@@ -197,7 +205,7 @@ fn conversion_is_exact_and_lists_its_rates() {
     let conv = table.convert(d("3"), &c("DOGE"), &c("USD")).unwrap();
     assert_eq!(conv.value, d("0.321925043478"));
     assert_eq!(conv.rates.len(), 2);
-    let mut conv_many = table.converter(&c("USD")).unwrap();
+    let mut conv_many = table.converter(&c("USD"));
     conv_many.convert(d("1"), &c("DOGE")).unwrap();
     conv_many.convert(d("2"), &c("DOGE")).unwrap();
     assert_eq!(conv_many.rates_used().len(), 2);

@@ -6,17 +6,38 @@
 //! - [`balance`] answers `GET /v2/accounts/balance` with a [`BalanceAnswer`];
 //! - [`list`] answers `GET /v2/accounts` with a [`ListPage`].
 //!
-//! Both take the accounts the caller may see (the server applies scope before), the query, and
-//! a [`RateTable`](crate::rates::RateTable) built for this query. They return typed answers, not
-//! JSON: the server maps them into its own API bodies.
+//! Both take the accounts the caller may see (the server applies key scope before), the query,
+//! and a [`RateTable`](crate::rates::RateTable) built for this query. They return typed answers,
+//! not JSON: the server maps them into its own API bodies.
+//!
+//! ```
+//! use coffer_core::query::{self, Endpoint, ParseOptions};
+//! use coffer_core::rates::RateTable;
+//!
+//! let pairs = vec![("is_crypto".to_owned(), "true".to_owned())];
+//! let q = query::parse_query(&pairs, &ParseOptions::new(Endpoint::Balance)).expect("valid");
+//! let accounts = vec![]; // from the store or the providers
+//! let rates = RateTable::from_accounts(RateTable::default().base().clone(), &accounts);
+//! let answer = query::balance(&accounts, &q, &rates).expect("no overflow");
+//! assert_eq!(answer.total.rounded.to_string(), "0.00");
+//! ```
 
 pub mod cursor;
 pub mod filter;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod fixtures;
+pub mod group;
+pub mod page;
 pub mod params;
 mod search;
+pub mod select;
 pub mod sort;
 
 pub use cursor::Cursor;
 pub use filter::{BalanceRange, FieldOp, FieldSearch, Filter, SearchField};
+pub use group::{BalanceAnswer, Details, Group, balance};
+pub use page::{ListData, ListGroup, ListPage, list};
 pub use params::{ALIASES, Endpoint, ParamError, ParseOptions, Query, Stack, parse_query};
+pub use select::{Amount, ConvertedAccount, QueryError, Unconverted};
 pub use sort::{SortField, SortKey, SortSpec};

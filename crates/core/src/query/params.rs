@@ -352,10 +352,12 @@ fn parse_flag(v: &str) -> Result<bool, String> {
 
 fn parse_seconds(v: &str) -> Result<Duration, String> {
     let t = v.trim();
-    if !t.is_empty() && t.len() <= 12 && t.bytes().all(|b| b.is_ascii_digit()) {
-        if let Ok(n) = t.parse::<u64>() {
-            return Ok(Duration::from_secs(n));
-        }
+    if !t.is_empty()
+        && t.len() <= 12
+        && t.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(n) = t.parse::<u64>()
+    {
+        return Ok(Duration::from_secs(n));
     }
     Err(format!(
         "`{}` is not a number of seconds: expected a whole number such as `60`",
