@@ -15,7 +15,7 @@ use serde::ser::{Error as _, SerializeMap};
 use serde::{Deserialize, Serialize, Serializer};
 
 /// One P100 user's balances, as `GET /v1/user/{externalUserId}/balances` returns them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct P100Customer {
     /// P100's own user id; differs from the `externalUserId` in the path.
@@ -46,7 +46,7 @@ impl P100Customer {
 }
 
 /// One P100 balance (fiat when `networks` is empty).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct P100Balance {
     /// Balance id.
@@ -82,7 +82,7 @@ pub enum P100Status {
 }
 
 /// One network of a P100 crypto balance (`networkConfig.<key>`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct P100Network {
     /// The map key (`"ethereum"`, `"polygon"`, `"btc"`).
     pub key: String,
@@ -143,7 +143,7 @@ fn networks_as_map<S: Serializer>(networks: &[P100Network], s: S) -> Result<S::O
 }
 
 /// One Corebanq account. `customer_id` and `balance_in_base` are filled in when served.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CorebanqAccount {
     /// Account id.
     pub id: String,
