@@ -1,1 +1,131 @@
+//! Coffer's adapter for Corebanq's unified accounts API v2 (seed `004_41bc46fdc16b6081.txt`).
+//!
+//! `GET {base}/v2/accounts/balance?customer_id=…&currency=EUR&details=true`; the answer's
+//! `details.fiat_accounts` and `details.crypto_assets` become
+//! [`coffer_core::ProviderAccount`]s.
+//!
+//! Files: `config.rs` (what an instance needs), `auth.rs` (the [`CorebanqAuth`] seam: bearer
+//! token or `x-api-key` now, a refresh flow later), `client.rs` (the HTTP call and
+//! `parse_error`), `wire.rs` (Corebanq's JSON), `map.rs` (JSON → account model). Retry,
+//! caching and circuit breaking are the server's layers, not this crate's.
 #![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod map;
+pub mod wire;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use coffer_core::{BalanceProvider, ProviderError, ProviderSnapshot};
+use reqwest::header::HeaderMap;
+use tracing::Instrument;
+
+pub use auth::{ApiKey, BearerToken, CorebanqAuth};
+pub use config::{ConfigError, CorebanqConfig, Secret};
+
+/// The config `kind` of this provider.
+pub const KIND: &str = "corebanq";
+
+/// Per-request extra headers (the hook for W3C trace context, `traceparent`/`tracestate`).
+pub type HeaderHook = Arc<dyn Fn() -> HeaderMap + Send + Sync>;
+
+/// One configured Corebanq instance.
+pub struct CorebanqProvider {
+    id: String,
+    client: client::CorebanqClient,
+    header_hook: Option<HeaderHook>,
+}
+
+impl std::fmt::Debug for CorebanqProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CorebanqProvider")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CorebanqProvider {
+    /// Validates the config and builds the HTTP client once.
+    pub fn new(config: CorebanqConfig) -> Result<Self, ConfigError> {
+        let client = client::CorebanqClient::new(&config)?;
+        Ok(CorebanqProvider {
+            id: config.id,
+            client,
+            header_hook: None,
+        })
+    }
+
+    /// Adds headers to every request, computed per request (e.g. trace context).
+    pub fn with_header_hook(mut self, hook: HeaderHook) -> Self {
+        self.header_hook = Some(hook);
+        self
+    }
+}
+
+/// The one-line registration the server uses for `kind = "corebanq"`: a static bearer token,
+/// balances quoted in EUR. For `x-api-key` auth or another quote currency, build a
+/// [`CorebanqConfig`] and call [`CorebanqProvider::new`].
+pub fn build(
+    id: &str,
+    base_url: &str,
+    token: impl Into<Secret>,
+    timeout: Duration,
+) -> Result<Arc<dyn BalanceProvider>, ConfigError> {
+    let auth = Arc::new(BearerToken::new(id, token.into())?);
+    let config = CorebanqConfig::new(id, base_url, auth)?.with_timeout(timeout);
+    Ok(Arc::new(CorebanqProvider::new(config)?))
+}
+
+#[async_trait::async_trait]
+impl BalanceProvider for CorebanqProvider {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    async fn fetch(&self, external_id: &str) -> Result<ProviderSnapshot, ProviderError> {
+        let span = tracing::info_span!(
+            "provider.fetch",
+            provider = %self.id,
+            kind = KIND,
+            customer = %external_id,
+            status = tracing::field::Empty,
+            latency_ms = tracing::field::Empty,
+        );
+        let started = Instant::now();
+        let extra = self.header_hook.as_ref().map(|h| h()).unwrap_or_default();
+        let result = async {
+            let body = self.client.get_balance(external_id, &extra).await?;
+            map::snapshot(&self.id, &body, self.client.quote(), chrono::Utc::now())
+        }
+        .instrument(span.clone())
+        .await;
+        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        span.record("latency_ms", latency_ms);
+        let _entered = span.enter();
+        match &result {
+            Ok(s) => {
+                for r in &s.rejected {
+                    tracing::warn!(account = r.provider_account_id.as_deref(), reason = %r.reason,
+                        "Corebanq account rejected");
+                }
+                tracing::debug!(
+                    accounts = s.accounts.len(),
+                    rejected = s.rejected.len(),
+                    "Corebanq balances fetched"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(kind = %e.kind, retryable = e.retryable, code = e.code.as_deref(),
+                message = %e.message, "Corebanq balance call failed")
+            }
+        }
+        result
+    }
+}
