@@ -71,6 +71,35 @@ pub(crate) fn add(
         .ok_or_else(|| QueryError::Overflow { what: what() })
 }
 
+/// Rounds every converted value (half-even) to one scale at which any sum of them is exact.
+///
+/// A `Decimal` holds 28 significant digits. Converted values carry up to `decimals + 10`
+/// places ([`GUARD_DIGITS`](crate::rates::GUARD_DIGITS)); if the selection's values are so
+/// large that a sum would need more than 28 digits, rust_decimal would round that sum — each
+/// sum differently — and `total = Σ groups = fiat + crypto` would fail in the last digit. So the
+/// scale is lowered, for every value of the selection alike, until the largest possible sum
+/// (Σ|v|) fits: with real balances it never is, and at worst the guard shrinks; the presented
+/// minor units are only touched once a total passes 10^(28 - decimals).
+fn sum_safe_scale(target: &Currency, items: &mut [ConvertedAccount<'_>]) {
+    // An upper bound on |any sum|: Σ trunc|v| + one per value (for the fractions).
+    let mut bound = Decimal::ZERO;
+    for v in items.iter().filter_map(|i| i.value_in_target) {
+        bound = bound
+            .checked_add(v.abs().trunc())
+            .and_then(|b| b.checked_add(Decimal::ONE))
+            .unwrap_or(Decimal::MAX);
+    }
+    let int_digits = u32::try_from(bound.trunc().to_string().len()).unwrap_or(29);
+    let scale =
+        (target.decimals() + crate::rates::GUARD_DIGITS).min(28u32.saturating_sub(int_digits));
+    for i in items.iter_mut() {
+        if let Some(v) = &mut i.value_in_target {
+            *v = v
+                .round_dp_with_strategy(scale, rust_decimal::RoundingStrategy::MidpointNearestEven);
+        }
+    }
+}
+
 /// The accounts a query selects, each converted.
 pub(crate) struct Selection<'a> {
     pub target: Currency,
@@ -110,6 +139,7 @@ impl<'a> Selection<'a> {
                 value_in_target,
             });
         }
+        sum_safe_scale(&target, &mut items);
         Selection {
             target,
             items,
