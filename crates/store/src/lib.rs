@@ -13,6 +13,15 @@ use chrono::{DateTime, Utc};
 use coffer_core::{Account, Currency, ProviderErrorKind, Status, query::Filter};
 use rust_decimal::Decimal;
 
+mod error;
+mod plan;
+mod postgres;
+mod rows;
+mod sqlite;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
 /// Store errors, typed so the API can map them to 404, 409 and 503.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -91,6 +100,8 @@ pub struct SaveOutcome {
     pub closed: usize,
     /// History rows written (balance or status changed, opened or closed).
     pub history_rows: usize,
+    /// The write was older than the stored snapshot (`fetched_at`) and was ignored.
+    pub stale: bool,
 }
 
 /// A customer's accounts and when each provider last answered.
@@ -223,7 +234,36 @@ pub struct SyncState {
     pub lease_expires: Option<DateTime<Utc>>,
 }
 
+/// A change another replica (or this one) announced: drop the matching L1 cache entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// The customer whose data changed; `None`: anything may have changed (rates, or
+    /// notifications may have been lost while the listener reconnected): drop everything.
+    pub customer_id: Option<String>,
+    /// Sent by this very store instance (this replica).
+    pub local: bool,
+}
+
+/// Pool settings; [`connect`] uses the defaults.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub max_connections: u32,
+    /// How long an operation waits for a connection before it fails with `Unavailable`.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
 /// Coffer's persistence. Both backends pass the same conformance suite.
+///
+/// Timestamps are kept to the microsecond (PostgreSQL's resolution, and SQLite's text format).
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// `postgres` or `sqlite`.
@@ -249,7 +289,8 @@ pub trait Store: Send + Sync + 'static {
     /// the provider's previously open accounts that are absent as closed, writes history rows
     /// for changes, records the snapshot meta and the provider rates. Stale writes (a
     /// `fetched_at` older than the stored one) are ignored.
-    async fn save_snapshot(&self, meta: &SnapshotMeta, accounts: &[Account]) -> Result<SaveOutcome>;
+    async fn save_snapshot(&self, meta: &SnapshotMeta, accounts: &[Account])
+    -> Result<SaveOutcome>;
     /// A customer's open accounts and snapshot metas.
     async fn customer_accounts(&self, customer_id: &str) -> Result<CustomerAccounts>;
     /// One open account by id.
@@ -297,10 +338,87 @@ pub trait Store: Send + Sync + 'static {
     async fn release(&self, lease: &Lease, outcome: &SyncOutcome) -> Result<()>;
     /// Sync state of every linked provider of a customer.
     async fn sync_states(&self, customer_id: &str) -> Result<Vec<SyncState>>;
+
+    // Scale-out.
+    /// Tells every replica (PostgreSQL `NOTIFY`) that a customer's data (`Some`) or anything
+    /// (`None`: rates, links) changed. A no-op on a single-replica backend.
+    async fn notify_changed(&self, customer_id: Option<&str>) -> Result<()> {
+        let _ = customer_id;
+        Ok(())
+    }
+    /// Changes announced by any replica, this one included (`Change::local`). The listener
+    /// reconnects by itself and sends `customer_id: None` after a reconnection, since it may
+    /// have missed some. `None` when the backend serves a single replica (SQLite). The
+    /// listener stops when the receiver is dropped.
+    async fn subscribe_changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<Change>>> {
+        Ok(None)
+    }
+    /// Closes the pool (graceful shutdown); later calls fail with `Unavailable`.
+    async fn close(&self) {}
 }
 
-/// Connects to the backend the URL's scheme names (`postgres://`, `postgresql://`, `sqlite:`).
+/// Whether an account passes what a backend could not push down to SQL. `Filter::matches` is
+/// only called when a constraint needs it (field searches, free text).
+pub(crate) fn keep(f: &Filter, a: &Account, balance_pushed: bool) -> bool {
+    if !f.fields.is_empty() || f.text.is_some() {
+        return f.matches(a);
+    }
+    balance_pushed || f.balance.contains(a.balance)
+}
+
+/// Sums accounts per (currency, is_crypto), exactly; ordered by currency.
+pub(crate) fn sum_accounts<'a>(
+    accounts: impl IntoIterator<Item = &'a Account>,
+) -> Result<Vec<CurrencyTotal>> {
+    let mut sums: BTreeMap<(Currency, bool), (Decimal, u64)> = BTreeMap::new();
+    for a in accounts {
+        let e = sums
+            .entry((a.currency.clone(), a.is_crypto))
+            .or_insert((Decimal::ZERO, 0));
+        // Decimal addition rounds (lowers the scale) when the digits do not fit: refuse that.
+        let scale = e.0.scale().max(a.balance.scale());
+        e.0 =
+            e.0.checked_add(a.balance)
+                .filter(|s| s.scale() >= scale)
+                .ok_or_else(|| {
+                    StoreError::Other(format!(
+                        "the total of {} does not fit a decimal",
+                        a.currency
+                    ))
+                })?;
+        e.1 += 1;
+    }
+    Ok(sums
+        .into_iter()
+        .map(
+            |((currency, is_crypto), (balance, accounts))| CurrencyTotal {
+                currency,
+                is_crypto,
+                balance,
+                accounts,
+            },
+        )
+        .collect())
+}
+
+/// Connects to the backend the URL's scheme names (`postgres://`, `postgresql://`, `sqlite:`),
+/// creating the SQLite file when it is missing. Does not migrate.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
-    let _ = url;
-    todo!("store helper implements")
+    connect_with(url, &ConnectOptions::default()).await
+}
+
+/// [`connect`] with pool settings.
+pub async fn connect_with(url: &str, opts: &ConnectOptions) -> Result<Arc<dyn Store>> {
+    let scheme = url
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    match scheme.as_str() {
+        "postgres" | "postgresql" => Ok(Arc::new(PgStore::connect_with(url, opts).await?)),
+        "sqlite" => Ok(Arc::new(SqliteStore::connect_with(url, opts).await?)),
+        _ => Err(StoreError::Other(format!(
+            "unsupported database URL scheme `{scheme}`: expected postgres://, postgresql:// or sqlite:"
+        ))),
+    }
 }

@@ -1,0 +1,209 @@
+//! What one `save_snapshot` must write, computed from the stored rows and the new snapshot.
+//! Pure, shared by both backends, so both write the same history and counts.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use coffer_core::Account;
+use rust_decimal::Decimal;
+
+use crate::{
+    HistoryEntry, Link, RateSource, Result, SaveOutcome, SnapshotMeta, StoreError, StoredRate,
+};
+
+/// Number of `totals_rollup` shards (PostgreSQL). Each customer's accounts go to one shard, so
+/// concurrent snapshot writes of different customers rarely wait on the same rollup row.
+pub(crate) const ROLLUP_SHARDS: u32 = 16;
+
+/// A stored account row as the plan needs it.
+pub(crate) struct Existing {
+    pub account: Account,
+    pub closed: bool,
+    pub shard: i16,
+}
+
+/// One signed contribution to a `totals_rollup` row (PostgreSQL sums them in SQL, exactly).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RollupEntry {
+    pub shard: i16,
+    pub currency: String,
+    pub is_crypto: bool,
+    pub provider_id: String,
+    pub status: &'static str,
+    pub active: bool,
+    pub balance: Decimal,
+    pub accounts: i64,
+}
+
+pub(crate) struct Plan<'a> {
+    /// Every account of the snapshot, with its rollup shard: all are upserted (open).
+    pub upserts: Vec<(&'a Account, i16)>,
+    /// Previously open accounts of this (customer, provider) absent from the snapshot.
+    pub close: Vec<String>,
+    pub history: Vec<HistoryEntry>,
+    pub rates: Vec<StoredRate>,
+    pub rollup: Vec<RollupEntry>,
+    pub outcome: SaveOutcome,
+}
+
+/// A stable shard for a customer (FNV-1a; persisted on the account row, so it may never change
+/// for a stored account, but a different function would only spread new rows differently).
+pub(crate) fn shard_of(customer_id: &str) -> i16 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in customer_id.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    i16::try_from(h % ROLLUP_SHARDS).unwrap_or(0)
+}
+
+/// Every account must belong to the snapshot's customer and provider, once.
+pub(crate) fn validate(meta: &SnapshotMeta, accounts: &[Account]) -> Result<()> {
+    let mut seen = HashSet::new();
+    for a in accounts {
+        if a.customer_id != meta.customer_id || a.provider_id != meta.provider_id {
+            return Err(StoreError::Other(format!(
+                "account {} belongs to {}/{}, not to the snapshot of {}/{}",
+                a.id, a.customer_id, a.provider_id, meta.customer_id, meta.provider_id
+            )));
+        }
+        if !seen.insert(a.id.as_str()) {
+            return Err(StoreError::Other(format!(
+                "account {} appears twice in one snapshot",
+                a.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn rollup_entry(a: &Account, shard: i16, sign: i64) -> RollupEntry {
+    RollupEntry {
+        shard,
+        currency: a.currency.code().to_owned(),
+        is_crypto: a.is_crypto,
+        provider_id: a.provider_id.clone(),
+        status: a.status.as_str(),
+        active: a.active,
+        balance: if sign < 0 { -a.balance } else { a.balance },
+        accounts: sign,
+    }
+}
+
+fn history(a: &Account, closed: bool, meta: &SnapshotMeta) -> HistoryEntry {
+    HistoryEntry {
+        account_id: a.id.clone(),
+        customer_id: a.customer_id.clone(),
+        balance: a.balance,
+        status: a.status,
+        closed,
+        recorded_at: meta.fetched_at,
+    }
+}
+
+/// Whether anything but `fetched_at` differs (the balance's scale included).
+fn differs(old: &Account, new: &Account) -> bool {
+    old.balance.scale() != new.balance.scale()
+        || Account {
+            fetched_at: new.fetched_at,
+            ..old.clone()
+        } != *new
+}
+
+/// `existing`: the stored rows of this (customer, provider) plus any stored row whose id is in
+/// the snapshot.
+pub(crate) fn plan<'a>(
+    meta: &SnapshotMeta,
+    accounts: &'a [Account],
+    existing: Vec<Existing>,
+) -> Plan<'a> {
+    let mut by_id: HashMap<String, Existing> = existing
+        .into_iter()
+        .map(|e| (e.account.id.clone(), e))
+        .collect();
+    let mut p = Plan {
+        upserts: Vec::with_capacity(accounts.len()),
+        close: Vec::new(),
+        history: Vec::new(),
+        rates: Vec::new(),
+        rollup: Vec::new(),
+        outcome: SaveOutcome::default(),
+    };
+    let new_shard = shard_of(&meta.customer_id);
+    for a in accounts {
+        match by_id.remove(&a.id) {
+            None => {
+                p.outcome.inserted += 1;
+                p.history.push(history(a, false, meta));
+                p.rollup.push(rollup_entry(a, new_shard, 1));
+                p.upserts.push((a, new_shard));
+            }
+            Some(old) => {
+                let o = &old.account;
+                let reopened = old.closed;
+                if reopened || o.balance != a.balance || o.status != a.status {
+                    p.history.push(history(a, false, meta));
+                }
+                if reopened || differs(o, a) {
+                    p.outcome.updated += 1;
+                } else {
+                    p.outcome.unchanged += 1;
+                }
+                let same_rollup =
+                    !reopened && rollup_entry(o, old.shard, 1) == rollup_entry(a, old.shard, 1);
+                if !same_rollup {
+                    if !old.closed {
+                        p.rollup.push(rollup_entry(o, old.shard, -1));
+                    }
+                    p.rollup.push(rollup_entry(a, old.shard, 1));
+                }
+                p.upserts.push((a, old.shard));
+            }
+        }
+    }
+    // What is left was stored for this pair and is absent now: close the open ones.
+    let mut left: Vec<Existing> = by_id.into_values().collect();
+    left.sort_by(|a, b| a.account.id.cmp(&b.account.id));
+    for old in left {
+        let o = &old.account;
+        if !old.closed && o.customer_id == meta.customer_id && o.provider_id == meta.provider_id {
+            p.outcome.closed += 1;
+            p.history.push(history(o, true, meta));
+            p.rollup.push(rollup_entry(o, old.shard, -1));
+            p.close.push(o.id.clone());
+        }
+    }
+    p.outcome.history_rows = p.history.len();
+    // Provider rates, one per (currency, quote): the last account wins.
+    let mut rates = BTreeMap::new();
+    for a in accounts {
+        if let Some(r) = &a.provider_rate {
+            rates.insert(
+                (a.currency.clone(), r.quote.clone()),
+                StoredRate {
+                    currency: a.currency.clone(),
+                    quote: r.quote.clone(),
+                    rate: r.rate,
+                    source: RateSource::Provider,
+                    provider: Some(meta.provider_id.clone()),
+                    as_of: meta.fetched_at,
+                },
+            );
+        }
+    }
+    p.rates = rates.into_values().collect();
+    p
+}
+
+/// A customer has at most one link per provider.
+pub(crate) fn check_links(links: &[Link]) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for l in links {
+        if !seen.insert(l.provider.as_str()) {
+            return Err(StoreError::Conflict(format!(
+                "two links for provider {}: a customer has at most one per provider",
+                l.provider
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,556 @@
+//! Snapshots, account reads, filtered lists, totals and history on PostgreSQL.
+
+use chrono::{DateTime, Utc};
+use coffer_core::Account;
+use coffer_core::query::Filter;
+use sqlx::{Postgres, QueryBuilder, Transaction};
+
+use super::PgStore;
+use crate::error::db_err;
+use crate::plan::{self, Existing, Plan};
+use crate::rows::{self, AccountCols, HistoryCols};
+use crate::{
+    CurrencyTotal, CustomerAccounts, HistoryEntry, Result, SaveOutcome, Scope, SnapshotMeta,
+    StoreError, Totals,
+};
+
+/// The account columns, money as text so it is parsed exactly.
+macro_rules! account_cols {
+    () => {
+        "id, customer_id, provider_id, provider_account_id, provider_customer_ref, currency, \
+         is_crypto, status, active, balance::text AS balance, wallets, iban, \
+         provider_rate::text AS provider_rate, provider_rate_quote, fetched_at, closed, rollup_shard"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    id: String,
+    customer_id: String,
+    provider_id: String,
+    provider_account_id: String,
+    provider_customer_ref: Option<String>,
+    currency: String,
+    is_crypto: bool,
+    status: String,
+    active: bool,
+    balance: String,
+    wallets: String,
+    iban: Option<String>,
+    provider_rate: Option<String>,
+    provider_rate_quote: Option<String>,
+    fetched_at: DateTime<Utc>,
+    closed: bool,
+    rollup_shard: i16,
+}
+
+impl AccountRow {
+    fn into_existing(self) -> Result<Existing> {
+        let (closed, shard) = (self.closed, self.rollup_shard);
+        Ok(Existing {
+            account: self.into_account()?,
+            closed,
+            shard,
+        })
+    }
+
+    fn into_account(self) -> Result<Account> {
+        AccountCols {
+            id: self.id,
+            customer_id: self.customer_id,
+            provider_id: self.provider_id,
+            provider_account_id: self.provider_account_id,
+            provider_customer_ref: self.provider_customer_ref,
+            currency: self.currency,
+            is_crypto: self.is_crypto,
+            status: self.status,
+            active: self.active,
+            balance: self.balance,
+            wallets: self.wallets,
+            iban: self.iban,
+            provider_rate: self.provider_rate,
+            provider_rate_quote: self.provider_rate_quote,
+            fetched_at: self.fetched_at,
+        }
+        .into_account()
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct MetaRow {
+    customer_id: String,
+    provider_id: String,
+    provider_customer_ref: Option<String>,
+    fetched_at: DateTime<Utc>,
+    rejected: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct HistoryRow {
+    account_id: String,
+    customer_id: String,
+    balance: String,
+    status: String,
+    closed: bool,
+    recorded_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct TotalRow {
+    currency: String,
+    is_crypto: bool,
+    balance: String,
+    accounts: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct SpanRow {
+    customers: i64,
+    oldest: Option<DateTime<Utc>>,
+    newest: Option<DateTime<Utc>>,
+}
+
+fn accounts(rows: Vec<AccountRow>) -> Result<Vec<Account>> {
+    rows.into_iter().map(AccountRow::into_account).collect()
+}
+
+/// Pushes down every constraint PostgreSQL evaluates exactly (NUMERIC compares exactly).
+fn push_filter(qb: &mut QueryBuilder<Postgres>, scope: &Scope, f: &Filter, table_closed: bool) {
+    qb.push(if table_closed {
+        " WHERE NOT closed"
+    } else {
+        " WHERE accounts <> 0"
+    });
+    if let Scope::Customers(ids) = scope {
+        qb.push(" AND customer_id = ANY(")
+            .push_bind(ids.clone())
+            .push(")");
+    }
+    push_dims(qb, f);
+    let b = &f.balance;
+    for (op, v) in [
+        (" > ", b.gt),
+        (" >= ", b.gte),
+        (" < ", b.lt),
+        (" <= ", b.lte),
+    ] {
+        if let Some(v) = v {
+            qb.push(" AND balance")
+                .push(op)
+                .push_bind(v.to_string())
+                .push("::numeric");
+        }
+    }
+}
+
+/// The constraints the totals rollup can answer too.
+fn push_dims(qb: &mut QueryBuilder<Postgres>, f: &Filter) {
+    if !f.providers.is_empty() {
+        qb.push(" AND provider_id = ANY(")
+            .push_bind(f.providers.clone())
+            .push(")");
+    }
+    if !f.currencies.is_empty() {
+        let codes: Vec<String> = f.currencies.iter().map(|c| c.code().to_owned()).collect();
+        qb.push(" AND currency = ANY(").push_bind(codes).push(")");
+    }
+    if let Some(c) = f.is_crypto {
+        qb.push(" AND is_crypto = ").push_bind(c);
+    }
+    if let Some(a) = f.active {
+        qb.push(" AND active = ").push_bind(a);
+    }
+    if !f.statuses.is_empty() {
+        let s: Vec<String> = f.statuses.iter().map(|s| s.as_str().to_owned()).collect();
+        qb.push(" AND status = ANY(").push_bind(s).push(")");
+    }
+}
+
+impl PgStore {
+    pub(super) async fn save_snapshot_impl(
+        &self,
+        meta: &SnapshotMeta,
+        accounts: &[Account],
+    ) -> Result<SaveOutcome> {
+        plan::validate(meta, accounts)?;
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        // The snapshot row first: it locks the (customer, provider) pair, so concurrent writes
+        // of one pair queue here, and a write older than the stored one changes nothing.
+        let applied: Option<i32> = sqlx::query_scalar(
+            "INSERT INTO snapshots (customer_id, provider_id, provider_customer_ref, fetched_at, rejected)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (customer_id, provider_id) DO UPDATE
+             SET provider_customer_ref = excluded.provider_customer_ref,
+                 fetched_at = excluded.fetched_at, rejected = excluded.rejected
+             WHERE snapshots.fetched_at <= excluded.fetched_at
+             RETURNING 1",
+        )
+        .bind(&meta.customer_id)
+        .bind(&meta.provider_id)
+        .bind(&meta.provider_customer_ref)
+        .bind(meta.fetched_at)
+        .bind(rows::strings_json(&meta.rejected))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(|e| match crate::error::violation(&e) {
+            Some(crate::error::Violation::ForeignKey) => StoreError::NotFound {
+                what: format!("customer {}", meta.customer_id),
+            },
+            _ => db_err(e),
+        })?;
+        if applied.is_none() {
+            return Ok(SaveOutcome {
+                stale: true,
+                ..SaveOutcome::default()
+            });
+        }
+        let ids: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
+        let existing: Vec<AccountRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            account_cols!(),
+            " FROM accounts WHERE (customer_id = $1 AND provider_id = $2) OR id = ANY($3)
+             ORDER BY id FOR UPDATE"
+        ))
+        .bind(&meta.customer_id)
+        .bind(&meta.provider_id)
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let existing = existing
+            .into_iter()
+            .map(AccountRow::into_existing)
+            .collect::<Result<Vec<_>>>()?;
+        let plan = plan::plan(meta, accounts, existing);
+        write_plan(&mut tx, meta, &plan).await.map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(plan.outcome)
+    }
+
+    pub(super) async fn customer_accounts_impl(
+        &self,
+        customer_id: &str,
+    ) -> Result<CustomerAccounts> {
+        let rows: Vec<AccountRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            account_cols!(),
+            " FROM accounts WHERE customer_id = $1 AND NOT closed ORDER BY id"
+        ))
+        .bind(customer_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let metas: Vec<MetaRow> = sqlx::query_as(
+            "SELECT customer_id, provider_id, provider_customer_ref, fetched_at, rejected
+             FROM snapshots WHERE customer_id = $1 ORDER BY provider_id",
+        )
+        .bind(customer_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        if rows.is_empty() && metas.is_empty() {
+            // Nothing stored yet: an existing customer, or none at all?
+            self.get_customer_impl(customer_id).await?;
+        }
+        let snapshots = metas
+            .into_iter()
+            .map(|m| {
+                Ok(crate::SnapshotMeta {
+                    rejected: rows::strings(&m.rejected)?,
+                    customer_id: m.customer_id,
+                    provider_id: m.provider_id,
+                    provider_customer_ref: m.provider_customer_ref,
+                    fetched_at: m.fetched_at,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(CustomerAccounts {
+            accounts: accounts(rows)?,
+            snapshots,
+        })
+    }
+
+    pub(super) async fn get_account_impl(&self, id: &str) -> Result<Account> {
+        let row: Option<AccountRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            account_cols!(),
+            " FROM accounts WHERE id = $1 AND NOT closed"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.ok_or_else(|| StoreError::NotFound {
+            what: format!("account {id}"),
+        })?
+        .into_account()
+    }
+
+    pub(super) async fn list_accounts_impl(
+        &self,
+        scope: &Scope,
+        f: &Filter,
+    ) -> Result<Vec<Account>> {
+        let mut qb = QueryBuilder::new(concat!("SELECT ", account_cols!(), " FROM accounts"));
+        push_filter(&mut qb, scope, f, true);
+        qb.push(" ORDER BY id");
+        let rows: Vec<AccountRow> = qb
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        let mut out = accounts(rows)?;
+        out.retain(|a| crate::keep(f, a, true));
+        Ok(out)
+    }
+
+    pub(super) async fn totals_impl(&self, scope: &Scope, f: &Filter) -> Result<Totals> {
+        let by_currency = if !f.fields.is_empty() || f.text.is_some() {
+            // Field searches and free text are checked in Rust: sum what passes.
+            crate::sum_accounts(&self.list_accounts_impl(scope, f).await?)?
+        } else {
+            // Unscoped and without a balance range, the rollup answers (a few hundred rows);
+            // otherwise SUM over the matching open accounts (exact on NUMERIC).
+            let rollup = *scope == Scope::All && f.balance.is_empty();
+            let mut qb = QueryBuilder::new(
+                "SELECT currency, is_crypto, sum(balance)::text AS balance, \
+                 sum(accounts)::bigint AS accounts FROM ",
+            );
+            if rollup {
+                qb.push("totals_rollup");
+                push_filter(&mut qb, scope, f, false);
+            } else {
+                qb.push("(SELECT currency, is_crypto, balance, 1 AS accounts FROM accounts");
+                push_filter(&mut qb, scope, f, true);
+                qb.push(") AS matching");
+            }
+            qb.push(" GROUP BY currency, is_crypto HAVING sum(accounts) <> 0 ORDER BY currency, is_crypto");
+            let rows: Vec<TotalRow> = qb
+                .build_query_as()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err)?;
+            rows.into_iter()
+                .map(|r| {
+                    Ok(CurrencyTotal {
+                        balance: rows::decimal(&r.balance, &format!("total of {}", r.currency))?,
+                        currency: coffer_core::Currency::new(&r.currency),
+                        is_crypto: r.is_crypto,
+                        accounts: u64::try_from(r.accounts).unwrap_or(0),
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?
+        };
+        let mut qb = QueryBuilder::new(
+            "SELECT count(DISTINCT customer_id) AS customers, min(fetched_at) AS oldest, \
+             max(fetched_at) AS newest FROM snapshots WHERE true",
+        );
+        if let Scope::Customers(ids) = scope {
+            qb.push(" AND customer_id = ANY(")
+                .push_bind(ids.clone())
+                .push(")");
+        }
+        if !f.providers.is_empty() {
+            qb.push(" AND provider_id = ANY(")
+                .push_bind(f.providers.clone())
+                .push(")");
+        }
+        let span: SpanRow = qb
+            .build_query_as()
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(Totals {
+            by_currency,
+            customers: u64::try_from(span.customers).unwrap_or(0),
+            oldest_as_of: span.oldest,
+            newest_as_of: span.newest,
+        })
+    }
+
+    pub(super) async fn history_impl(
+        &self,
+        customer_id: Option<&str>,
+        account_id: Option<&str>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HistoryEntry>> {
+        let q = if customer_id.is_some() {
+            sqlx::query_as(
+                "SELECT account_id, customer_id, balance::text AS balance, status, closed, recorded_at
+                 FROM balance_history WHERE customer_id = $1 AND recorded_at >= $2 AND recorded_at <= $3
+                 ORDER BY recorded_at, id",
+            )
+        } else {
+            sqlx::query_as(
+                "SELECT account_id, customer_id, balance::text AS balance, status, closed, recorded_at
+                 FROM balance_history WHERE account_id = $1 AND recorded_at >= $2 AND recorded_at <= $3
+                 ORDER BY recorded_at, id",
+            )
+        };
+        let rows: Vec<HistoryRow> = q
+            .bind(customer_id.or(account_id))
+            .bind(from)
+            .bind(to)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.into_iter()
+            .map(|r| {
+                HistoryCols {
+                    account_id: r.account_id,
+                    customer_id: r.customer_id,
+                    balance: r.balance,
+                    status: r.status,
+                    closed: r.closed,
+                    recorded_at: r.recorded_at,
+                }
+                .into_entry()
+            })
+            .collect()
+    }
+}
+
+/// Writes a plan with one statement per table (arrays through UNNEST).
+async fn write_plan(
+    tx: &mut Transaction<'static, Postgres>,
+    meta: &SnapshotMeta,
+    p: &Plan<'_>,
+) -> std::result::Result<(), sqlx::Error> {
+    if !p.upserts.is_empty() {
+        upsert_accounts(tx, p).await?;
+    }
+    if !p.close.is_empty() {
+        sqlx::query("UPDATE accounts SET closed = true, closed_at = $2 WHERE id = ANY($1)")
+            .bind(&p.close)
+            .bind(meta.fetched_at)
+            .execute(&mut **tx)
+            .await?;
+    }
+    if !p.history.is_empty() {
+        let h = &p.history;
+        sqlx::query(
+            "INSERT INTO balance_history (account_id, customer_id, balance, status, closed, recorded_at)
+             SELECT a, c, b::numeric, s, x, r
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::bool[], $6::timestamptz[])
+                  AS t(a, c, b, s, x, r)",
+        )
+        .bind(h.iter().map(|e| e.account_id.clone()).collect::<Vec<_>>())
+        .bind(h.iter().map(|e| e.customer_id.clone()).collect::<Vec<_>>())
+        .bind(h.iter().map(|e| e.balance.to_string()).collect::<Vec<_>>())
+        .bind(h.iter().map(|e| e.status.as_str().to_owned()).collect::<Vec<_>>())
+        .bind(h.iter().map(|e| e.closed).collect::<Vec<_>>())
+        .bind(h.iter().map(|e| e.recorded_at).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !p.rates.is_empty() {
+        let r = &p.rates;
+        sqlx::query(
+            "INSERT INTO rates (source, provider, currency, quote, rate, as_of)
+             SELECT 'provider', $1, c, q, v::numeric, $5
+             FROM UNNEST($2::text[], $3::text[], $4::text[]) AS t(c, q, v)
+             ON CONFLICT (source, provider, currency, quote) DO UPDATE
+             SET rate = excluded.rate, as_of = excluded.as_of
+             WHERE rates.as_of <= excluded.as_of",
+        )
+        .bind(&meta.provider_id)
+        .bind(
+            r.iter()
+                .map(|x| x.currency.code().to_owned())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            r.iter()
+                .map(|x| x.quote.code().to_owned())
+                .collect::<Vec<_>>(),
+        )
+        .bind(r.iter().map(|x| x.rate.to_string()).collect::<Vec<_>>())
+        .bind(meta.fetched_at)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !p.rollup.is_empty() {
+        let r = &p.rollup;
+        // Summed per row in SQL (exact, unbounded NUMERIC) and applied in key order, so
+        // concurrent writers lock rollup rows in the same order.
+        sqlx::query(
+            "INSERT INTO totals_rollup
+                 (shard, currency, is_crypto, provider_id, status, active, balance, accounts)
+             SELECT sh, c, k, p, s, a, sum(b::numeric), sum(n)
+             FROM UNNEST($1::int2[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::bool[],
+                         $7::text[], $8::int8[]) AS t(sh, c, k, p, s, a, b, n)
+             GROUP BY sh, c, k, p, s, a
+             ORDER BY sh, c, k, p, s, a
+             ON CONFLICT (shard, currency, is_crypto, provider_id, status, active) DO UPDATE
+             SET balance = totals_rollup.balance + excluded.balance,
+                 accounts = totals_rollup.accounts + excluded.accounts",
+        )
+        .bind(r.iter().map(|e| e.shard).collect::<Vec<_>>())
+        .bind(r.iter().map(|e| e.currency.clone()).collect::<Vec<_>>())
+        .bind(r.iter().map(|e| e.is_crypto).collect::<Vec<_>>())
+        .bind(r.iter().map(|e| e.provider_id.clone()).collect::<Vec<_>>())
+        .bind(r.iter().map(|e| e.status.to_owned()).collect::<Vec<_>>())
+        .bind(r.iter().map(|e| e.active).collect::<Vec<_>>())
+        .bind(r.iter().map(|e| e.balance.to_string()).collect::<Vec<_>>())
+        .bind(r.iter().map(|e| e.accounts).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn upsert_accounts(
+    tx: &mut Transaction<'static, Postgres>,
+    p: &Plan<'_>,
+) -> std::result::Result<(), sqlx::Error> {
+    let u = &p.upserts;
+    let text = |f: fn(&Account) -> String| u.iter().map(|(a, _)| f(a)).collect::<Vec<String>>();
+    let opt = |f: fn(&Account) -> Option<String>| {
+        u.iter().map(|(a, _)| f(a)).collect::<Vec<Option<String>>>()
+    };
+    let mut wallets = Vec::with_capacity(u.len());
+    for (a, _) in u {
+        wallets.push(rows::wallets_json(&a.wallets).map_err(|e| sqlx::Error::Encode(e.into()))?);
+    }
+    sqlx::query(
+        "INSERT INTO accounts (id, customer_id, provider_id, provider_account_id,
+             provider_customer_ref, currency, is_crypto, status, active, balance, wallets, iban,
+             provider_rate, provider_rate_quote, fetched_at, closed, closed_at, rollup_shard)
+         SELECT id, c, p, pa, pr, cur, k, s, act, b::numeric, w, iban, r::numeric, q, f, false, NULL, sh
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::bool[], $8::text[], $9::bool[], $10::text[], $11::text[], $12::text[],
+                     $13::text[], $14::text[], $15::timestamptz[], $16::int2[])
+              AS t(id, c, p, pa, pr, cur, k, s, act, b, w, iban, r, q, f, sh)
+         ON CONFLICT (id) DO UPDATE SET
+             customer_id = excluded.customer_id, provider_id = excluded.provider_id,
+             provider_account_id = excluded.provider_account_id,
+             provider_customer_ref = excluded.provider_customer_ref,
+             currency = excluded.currency, is_crypto = excluded.is_crypto,
+             status = excluded.status, active = excluded.active, balance = excluded.balance,
+             wallets = excluded.wallets, iban = excluded.iban,
+             provider_rate = excluded.provider_rate,
+             provider_rate_quote = excluded.provider_rate_quote,
+             fetched_at = excluded.fetched_at, closed = false, closed_at = NULL,
+             rollup_shard = excluded.rollup_shard",
+    )
+    .bind(text(|a| a.id.clone()))
+    .bind(text(|a| a.customer_id.clone()))
+    .bind(text(|a| a.provider_id.clone()))
+    .bind(text(|a| a.provider_account_id.clone()))
+    .bind(opt(|a| a.provider_customer_ref.clone()))
+    .bind(text(|a| a.currency.code().to_owned()))
+    .bind(u.iter().map(|(a, _)| a.is_crypto).collect::<Vec<_>>())
+    .bind(text(|a| a.status.as_str().to_owned()))
+    .bind(u.iter().map(|(a, _)| a.active).collect::<Vec<_>>())
+    .bind(text(|a| a.balance.to_string()))
+    .bind(wallets)
+    .bind(opt(|a| a.iban.clone()))
+    .bind(opt(|a| a.provider_rate.as_ref().map(|r| r.rate.to_string())))
+    .bind(opt(|a| a.provider_rate.as_ref().map(|r| r.quote.code().to_owned())))
+    .bind(u.iter().map(|(a, _)| a.fetched_at).collect::<Vec<_>>())
+    .bind(u.iter().map(|(_, sh)| *sh).collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

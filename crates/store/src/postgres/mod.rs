@@ -1,0 +1,357 @@
+//! The PostgreSQL backend (production): several replicas share one database, its snapshots,
+//! leases (`FOR UPDATE SKIP LOCKED`) and `LISTEN/NOTIFY` cache invalidation.
+//!
+//! Money is NUMERIC, written as text cast to `numeric` and read back as `::text`, parsed
+//! exactly: the value and its scale survive byte for byte.
+
+mod accounts;
+mod customers;
+mod notify;
+mod sync;
+
+pub(crate) use sync::lease_until;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use coffer_core::{Currency, query::Filter};
+use rust_decimal::Decimal;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::error::db_err;
+use crate::rows::{ApiKeyCols, RateCols};
+use crate::{
+    ApiKey, Change, ConnectOptions, Customer, CustomerAccounts, HistoryEntry, Lease, NewApiKey,
+    NewCustomer, Result, SaveOutcome, Scope, SnapshotMeta, Store, StoreError, StoredRate,
+    SyncOutcome, SyncState, Totals,
+};
+use coffer_core::Account;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// The PostgreSQL store. Cheap to clone (the pool is shared).
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    /// Identifies this instance in NOTIFY payloads, so it can tell its own changes apart.
+    instance: String,
+}
+
+impl std::fmt::Debug for PgStore {
+    // No DSN here: it may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("instance", &self.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgStore {
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, &ConnectOptions::default()).await
+    }
+
+    /// Connects lazily-tolerant: the pool tests every connection before handing it out and
+    /// opens new ones on demand, so it recovers by itself when the database comes back.
+    pub async fn connect_with(url: &str, opts: &ConnectOptions) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(opts.max_connections)
+            .min_connections(0)
+            .acquire_timeout(opts.acquire_timeout)
+            .test_before_acquire(true)
+            .idle_timeout(Duration::from_secs(300))
+            .connect(url)
+            .await
+            .map_err(db_err)?;
+        Ok(Self::from_pool(pool))
+    }
+
+    pub fn from_pool(pool: PgPool) -> Self {
+        PgStore {
+            pool,
+            instance: uuid::Uuid::new_v4().simple().to_string(),
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Recomputes `totals_rollup` from the open accounts (after a bulk load, or to repair).
+    pub async fn rebuild_totals_rollup(&self) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        sqlx::query("LOCK TABLE accounts IN SHARE MODE")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query("DELETE FROM totals_rollup")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO totals_rollup
+                 (shard, currency, is_crypto, provider_id, status, active, balance, accounts)
+             SELECT rollup_shard, currency, is_crypto, provider_id, status, active,
+                    sum(balance), count(*)
+             FROM accounts WHERE NOT closed
+             GROUP BY rollup_shard, currency, is_crypto, provider_id, status, active",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RateRow {
+    source: String,
+    provider: String,
+    currency: String,
+    quote: String,
+    rate: String,
+    as_of: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ApiKeyRow {
+    id: String,
+    hash: String,
+    role: String,
+    customers: Vec<String>,
+    created_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+#[async_trait::async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.pool).await.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(e) => db_err(e),
+            e => StoreError::Other(format!("migrations: {e}")),
+        })
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(db_err)
+    }
+
+    async fn create_customer(&self, c: &NewCustomer) -> Result<Customer> {
+        self.create_customer_impl(c).await
+    }
+
+    async fn get_customer(&self, id: &str) -> Result<Customer> {
+        self.get_customer_impl(id).await
+    }
+
+    async fn list_customers(&self, after: Option<&str>, limit: u32) -> Result<Vec<Customer>> {
+        self.list_customers_impl(after, limit).await
+    }
+
+    async fn update_customer(&self, c: &NewCustomer) -> Result<Customer> {
+        self.update_customer_impl(c).await
+    }
+
+    async fn delete_customer(&self, id: &str) -> Result<()> {
+        self.delete_customer_impl(id).await
+    }
+
+    async fn save_snapshot(
+        &self,
+        meta: &SnapshotMeta,
+        accounts: &[Account],
+    ) -> Result<SaveOutcome> {
+        self.save_snapshot_impl(meta, accounts).await
+    }
+
+    async fn customer_accounts(&self, customer_id: &str) -> Result<CustomerAccounts> {
+        self.customer_accounts_impl(customer_id).await
+    }
+
+    async fn get_account(&self, id: &str) -> Result<Account> {
+        self.get_account_impl(id).await
+    }
+
+    async fn list_accounts(&self, scope: &Scope, filter: &Filter) -> Result<Vec<Account>> {
+        self.list_accounts_impl(scope, filter).await
+    }
+
+    async fn totals(&self, scope: &Scope, filter: &Filter) -> Result<Totals> {
+        self.totals_impl(scope, filter).await
+    }
+
+    async fn account_history(
+        &self,
+        account_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HistoryEntry>> {
+        self.history_impl(None, Some(account_id), from, to).await
+    }
+
+    async fn customer_history(
+        &self,
+        customer_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<HistoryEntry>> {
+        self.history_impl(Some(customer_id), None, from, to).await
+    }
+
+    async fn set_manual_rates(
+        &self,
+        base: &Currency,
+        rates: &BTreeMap<Currency, Decimal>,
+        as_of: DateTime<Utc>,
+    ) -> Result<()> {
+        let currencies: Vec<String> = rates.keys().map(|c| c.code().to_owned()).collect();
+        let values: Vec<String> = rates.values().map(Decimal::to_string).collect();
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        // One manual rate per currency: a new base replaces the old quote.
+        sqlx::query("DELETE FROM rates WHERE source = 'manual' AND currency = ANY($1)")
+            .bind(&currencies)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO rates (source, provider, currency, quote, rate, as_of)
+             SELECT 'manual', '', c, $3, r::numeric, $4
+             FROM UNNEST($1::text[], $2::text[]) AS t(c, r)",
+        )
+        .bind(&currencies)
+        .bind(&values)
+        .bind(base.code())
+        .bind(as_of)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn delete_manual_rate(&self, currency: &Currency) -> Result<()> {
+        sqlx::query("DELETE FROM rates WHERE source = 'manual' AND currency = $1")
+            .bind(currency.code())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(db_err)
+    }
+
+    async fn rates(&self) -> Result<Vec<StoredRate>> {
+        let rows: Vec<RateRow> = sqlx::query_as(
+            "SELECT source, provider, currency, quote, rate::text AS rate, as_of FROM rates
+             ORDER BY currency, source, provider, quote",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.into_iter()
+            .map(|r| {
+                RateCols {
+                    source: r.source,
+                    provider: r.provider,
+                    currency: r.currency,
+                    quote: r.quote,
+                    rate: r.rate,
+                    as_of: r.as_of,
+                }
+                .into_rate()
+            })
+            .collect()
+    }
+
+    async fn insert_api_key(&self, k: &NewApiKey) -> Result<ApiKey> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let row: ApiKeyRow = sqlx::query_as(
+            "INSERT INTO api_keys (id, hash, role, customers, created_at) VALUES ($1, $2, $3, $4, $5)
+             RETURNING id, hash, role, customers, created_at, revoked_at",
+        )
+        .bind(&id)
+        .bind(&k.hash)
+        .bind(k.role.as_str())
+        .bind(&k.customers)
+        .bind(Utc::now())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match crate::error::violation(&e) {
+            Some(crate::error::Violation::Unique) => {
+                StoreError::Conflict("an API key with this hash exists".to_owned())
+            }
+            _ => db_err(e),
+        })?;
+        key(row)
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
+        let row: Option<ApiKeyRow> = sqlx::query_as(
+            "SELECT id, hash, role, customers, created_at, revoked_at FROM api_keys WHERE hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        row.map(key).transpose()
+    }
+
+    async fn revoke_api_key(&self, id: &str) -> Result<()> {
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1")
+                .bind(id)
+                .bind(Utc::now())
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound {
+                what: format!("API key {id}"),
+            });
+        }
+        Ok(())
+    }
+
+    async fn lease_due(&self, owner: &str, n: u32, lease_for: Duration) -> Result<Vec<Lease>> {
+        self.lease_due_impl(owner, n, lease_for).await
+    }
+
+    async fn release(&self, lease: &Lease, outcome: &SyncOutcome) -> Result<()> {
+        self.release_impl(lease, outcome).await
+    }
+
+    async fn sync_states(&self, customer_id: &str) -> Result<Vec<SyncState>> {
+        self.sync_states_impl(customer_id).await
+    }
+
+    async fn notify_changed(&self, customer_id: Option<&str>) -> Result<()> {
+        self.notify_changed_impl(customer_id).await
+    }
+
+    async fn subscribe_changes(&self) -> Result<Option<tokio::sync::mpsc::Receiver<Change>>> {
+        self.subscribe_changes_impl().await.map(Some)
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn key(r: ApiKeyRow) -> Result<ApiKey> {
+    ApiKeyCols {
+        id: r.id,
+        hash: r.hash,
+        role: r.role,
+        customers: r.customers,
+        created_at: r.created_at,
+        revoked_at: r.revoked_at,
+    }
+    .into_key()
+}

@@ -1,0 +1,157 @@
+//! Sync leases on PostgreSQL: `FOR UPDATE SKIP LOCKED`, so replicas never lease the same pair.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::PgStore;
+use crate::error::db_err;
+use crate::{Lease, Result, StoreError, SyncOutcome, SyncState};
+
+#[derive(sqlx::FromRow)]
+struct LeaseRow {
+    customer_id: String,
+    provider_id: String,
+    external_id: String,
+    lease_owner: String,
+    lease_expires: DateTime<Utc>,
+    failures: i32,
+}
+
+#[derive(sqlx::FromRow)]
+struct StateRow {
+    customer_id: String,
+    provider_id: String,
+    last_success: Option<DateTime<Utc>>,
+    last_error: Option<String>,
+    last_error_kind: Option<String>,
+    last_error_at: Option<DateTime<Utc>>,
+    failures: i32,
+    next_due: DateTime<Utc>,
+    lease_owner: Option<String>,
+    lease_expires: Option<DateTime<Utc>>,
+}
+
+pub(crate) fn lease_until(now: DateTime<Utc>, lease_for: Duration) -> Result<DateTime<Utc>> {
+    chrono::Duration::from_std(lease_for)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .ok_or_else(|| StoreError::Other(format!("lease duration {lease_for:?} is too long")))
+}
+
+impl PgStore {
+    pub(super) async fn lease_due_impl(
+        &self,
+        owner: &str,
+        n: u32,
+        lease_for: Duration,
+    ) -> Result<Vec<Lease>> {
+        let now = Utc::now();
+        let until = lease_until(now, lease_for)?;
+        // The CTE locks up to n due, unleased (or expired) rows, skipping rows another
+        // replica is leasing right now; under READ COMMITTED a row leased meanwhile is
+        // re-checked against the WHERE clause and dropped.
+        let rows: Vec<LeaseRow> = sqlx::query_as(
+            "WITH due AS (
+                 SELECT customer_id, provider_id FROM sync_state
+                 WHERE next_due <= $2 AND (lease_expires IS NULL OR lease_expires <= $2)
+                 ORDER BY next_due
+                 LIMIT $3
+                 FOR UPDATE SKIP LOCKED)
+             UPDATE sync_state s SET lease_owner = $1, lease_expires = $4
+             FROM due, customer_links l
+             WHERE s.customer_id = due.customer_id AND s.provider_id = due.provider_id
+               AND l.customer_id = s.customer_id AND l.provider = s.provider_id
+             RETURNING s.customer_id, s.provider_id, l.external_id, s.lease_owner,
+                       s.lease_expires, s.failures",
+        )
+        .bind(owner)
+        .bind(now)
+        .bind(i64::from(n))
+        .bind(until)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Lease {
+                customer_id: r.customer_id,
+                provider_id: r.provider_id,
+                external_id: r.external_id,
+                owner: r.lease_owner,
+                expires_at: r.lease_expires,
+                failures: u32::try_from(r.failures).unwrap_or(0),
+            })
+            .collect())
+    }
+
+    pub(super) async fn release_impl(&self, lease: &Lease, outcome: &SyncOutcome) -> Result<()> {
+        let now = Utc::now();
+        let q = match outcome {
+            SyncOutcome::Success { next_due } => sqlx::query(
+                "UPDATE sync_state SET lease_owner = NULL, lease_expires = NULL,
+                     last_success = $4, failures = 0, next_due = $5
+                 WHERE customer_id = $1 AND provider_id = $2 AND lease_owner = $3",
+            )
+            .bind(&lease.customer_id)
+            .bind(&lease.provider_id)
+            .bind(&lease.owner)
+            .bind(now)
+            .bind(*next_due),
+            SyncOutcome::Failure {
+                kind,
+                message,
+                next_due,
+            } => sqlx::query(
+                "UPDATE sync_state SET lease_owner = NULL, lease_expires = NULL,
+                     last_error = $6, last_error_kind = $7, last_error_at = $4,
+                     failures = failures + 1, next_due = $5
+                 WHERE customer_id = $1 AND provider_id = $2 AND lease_owner = $3",
+            )
+            .bind(&lease.customer_id)
+            .bind(&lease.provider_id)
+            .bind(&lease.owner)
+            .bind(now)
+            .bind(*next_due)
+            .bind(message)
+            .bind(kind.as_str()),
+        };
+        let done = q.execute(&self.pool).await.map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            tracing::debug!(
+                customer = %lease.customer_id,
+                provider = %lease.provider_id,
+                owner = %lease.owner,
+                "lease no longer held (expired and taken over, or the link is gone); outcome dropped"
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) async fn sync_states_impl(&self, customer_id: &str) -> Result<Vec<SyncState>> {
+        let rows: Vec<StateRow> = sqlx::query_as(
+            "SELECT customer_id, provider_id, last_success, last_error, last_error_kind,
+                    last_error_at, failures, next_due, lease_owner, lease_expires
+             FROM sync_state WHERE customer_id = $1 ORDER BY provider_id",
+        )
+        .bind(customer_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| SyncState {
+                customer_id: r.customer_id,
+                provider_id: r.provider_id,
+                last_success: r.last_success,
+                last_error: r.last_error,
+                last_error_kind: r.last_error_kind,
+                last_error_at: r.last_error_at,
+                failures: u32::try_from(r.failures).unwrap_or(0),
+                next_due: r.next_due,
+                lease_owner: r.lease_owner,
+                lease_expires: r.lease_expires,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,285 @@
+//! The conformance suite on PostgreSQL, plus what only PostgreSQL has: NUMERIC width checks,
+//! the totals rollup, LISTEN/NOTIFY, and recovering from killed connections.
+//! Each test runs in its own fresh database (see `pg/mod.rs` for how the server is found).
+#![allow(clippy::unwrap_used)]
+
+mod conformance;
+mod pg;
+
+use std::time::Duration;
+
+use coffer_core::query::Filter;
+use coffer_store::{Change, PgStore, Scope, Store, StoreError};
+use conformance::{account, customer, d, meta};
+use pg::TestDb;
+
+async fn store(db: &TestDb) -> PgStore {
+    let s = PgStore::connect(&db.url).await.unwrap();
+    s.migrate().await.unwrap();
+    s
+}
+
+async fn run(case: conformance::Case) {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let s = store(&db).await;
+    case(&s).await;
+    s.close().await;
+}
+
+conformance_tests!(run);
+
+#[tokio::test]
+async fn connect_picks_postgres_by_scheme() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    for url in [
+        db.url.clone(),
+        db.url.replacen("postgres://", "postgresql://", 1),
+    ] {
+        let s = coffer_store::connect(&url).await.unwrap();
+        assert_eq!(s.backend(), "postgres");
+        s.migrate().await.unwrap();
+        s.ping().await.unwrap();
+        s.close().await;
+    }
+}
+
+/// A NUMERIC too wide for `Decimal` cannot be written, and if one is there anyway (written by
+/// hand, constraint dropped) reading it is an error, never a truncated value.
+#[tokio::test]
+async fn too_wide_numeric_is_refused_and_detected() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let s = store(&db).await;
+    s.create_customer(&customer("c1", &[])).await.unwrap();
+    s.save_snapshot(
+        &meta("c1", "p100", 0),
+        &[account("c1", "p100", "a", "EUR", "1", 0)],
+    )
+    .await
+    .unwrap();
+    for wide in [
+        "123456789012345678901234567890",
+        "0.00000000000000000000000000001",
+        "79228162514264337593543950336",
+    ] {
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE accounts SET balance = {wide}"
+        )))
+        .execute(s.pool())
+        .await;
+        assert!(r.is_err(), "{wide} was accepted");
+    }
+    sqlx::query("ALTER TABLE accounts DROP CONSTRAINT accounts_balance_check")
+        .execute(s.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE accounts SET balance = 1234567890123456789012345678.95")
+        .execute(s.pool())
+        .await
+        .unwrap();
+    match s.get_account("p100:a").await {
+        Err(StoreError::Corrupt(m)) => {
+            assert!(m.contains("1234567890123456789012345678.95"), "{m}")
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    s.close().await;
+}
+
+/// The rollup-backed totals equal a rebuild from the accounts after concurrent writers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollup_stays_exact_under_concurrent_writers() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let s = store(&db).await;
+    for i in 0..24 {
+        s.create_customer(&customer(&format!("c{i}"), &[]))
+            .await
+            .unwrap();
+    }
+    let mut tasks = vec![];
+    for i in 0..24 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let c = format!("c{i}");
+            for round in 0..8i64 {
+                let mut accts = vec![
+                    account(
+                        &c,
+                        "p100",
+                        &format!("{c}-eur"),
+                        "EUR",
+                        &format!("{round}.25"),
+                        round,
+                    ),
+                    account(&c, "p100", &format!("{c}-btc"), "BTC", "0.00000001", round),
+                ];
+                if round % 3 == 0 {
+                    accts.push(account(
+                        &c,
+                        "p100",
+                        &format!("{c}-usdc"),
+                        "USDC",
+                        "5.000000",
+                        round,
+                    ));
+                }
+                s.save_snapshot(&meta(&c, "p100", round), &accts)
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let before = s.totals(&Scope::All, &Filter::default()).await.unwrap();
+    let eur = before
+        .by_currency
+        .iter()
+        .find(|t| t.currency.code() == "EUR")
+        .unwrap();
+    assert_eq!((eur.balance, eur.accounts), (d("174.00"), 24));
+    assert!(
+        !before
+            .by_currency
+            .iter()
+            .any(|t| t.currency.code() == "USDC"),
+        "closed in round 7"
+    );
+    s.rebuild_totals_rollup().await.unwrap();
+    assert_eq!(
+        s.totals(&Scope::All, &Filter::default()).await.unwrap(),
+        before
+    );
+    s.close().await;
+}
+
+async fn recv(rx: &mut tokio::sync::mpsc::Receiver<Change>) -> Change {
+    tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("no change within 10 s")
+        .expect("listener ended")
+}
+
+async fn kill_other_connections(url: &str) {
+    use sqlx::Connection;
+    let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    c.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_reach_every_replica_and_survive_reconnects() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let a = store(&db).await;
+    let b = PgStore::connect(&db.url).await.unwrap();
+    let mut rx_b = b.subscribe_changes().await.unwrap().unwrap();
+    let mut rx_a = a.subscribe_changes().await.unwrap().unwrap();
+
+    a.notify_changed(Some("c1")).await.unwrap();
+    assert_eq!(
+        recv(&mut rx_b).await,
+        Change {
+            customer_id: Some("c1".into()),
+            local: false
+        }
+    );
+    assert_eq!(
+        recv(&mut rx_a).await,
+        Change {
+            customer_id: Some("c1".into()),
+            local: true
+        }
+    );
+    b.notify_changed(None).await.unwrap();
+    assert_eq!(
+        recv(&mut rx_b).await,
+        Change {
+            customer_id: None,
+            local: true
+        }
+    );
+    assert_eq!(
+        recv(&mut rx_a).await,
+        Change {
+            customer_id: None,
+            local: false
+        }
+    );
+
+    // Every connection killed: the listeners come back and say "anything may have changed".
+    kill_other_connections(&db.url).await;
+    assert_eq!(recv(&mut rx_b).await.customer_id, None);
+    // And later notifications arrive again (the first send may meet a dead pool connection).
+    let mut sent = false;
+    for _ in 0..3 {
+        if a.notify_changed(Some("c2")).await.is_ok() {
+            sent = true;
+            break;
+        }
+    }
+    assert!(sent);
+    loop {
+        let c = recv(&mut rx_b).await;
+        if c.customer_id.as_deref() == Some("c2") {
+            assert!(!c.local);
+            break;
+        }
+    }
+    drop(rx_a);
+    drop(rx_b);
+    a.close().await;
+    b.close().await;
+}
+
+/// Connections killed under the pool: the next operations succeed, at worst after one
+/// `Unavailable` (retryable), without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_recovers_after_connections_are_killed() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let s = store(&db).await;
+    s.create_customer(&customer("c1", &[])).await.unwrap();
+    // Warm a few pooled connections.
+    let (r1, r2, r3) = tokio::join!(s.ping(), s.get_customer("c1"), s.ping());
+    r1.unwrap();
+    r2.unwrap();
+    r3.unwrap();
+    for _ in 0..3 {
+        kill_other_connections(&db.url).await;
+        let mut unavailable = 0;
+        let ok = loop {
+            match s.get_customer("c1").await {
+                Ok(c) => break c,
+                Err(e) if e.is_retryable() && unavailable == 0 => unavailable += 1,
+                Err(e) => panic!("not recovered: {e:?}"),
+            }
+        };
+        assert_eq!(ok.id, "c1");
+        s.save_snapshot(
+            &meta("c1", "p100", 0),
+            &[account("c1", "p100", "a", "EUR", "1", 0)],
+        )
+        .await
+        .unwrap();
+    }
+    s.close().await;
+    // A closed pool is Unavailable (retryable), like a lost database.
+    assert!(matches!(s.ping().await, Err(StoreError::Unavailable(_))));
+}
