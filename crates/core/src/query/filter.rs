@@ -168,3 +168,125 @@ impl FieldSearch {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::query::fixtures::{accounts, d};
+
+    fn ids(f: &Filter) -> Vec<String> {
+        accounts()
+            .into_iter()
+            .filter(|a| f.matches(a))
+            .map(|a| a.id)
+            .collect()
+    }
+
+    #[test]
+    fn empty_filter_matches_everything() {
+        assert_eq!(ids(&Filter::default()).len(), accounts().len());
+    }
+
+    #[test]
+    fn each_field_constrains() {
+        let f = Filter {
+            is_crypto: Some(false),
+            ..Filter::default()
+        };
+        assert_eq!(ids(&f), ["p100:eur", "bank:1", "bank:2"]);
+        let f = Filter {
+            active: Some(false),
+            ..Filter::default()
+        };
+        assert_eq!(ids(&f), ["bank:2"]);
+        let f = Filter {
+            currencies: vec![Currency::new("eur"), Currency::new("zzz")],
+            ..Filter::default()
+        };
+        assert_eq!(ids(&f), ["p100:eur", "bank:1", "bank:3"]);
+        let f = Filter {
+            statuses: vec![Status::Suspended],
+            ..Filter::default()
+        };
+        assert_eq!(ids(&f), ["bank:2"]);
+        let f = Filter {
+            providers: vec!["bank".into()],
+            ..Filter::default()
+        };
+        assert_eq!(ids(&f), ["bank:1", "bank:2", "bank:3"]);
+        let balance = BalanceRange {
+            gt: Some(d("5")),
+            lte: Some(d("1500.50")),
+            ..BalanceRange::default()
+        };
+        let f = Filter {
+            balance,
+            ..Filter::default()
+        };
+        assert_eq!(ids(&f), ["p100:eur", "p100:doge", "bank:1"]);
+    }
+
+    #[test]
+    fn field_searches() {
+        let search = |field, op| Filter {
+            fields: vec![FieldSearch { field, op }],
+            ..Filter::default()
+        };
+        assert_eq!(
+            ids(&search(SearchField::Id, FieldOp::Eq("bank:1".into()))),
+            ["bank:1"]
+        );
+        assert!(ids(&search(SearchField::Id, FieldOp::Eq("BANK:1".into()))).is_empty());
+        assert_eq!(
+            ids(&search(SearchField::Currency, FieldOp::Eq("usdc".into()))),
+            ["p100:usdc"]
+        );
+        assert_eq!(
+            ids(&search(SearchField::Currency, FieldOp::Like("Ur".into()))),
+            ["p100:eur", "bank:1"]
+        );
+        assert_eq!(
+            ids(&search(
+                SearchField::Iban,
+                FieldOp::Eq("de89370400440532013000".into())
+            )),
+            ["bank:1"]
+        );
+        assert_eq!(
+            ids(&search(
+                SearchField::CustomerId,
+                FieldOp::In(vec!["c2".into(), "c9".into()])
+            )),
+            ["bank:1", "bank:2"]
+        );
+        assert_eq!(
+            ids(&search(
+                SearchField::Status,
+                FieldOp::Eq("SUSPENDED".into())
+            )),
+            ["bank:2"]
+        );
+        assert_eq!(
+            ids(&search(
+                SearchField::MainWalletAddress,
+                FieldOp::Like("0x9D27".into())
+            )),
+            ["p100:usdc"]
+        );
+    }
+
+    #[test]
+    fn free_text_searches_id_wallets_and_iban() {
+        let text = |t: &str| Filter {
+            text: Some(t.into()),
+            ..Filter::default()
+        };
+        assert_eq!(ids(&text("P100:D")), ["p100:doge"]);
+        assert_eq!(ids(&text("nwan7y")), ["p100:doge"]);
+        assert_eq!(ids(&text("0x2d0236")), ["p100:usdc"]);
+        assert_eq!(ids(&text("3704 0044")), ["bank:1"]);
+        assert_eq!(ids(&text("37040044")), ["bank:1"]);
+        assert!(ids(&text("nothing")).is_empty());
+    }
+}
