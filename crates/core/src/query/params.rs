@@ -73,7 +73,8 @@ pub struct Query {
     pub filter: Filter,
     /// `stack` / `group_by`.
     pub stack: Option<Stack>,
-    /// `details` / `include_details`.
+    /// `details` / `include_details`: list the accounts in the balance answer. The list endpoint
+    /// accepts it (it is in the shared filter table) and always lists accounts anyway.
     pub details: bool,
     /// `max_age` in seconds: the freshness layer's business, carried through.
     pub max_age: Option<Duration>,
