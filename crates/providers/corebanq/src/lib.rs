@@ -19,7 +19,7 @@ pub mod wire;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use coffer_core::{BalanceProvider, ProviderError, ProviderSnapshot};
+use coffer_core::{BalanceProvider, Currency, ProviderError, ProviderSnapshot};
 use reqwest::header::HeaderMap;
 use tracing::Instrument;
 
@@ -66,16 +66,20 @@ impl CorebanqProvider {
 }
 
 /// The one-line registration the server uses for `kind = "corebanq"`: a static bearer token,
-/// balances quoted in EUR. For `x-api-key` auth or another quote currency, build a
-/// [`CorebanqConfig`] and call [`CorebanqProvider::new`].
+/// balances quoted in `quote_currency` (`None`: EUR). For `x-api-key` auth or a refreshing
+/// token, build a [`CorebanqConfig`] and call [`CorebanqProvider::new`].
 pub fn build(
     id: &str,
     base_url: &str,
     token: impl Into<Secret>,
     timeout: Duration,
+    quote_currency: Option<&str>,
 ) -> Result<Arc<dyn BalanceProvider>, ConfigError> {
     let auth = Arc::new(BearerToken::new(id, token.into())?);
-    let config = CorebanqConfig::new(id, base_url, auth)?.with_timeout(timeout);
+    let mut config = CorebanqConfig::new(id, base_url, auth)?.with_timeout(timeout);
+    if let Some(quote) = quote_currency {
+        config = config.with_quote_currency(Currency::new(quote));
+    }
     Ok(Arc::new(CorebanqProvider::new(config)?))
 }
 

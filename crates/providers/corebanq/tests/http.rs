@@ -21,7 +21,7 @@ const TOKEN: &str = "test-token-8d2e71";
 const SEED_CUSTOMER: &str = "497f6eca-6276-4993-bfeb-53cbbbba6f08";
 
 fn provider(base: &str) -> Arc<dyn BalanceProvider> {
-    build("bank", base, TOKEN, Duration::from_secs(5)).unwrap()
+    build("bank", base, TOKEN, Duration::from_secs(5), None).unwrap()
 }
 
 async fn fetch_from(canned: Canned) -> Result<ProviderSnapshot, ProviderError> {
@@ -329,7 +329,7 @@ async fn transport_failures_are_retryable() {
         .delay(Duration::from_secs(3))
         .serve()
         .await;
-    let p = build("bank", &base, TOKEN, Duration::from_millis(200)).unwrap();
+    let p = build("bank", &base, TOKEN, Duration::from_millis(200), None).unwrap();
     let e = p.fetch("c-1").await.unwrap_err();
     assert_eq!((e.kind, e.retryable), (K::Timeout, true), "{e}");
     let slow = raw_server(
@@ -337,7 +337,7 @@ async fn transport_failures_are_retryable() {
         Duration::from_secs(3),
     )
     .await;
-    let p = build("bank", &slow, TOKEN, Duration::from_millis(300)).unwrap();
+    let p = build("bank", &slow, TOKEN, Duration::from_millis(300), None).unwrap();
     let e = p.fetch("c-1").await.unwrap_err();
     assert_eq!((e.kind, e.retryable), (K::Timeout, true), "{e}");
 }

@@ -42,12 +42,19 @@ async fn logs_and_errors_never_hold_the_token() {
         ),
     ] {
         let (base, _) = canned.serve().await;
-        let p = build("bank", &base, TOKEN, Duration::from_secs(5)).unwrap();
+        let p = build("bank", &base, TOKEN, Duration::from_secs(5), None).unwrap();
         if let Err(e) = p.fetch("c-1").await {
             errors.push(format!("{e} {e:?}"));
         }
     }
-    let p = build("bank", &refused_url().await, TOKEN, Duration::from_secs(1)).unwrap();
+    let p = build(
+        "bank",
+        &refused_url().await,
+        TOKEN,
+        Duration::from_secs(1),
+        None,
+    )
+    .unwrap();
     errors.push(format!("{:?}", p.fetch("c-1").await.unwrap_err()));
 
     let logs = capture.text();

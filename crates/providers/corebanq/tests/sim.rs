@@ -30,7 +30,14 @@ async fn start() -> (SimHandle, Arc<dyn BalanceProvider>) {
     .await
     .unwrap();
     let token = sim.config().corebanq_token.clone();
-    let provider = build("bank", &sim.corebanq_url(), token, Duration::from_secs(5)).unwrap();
+    let provider = build(
+        "bank",
+        &sim.corebanq_url(),
+        token,
+        Duration::from_secs(5),
+        None,
+    )
+    .unwrap();
     (sim, provider)
 }
 
@@ -290,6 +297,7 @@ async fn every_simulated_fault_maps_to_its_error() {
         &sim.corebanq_url(),
         "not-the-token",
         Duration::from_secs(5),
+        None,
     )
     .unwrap();
     assert_eq!(
@@ -307,6 +315,7 @@ async fn slow_simulated_answers_time_out() {
         &sim.corebanq_url(),
         token,
         Duration::from_millis(300),
+        None,
     )
     .unwrap();
     let customer = customer_id(3);
@@ -328,4 +337,27 @@ async fn slow_simulated_answers_time_out() {
         provider.fetch(&customer).await.unwrap_err().kind,
         K::Timeout
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rates_are_quoted_in_the_configured_currency() {
+    let (sim, _) = start().await;
+    let token = sim.config().corebanq_token.clone();
+    let provider = build(
+        "bank",
+        &sim.corebanq_url(),
+        token,
+        Duration::from_secs(5),
+        Some("usd"),
+    )
+    .unwrap();
+    let mut rates = 0;
+    for index in 0..10 {
+        let s = provider.fetch(&customer_id(index)).await.unwrap();
+        for rate in s.accounts.iter().filter_map(|a| a.provider_rate.as_ref()) {
+            assert_eq!(rate.quote.code(), "USD");
+            rates += 1;
+        }
+    }
+    assert!(rates > 0, "some generated accounts have a rate");
 }
