@@ -1,1 +1,24 @@
+//! Coffer's service: the HTTP API, auth, freshness and cache, the sync worker, config and
+//! telemetry.
+//!
+//! Architecture invariant: this is the only crate that knows axum and HTTP status codes; every
+//! error becomes an HTTP answer in `error.rs` and nowhere else.
 #![forbid(unsafe_code)]
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod fresh;
+pub mod limiter;
+pub mod metrics;
+pub mod notify;
+pub mod providers;
+pub mod rates;
+pub mod resilience;
+pub mod routes;
+pub mod run;
+pub mod singleflight;
+pub mod state;
+pub mod sync;
+pub mod telemetry;

@@ -1,0 +1,242 @@
+//! Building the HTTP app: routes, middleware, and serving with graceful shutdown.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use coffer_store::Store;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::KeyResolver;
+use crate::config::Config;
+use crate::fresh::Freshness;
+use crate::limiter::KeyLimiter;
+use crate::providers::Providers;
+use crate::rates::RateBook;
+use crate::routes;
+use crate::state::{AppState, Inner};
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Coffer", description = "Account balances from every provider, in one exact account model."),
+    components(schemas(crate::error::ErrorBody)),
+    modifiers(&SecurityAddon),
+    security(("api_key" = []), ("bearer" = [])),
+    tags(
+        (name = "accounts", description = "Balances and the unified account list"),
+        (name = "customers", description = "Customers and their provider links (admin)"),
+        (name = "rates", description = "The rate table"),
+        (name = "ops", description = "Health, readiness, metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Everything the app needs, built once at start-up.
+pub struct AppParts {
+    pub config: Config,
+    pub store: Arc<dyn Store>,
+    pub providers: Providers,
+    /// `COFFER_ADMIN_KEY`, if set.
+    pub bootstrap_admin_key: Option<String>,
+    pub instance_id: String,
+}
+
+/// Builds the state shared by the API and the sync worker.
+pub fn state(parts: AppParts) -> AppState {
+    let AppParts {
+        config,
+        store,
+        providers,
+        bootstrap_admin_key,
+        instance_id,
+    } = parts;
+    let providers = Arc::new(providers);
+    // After a snapshot is written, other replicas drop that customer from their L1.
+    let announcer = Arc::clone(&store);
+    let fresh = Arc::new(
+        Freshness::new(
+            Arc::clone(&store),
+            Arc::clone(&providers),
+            config.cache.clone(),
+        )
+        .with_on_saved(Arc::new(move |customer: &str| {
+            let store = Arc::clone(&announcer);
+            let customer = customer.to_owned();
+            tokio::spawn(async move {
+                if let Err(e) = store.notify_changed(Some(&customer)).await {
+                    tracing::debug!(error = %e, "refresh not announced to other replicas");
+                }
+            });
+        })),
+    );
+    let manual = config
+        .rates
+        .manual
+        .iter()
+        .filter_map(|(c, v)| Some((coffer_core::Currency::known(c)?, v.parse().ok()?)))
+        .collect();
+    let base = config.base_currency();
+    AppState(Arc::new(Inner {
+        keys: KeyResolver::new(
+            Arc::clone(&store),
+            bootstrap_admin_key.as_deref(),
+            Duration::from_secs(30),
+        ),
+        limiter: KeyLimiter::new(
+            config.server.rate_limit_per_key,
+            config.server.rate_limit_burst,
+        ),
+        rates: RateBook::new(base.clone(), manual),
+        base,
+        metrics: crate::metrics::handle(),
+        config: Arc::new(config),
+        store,
+        providers,
+        fresh,
+        instance_id,
+    }))
+}
+
+/// The router with its OpenAPI document.
+pub fn router(state: AppState) -> Router {
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(routes::health::healthz))
+        .routes(routes!(routes::health::readyz))
+        .routes(routes!(routes::health::metrics))
+        .routes(routes!(routes::accounts::balance))
+        .routes(routes!(routes::accounts::list))
+        .routes(routes!(routes::accounts::get_account))
+        .routes(routes!(routes::customers::create, routes::customers::list))
+        .routes(routes!(
+            routes::customers::get,
+            routes::customers::update,
+            routes::customers::delete
+        ))
+        .routes(routes!(routes::customers::refresh))
+        .routes(routes!(routes::rates::get_rates, routes::rates::put_rates))
+        .split_for_parts();
+    let api = Arc::new(api);
+    let cfg = Arc::clone(&state.config);
+    router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let api = Arc::clone(&api);
+                async move { axum::Json(api.as_ref().clone()) }
+            }),
+        )
+        .route("/v2/minimal", axum::routing::get(minimal))
+        .with_state(state)
+        .layer(middleware::from_fn(record_metrics))
+        .layer(CompressionLayer::new())
+        .layer(cors(&cfg.server.cors_origins))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, cfg.server.request_timeout))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), uri = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// A minimal JSON handler behind the same middleware: the benchmark's baseline.
+async fn minimal() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"ok": true}))
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    if origins.is_empty() {
+        return CorsLayer::new();
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([
+            http::header::AUTHORIZATION,
+            http::header::CONTENT_TYPE,
+            HeaderName::from_static("x-api-key"),
+        ])
+}
+
+async fn record_metrics(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().to_string();
+    let resp = next.run(req).await;
+    crate::metrics::http_request(&route, &method, resp.status().as_u16(), started.elapsed());
+    resp
+}
+
+/// Serves until `shutdown` resolves, then drains requests in flight.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received; draining requests in flight");
+}

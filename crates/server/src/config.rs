@@ -1,0 +1,420 @@
+//! Configuration: defaults → `coffer.toml` → `COFFER_SECTION__KEY` environment overrides, in one
+//! typed struct validated at start-up. Secrets are never read from the file: the file names the
+//! environment variable that holds each one.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use coffer_core::Currency;
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration. Every key has a default, so an empty file is valid.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub cache: CacheConfig,
+    pub sync: SyncConfig,
+    pub rates: RatesConfig,
+    pub log: LogConfig,
+    pub telemetry: TelemetryConfig,
+    pub providers: Vec<ProviderConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Whole-request timeout (the client gets 503 after it).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Origins allowed by CORS; empty means CORS is off, `["*"]` allows any.
+    pub cors_origins: Vec<String>,
+    /// Requests per second allowed per API key (token bucket); 0 turns the limit off.
+    pub rate_limit_per_key: u32,
+    /// Burst size of the per-key bucket.
+    pub rate_limit_burst: u32,
+    /// How long graceful shutdown waits for requests in flight.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// Largest page a list request may ask for.
+    pub max_page_size: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_timeout: Duration::from_secs(30),
+            cors_origins: Vec::new(),
+            rate_limit_per_key: 100,
+            rate_limit_burst: 200,
+            shutdown_grace: Duration::from_secs(20),
+            max_page_size: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://coffer.db`, `sqlite::memory:` or `postgres://user@host/db`. A password may be
+    /// given by `COFFER_DATABASE__URL` in the environment instead of the file.
+    pub url: String,
+    /// Apply migrations when `coffer serve` starts.
+    pub migrate_on_start: bool,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://coffer.db".into(),
+            migrate_on_start: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// How long a customer's answer is served from memory without asking again.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// How old a stored snapshot may be and still be served (flagged stale) when its provider
+    /// fails. Beyond it the provider's accounts are left out and the answer is `partial`.
+    #[serde(with = "humantime_serde")]
+    pub stale_if_error: Duration,
+    /// How long an answer that holds a provider failure stays in memory, so recovery is seen soon.
+    #[serde(with = "humantime_serde")]
+    pub error_ttl: Duration,
+    /// Customers held in memory.
+    pub capacity: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(30),
+            stale_if_error: Duration::from_secs(24 * 3600),
+            error_ttl: Duration::from_secs(5),
+            capacity: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncConfig {
+    pub enabled: bool,
+    /// Every linked (customer, provider) pair is refreshed this often.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+    /// Provider fetches in flight at once, per replica.
+    pub concurrency: usize,
+    /// Pairs leased per round trip to the database.
+    pub batch: u32,
+    /// How long a lease lasts; a replica that dies loses its pairs after this.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// Longest wait between retries of a failing pair.
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// How often a pair the provider does not know (or has not verified) is retried.
+    #[serde(with = "humantime_serde")]
+    pub unknown_customer_retry: Duration,
+    /// How long the worker waits when nothing is due.
+    #[serde(with = "humantime_serde")]
+    pub idle_poll: Duration,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: Duration::from_secs(300),
+            concurrency: 32,
+            batch: 64,
+            lease: Duration::from_secs(60),
+            max_backoff: Duration::from_secs(3600),
+            unknown_customer_retry: Duration::from_secs(6 * 3600),
+            idle_poll: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RatesConfig {
+    pub base: String,
+    /// Manual rates: value of one unit in the base currency, as decimal strings.
+    pub manual: BTreeMap<String, String>,
+}
+
+impl Default for RatesConfig {
+    fn default() -> Self {
+        Self {
+            base: "EUR".into(),
+            manual: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (readable) or `json`.
+    pub format: String,
+    /// A `tracing` filter, e.g. `info,coffer_server=debug`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// OTLP/gRPC endpoint for traces; `OTEL_EXPORTER_OTLP_ENDPOINT` is used when unset.
+    pub otlp_endpoint: Option<String>,
+    pub service_name: Option<String>,
+}
+
+/// One configured provider instance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Instance id, used in account ids and links (`p100`, `bank`).
+    pub id: String,
+    /// Which adapter: `p100` or `corebanq`.
+    pub kind: String,
+    pub base_url: String,
+    /// Name of the environment variable holding the API key or token.
+    pub api_key_env: String,
+    #[serde(default = "default_provider_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Calls per second the whole deployment may make to this provider (0 = unlimited).
+    #[serde(default)]
+    pub rate_limit: u32,
+    /// Retries of a retryable failure within one request.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// The currency the provider is asked to value balances in (Corebanq `currency=`).
+    #[serde(default)]
+    pub quote_currency: Option<String>,
+}
+
+fn default_provider_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_retries() -> u32 {
+    2
+}
+
+/// A configuration problem, naming the key and where it came from.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(String),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl Config {
+    /// Loads defaults, then the file (if given or `COFFER_CONFIG` names one), then `COFFER_…`
+    /// environment overrides (`COFFER_SERVER__LISTEN=0.0.0.0:8080`).
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let path: Option<PathBuf> = path
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("COFFER_CONFIG").map(PathBuf::from));
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(p) = &path {
+            if !p.exists() {
+                return Err(ConfigError::Load(format!(
+                    "file {} does not exist",
+                    p.display()
+                )));
+            }
+            fig = fig.merge(Toml::file(p));
+        }
+        fig = fig.merge(env_provider());
+        let cfg: Config = fig.extract().map_err(|e| {
+            let at = path
+                .as_ref()
+                .map(|p| format!(" in {}", p.display()))
+                .unwrap_or_default();
+            ConfigError::Load(format!("{e}{at}"))
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks what serde cannot: currencies, decimals, provider kinds and ids.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: key.into(),
+            message,
+        };
+        Currency::known(&self.rates.base).ok_or_else(|| {
+            invalid(
+                "rates.base",
+                format!("`{}` is not a known currency", self.rates.base),
+            )
+        })?;
+        for (cur, val) in &self.rates.manual {
+            let key = format!("rates.manual.{cur}");
+            Currency::known(cur)
+                .ok_or_else(|| invalid(&key, format!("`{cur}` is not a known currency")))?;
+            let v: Decimal = val
+                .parse()
+                .map_err(|_| invalid(&key, format!("`{val}` is not a decimal number")))?;
+            if v <= Decimal::ZERO {
+                return Err(invalid(&key, "a rate must be greater than 0".into()));
+            }
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(invalid(
+                "log.format",
+                format!("`{}`: expected `text` or `json`", self.log.format),
+            ));
+        }
+        if self.server.max_page_size == 0 {
+            return Err(invalid("server.max_page_size", "must be at least 1".into()));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, p) in self.providers.iter().enumerate() {
+            let key = |k: &str| format!("providers[{i}].{k}");
+            if !crate::providers::KINDS.contains(&p.kind.as_str()) {
+                return Err(invalid(
+                    &key("kind"),
+                    format!(
+                        "`{}`: expected one of {}",
+                        p.kind,
+                        crate::providers::KINDS.join(", ")
+                    ),
+                ));
+            }
+            if p.id.is_empty()
+                || !p
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            {
+                return Err(invalid(
+                    &key("id"),
+                    format!("`{}`: 1+ characters of A-Za-z0-9._-", p.id),
+                ));
+            }
+            if !seen.insert(p.id.clone()) {
+                return Err(invalid(
+                    &key("id"),
+                    format!("`{}` is configured twice", p.id),
+                ));
+            }
+            if let Some(q) = &p.quote_currency {
+                Currency::known(q).ok_or_else(|| {
+                    invalid(
+                        &key("quote_currency"),
+                        format!("`{q}` is not a known currency"),
+                    )
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn base_currency(&self) -> Currency {
+        Currency::new(&self.rates.base)
+    }
+}
+
+fn env_provider() -> Env {
+    Env::prefixed("COFFER_")
+        .split("__")
+        .ignore(&["CONFIG", "ADMIN_KEY"])
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail closures return figment::Error
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn file_and_env_layer() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "coffer.toml",
+                r#"
+                [server]
+                listen = "127.0.0.1:9000"
+                [cache]
+                ttl = "10s"
+                [rates]
+                manual = { USD = "0.92" }
+                [[providers]]
+                id = "p100"
+                kind = "p100"
+                base_url = "http://localhost:1"
+                api_key_env = "P100_API_KEY"
+                "#,
+            )?;
+            jail.set_env("COFFER_SERVER__LISTEN", "127.0.0.1:9100");
+            let cfg = Config::load(Some(Path::new("coffer.toml"))).unwrap();
+            assert_eq!(cfg.server.listen.port(), 9100);
+            assert_eq!(cfg.cache.ttl, Duration::from_secs(10));
+            assert_eq!(cfg.providers[0].timeout, Duration::from_secs(5));
+            assert_eq!(cfg.rates.manual["USD"], "0.92");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let mut cfg = Config::default();
+        cfg.rates.manual.insert("USD".into(), "abc".into());
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("rates.manual.USD"), "{err}");
+        let mut cfg = Config::default();
+        cfg.providers.push(ProviderConfig {
+            id: "x".into(),
+            kind: "nope".into(),
+            base_url: "http://x".into(),
+            api_key_env: "X".into(),
+            timeout: Duration::from_secs(1),
+            rate_limit: 0,
+            retries: 0,
+            quote_currency: None,
+        });
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("providers[0].kind"), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("coffer.toml", "[server]\nlisen = \"x\"\n")?;
+            let err = Config::load(Some(Path::new("coffer.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("lisen"), "{err}");
+            Ok(())
+        });
+    }
+}

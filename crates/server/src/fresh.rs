@@ -1,0 +1,385 @@
+//! Freshness: the one loader every read of a customer goes through (requests and the sync
+//! worker alike).
+//!
+//! Path for one customer: L1 (moka, per customer) → store snapshot newer than the bound →
+//! every linked provider in parallel (timeout, retries, breaker) → snapshot + history written →
+//! answer. Concurrent loads of one customer are coalesced, and so are concurrent fetches of one
+//! (provider, external id), so a request and a sync of the same pair share one provider call.
+//! When a provider fails, its last snapshot is served flagged stale (up to
+//! `cache.stale_if_error`); beyond that its accounts are left out and the answer is partial.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use coffer_core::{Account, ProviderError, ProviderErrorKind, ProviderSnapshot};
+use coffer_store::{SnapshotMeta, Store, StoreError};
+use futures::FutureExt;
+use futures::future::join_all;
+
+use crate::config::CacheConfig;
+use crate::metrics;
+use crate::providers::Providers;
+use crate::singleflight::{Role, SingleFlight};
+
+/// What one provider contributed to a customer's view.
+#[derive(Debug, Clone)]
+pub struct ProviderView {
+    pub provider_id: String,
+    /// Accounts served (empty when `Missing`).
+    pub accounts: Vec<Account>,
+    /// When the served data was fetched from the provider; `None` if never.
+    pub as_of: Option<DateTime<Utc>>,
+    pub state: ProviderState,
+    /// Balances the provider sent that could not be understood.
+    pub rejected: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum ProviderState {
+    /// Fetched now or within the freshness bound.
+    Fresh,
+    /// The provider failed; the last snapshot is served.
+    Stale(ProviderError),
+    /// The provider failed and there is no snapshot young enough: its accounts are left out.
+    Missing(ProviderError),
+}
+
+/// A customer's accounts across every linked provider.
+#[derive(Debug, Clone)]
+pub struct CustomerView {
+    pub customer_id: String,
+    pub providers: Vec<ProviderView>,
+    /// When this view was assembled.
+    pub loaded_at: Instant,
+    /// The store could not be read; this view is an older one served from memory.
+    pub store_unavailable: bool,
+}
+
+impl CustomerView {
+    pub fn accounts(&self) -> impl Iterator<Item = &Account> {
+        self.providers.iter().flat_map(|p| p.accounts.iter())
+    }
+
+    pub fn has_failures(&self) -> bool {
+        self.store_unavailable
+            || self
+                .providers
+                .iter()
+                .any(|p| !matches!(p.state, ProviderState::Fresh))
+    }
+
+    /// Oldest provider data in the view.
+    fn oldest_as_of(&self) -> Option<DateTime<Utc>> {
+        self.providers.iter().filter_map(|p| p.as_of).min()
+    }
+}
+
+/// Why a customer could not be loaded at all.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoadError {
+    #[error("customer not found")]
+    NotFound,
+    #[error("store unavailable: {0}")]
+    StoreUnavailable(String),
+    #[error("store error: {0}")]
+    Store(String),
+}
+
+impl From<LoadError> for crate::error::ApiError {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::NotFound => crate::error::ApiError::NotFound("customer".into()),
+            LoadError::StoreUnavailable(m) => crate::error::ApiError::Unavailable(m),
+            LoadError::Store(m) => crate::error::ApiError::Internal(m),
+        }
+    }
+}
+
+/// How fresh the caller needs the data.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Need {
+    /// `max_age`: data older than this is refreshed first.
+    pub max_age: Option<Duration>,
+    /// Ignore every cache and fetch from the providers now (refresh endpoint).
+    pub force: bool,
+}
+
+type PairKey = (String, String);
+/// Called with a customer id after one of its snapshots was written.
+pub type OnSaved = Arc<dyn Fn(&str) + Send + Sync>;
+type FetchResult = Result<ProviderSnapshot, ProviderError>;
+
+pub struct Freshness {
+    store: Arc<dyn Store>,
+    providers: Arc<Providers>,
+    cfg: CacheConfig,
+    l1: moka::future::Cache<String, Arc<CustomerView>>,
+    customers: SingleFlight<String, Result<Arc<CustomerView>, LoadError>>,
+    fetches: SingleFlight<PairKey, FetchResult>,
+    /// Called after a snapshot of a customer was written (cross-replica invalidation).
+    on_saved: Option<OnSaved>,
+}
+
+impl Freshness {
+    pub fn new(store: Arc<dyn Store>, providers: Arc<Providers>, cfg: CacheConfig) -> Self {
+        // Entries live as long as they may be served stale, not just `ttl`: freshness is checked
+        // on read, and an old entry is the answer of last resort when the store is down.
+        let l1 = moka::future::Cache::builder()
+            .max_capacity(cfg.capacity)
+            .time_to_live(cfg.stale_if_error.max(cfg.ttl))
+            .build();
+        Self {
+            store,
+            providers,
+            cfg,
+            l1,
+            customers: SingleFlight::default(),
+            fetches: SingleFlight::default(),
+            on_saved: None,
+        }
+    }
+
+    pub fn with_on_saved(mut self, f: OnSaved) -> Self {
+        self.on_saved = Some(f);
+        self
+    }
+
+    pub fn config(&self) -> &CacheConfig {
+        &self.cfg
+    }
+
+    /// Drops a customer from L1 (after a refresh elsewhere, a link or rate change).
+    pub async fn invalidate(&self, customer_id: &str) {
+        self.l1.invalidate(customer_id).await;
+    }
+
+    pub fn invalidate_all(&self) {
+        self.l1.invalidate_all();
+    }
+
+    /// A customer's view, as fresh as `need` says.
+    pub async fn customer(
+        self: &Arc<Self>,
+        customer_id: &str,
+        need: Need,
+    ) -> Result<Arc<CustomerView>, LoadError> {
+        let cached = self.l1.get(customer_id).await;
+        if let Some(v) = &cached
+            && !need.force
+            && self.usable(v, need.max_age)
+        {
+            metrics::cache("hit");
+            return Ok(Arc::clone(v));
+        }
+        metrics::cache("miss");
+        let this = Arc::clone(self);
+        let id = customer_id.to_owned();
+        let (res, role) = self
+            .customers
+            .run(customer_id.to_owned(), move || {
+                async move { this.load(&id, need).await }.boxed()
+            })
+            .await;
+        if role == Role::Follower {
+            metrics::cache("coalesced");
+        }
+        match res {
+            Ok(v) => Ok(v),
+            Err(LoadError::StoreUnavailable(m)) => match cached {
+                // The store is down: the last view in memory, flagged, beats no answer.
+                Some(v) => {
+                    let mut old = (*v).clone();
+                    old.store_unavailable = true;
+                    Ok(Arc::new(old))
+                }
+                None => Err(LoadError::StoreUnavailable(m)),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    fn usable(&self, v: &CustomerView, max_age: Option<Duration>) -> bool {
+        let ttl = if v.has_failures() {
+            self.cfg.error_ttl.min(self.cfg.ttl)
+        } else {
+            self.cfg.ttl
+        };
+        if v.loaded_at.elapsed() > ttl {
+            return false;
+        }
+        match (max_age, v.oldest_as_of()) {
+            (Some(max), Some(oldest)) => age(oldest) <= max,
+            _ => true,
+        }
+    }
+
+    async fn load(
+        self: Arc<Self>,
+        customer_id: &str,
+        need: Need,
+    ) -> Result<Arc<CustomerView>, LoadError> {
+        let customer = self
+            .store
+            .get_customer(customer_id)
+            .await
+            .map_err(load_error)?;
+        let stored = self
+            .store
+            .customer_accounts(customer_id)
+            .await
+            .map_err(load_error)?;
+        let bound = need.max_age.unwrap_or(self.cfg.ttl);
+        let mut by_provider: HashMap<&str, Vec<Account>> = HashMap::new();
+        for a in &stored.accounts {
+            by_provider
+                .entry(a.provider_id.as_str())
+                .or_default()
+                .push(a.clone());
+        }
+        let metas: HashMap<&str, &SnapshotMeta> = stored
+            .snapshots
+            .iter()
+            .map(|m| (m.provider_id.as_str(), m))
+            .collect();
+
+        let views = customer.links.iter().map(|link| {
+            let meta = metas.get(link.provider.as_str()).copied();
+            let stored_accounts = by_provider
+                .get(link.provider.as_str())
+                .cloned()
+                .unwrap_or_default();
+            let this = Arc::clone(&self);
+            let customer = &customer;
+            async move {
+                if let Some(m) = meta.filter(|m| !need.force && age(m.fetched_at) <= bound) {
+                    return ProviderView {
+                        provider_id: link.provider.clone(),
+                        accounts: stored_accounts,
+                        as_of: Some(m.fetched_at),
+                        state: ProviderState::Fresh,
+                        rejected: m.rejected.clone(),
+                    };
+                }
+                match this
+                    .fetch_pair(&customer.id, &link.provider, &link.external_id)
+                    .await
+                {
+                    Ok((accounts, meta)) => ProviderView {
+                        provider_id: link.provider.clone(),
+                        accounts,
+                        as_of: Some(meta.fetched_at),
+                        state: ProviderState::Fresh,
+                        rejected: meta.rejected,
+                    },
+                    Err(e) => this.fallback(link.provider.clone(), meta, stored_accounts, e),
+                }
+            }
+        });
+        let providers = join_all(views).await;
+        let view = Arc::new(CustomerView {
+            customer_id: customer_id.to_owned(),
+            providers,
+            loaded_at: Instant::now(),
+            store_unavailable: false,
+        });
+        self.l1
+            .insert(customer_id.to_owned(), Arc::clone(&view))
+            .await;
+        Ok(view)
+    }
+
+    fn fallback(
+        &self,
+        provider_id: String,
+        meta: Option<&SnapshotMeta>,
+        stored_accounts: Vec<Account>,
+        e: ProviderError,
+    ) -> ProviderView {
+        match meta {
+            Some(m) if age(m.fetched_at) <= self.cfg.stale_if_error => ProviderView {
+                provider_id,
+                accounts: stored_accounts,
+                as_of: Some(m.fetched_at),
+                state: ProviderState::Stale(e),
+                rejected: m.rejected.clone(),
+            },
+            other => ProviderView {
+                provider_id,
+                accounts: Vec::new(),
+                as_of: other.map(|m| m.fetched_at),
+                state: ProviderState::Missing(e),
+                rejected: Vec::new(),
+            },
+        }
+    }
+
+    /// Fetches one (customer, provider) pair now, coalesced with any fetch of the same pair in
+    /// flight, and writes the snapshot. Shared by requests and the sync worker.
+    pub async fn fetch_pair(
+        self: &Arc<Self>,
+        customer_id: &str,
+        provider_id: &str,
+        external_id: &str,
+    ) -> Result<(Vec<Account>, SnapshotMeta), ProviderError> {
+        let provider = self.providers.get(provider_id).ok_or_else(|| {
+            ProviderError::new(
+                provider_id,
+                ProviderErrorKind::Unexpected,
+                "provider is not configured",
+            )
+            .retryable(false)
+        })?;
+        let deadline = Instant::now() + self.providers.request_budget(provider_id);
+        let ext = external_id.to_owned();
+        let (res, _) = self
+            .fetches
+            .run(
+                (provider_id.to_owned(), external_id.to_owned()),
+                move || async move { provider.fetch(&ext, deadline).await }.boxed(),
+            )
+            .await;
+        let snapshot = res?;
+        let accounts = snapshot.to_accounts(customer_id, provider_id);
+        let meta = SnapshotMeta {
+            customer_id: customer_id.to_owned(),
+            provider_id: provider_id.to_owned(),
+            provider_customer_ref: snapshot.provider_customer_ref.clone(),
+            fetched_at: snapshot.fetched_at,
+            rejected: snapshot
+                .rejected
+                .iter()
+                .map(|r| match &r.provider_account_id {
+                    Some(id) => format!("{id}: {}", r.reason),
+                    None => r.reason.clone(),
+                })
+                .collect(),
+        };
+        match self.store.save_snapshot(&meta, &accounts).await {
+            Ok(_) => {
+                if let Some(f) = &self.on_saved {
+                    f(customer_id);
+                }
+            }
+            // The answer is still good; the next fetch writes it again.
+            Err(e) => {
+                tracing::warn!(customer = customer_id, provider = provider_id, error = %e, "snapshot not saved")
+            }
+        }
+        Ok((accounts, meta))
+    }
+}
+
+fn load_error(e: StoreError) -> LoadError {
+    match e {
+        StoreError::NotFound { .. } => LoadError::NotFound,
+        StoreError::Unavailable(m) => LoadError::StoreUnavailable(m),
+        other => LoadError::Store(other.to_string()),
+    }
+}
+
+/// Age of data fetched at `t` (zero if `t` is in the future).
+pub fn age(t: DateTime<Utc>) -> Duration {
+    (Utc::now() - t).to_std().unwrap_or(Duration::ZERO)
+}

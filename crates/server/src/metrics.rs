@@ -1,0 +1,83 @@
+//! Prometheus metrics. Names follow Prometheus conventions (`coffer_…_total`, `_seconds`).
+//! The recorder is process-wide (one per process, shared by every app in a test binary).
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use coffer_core::ProviderErrorKind;
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Installs the recorder once and returns the handle that renders `/metrics`.
+pub fn handle() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            match builder.install_recorder() {
+                Ok(h) => h,
+                // Another recorder is installed (a test harness): render an empty registry.
+                Err(_) => PrometheusBuilder::new().build_recorder().handle(),
+            }
+        })
+        .clone()
+}
+
+pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
+    let labels = [
+        ("route", route.to_owned()),
+        ("method", method.to_owned()),
+        ("status", status.to_string()),
+    ];
+    counter!("coffer_http_requests_total", &labels).increment(1);
+    histogram!("coffer_http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
+}
+
+pub fn provider_call(provider: &str, error: Option<ProviderErrorKind>, elapsed: Duration) {
+    let outcome = error.map_or("ok", ProviderErrorKind::as_str);
+    counter!("coffer_provider_calls_total", "provider" => provider.to_owned(), "outcome" => outcome)
+        .increment(1);
+    histogram!("coffer_provider_call_duration_seconds", "provider" => provider.to_owned())
+        .record(elapsed.as_secs_f64());
+    if let Some(kind) = error {
+        counter!("coffer_provider_errors_total", "provider" => provider.to_owned(), "kind" => kind.as_str())
+            .increment(1);
+    }
+}
+
+pub fn cache(outcome: &'static str) {
+    counter!("coffer_cache_requests_total", "outcome" => outcome).increment(1);
+}
+
+pub fn answer_flags(stale: bool, partial: bool) {
+    if stale {
+        counter!("coffer_stale_answers_total").increment(1);
+    }
+    if partial {
+        counter!("coffer_partial_answers_total").increment(1);
+    }
+}
+
+pub fn breaker_state(provider: &str, state: f64) {
+    gauge!("coffer_circuit_breaker_state", "provider" => provider.to_owned()).set(state);
+}
+
+pub fn sync_run(provider: &str, error: Option<ProviderErrorKind>) {
+    let outcome = error.map_or("ok", ProviderErrorKind::as_str);
+    counter!("coffer_sync_runs_total", "provider" => provider.to_owned(), "outcome" => outcome)
+        .increment(1);
+    if error.is_some() {
+        counter!("coffer_sync_errors_total", "provider" => provider.to_owned()).increment(1);
+    }
+}
+
+pub fn sync_lag(seconds: f64) {
+    gauge!("coffer_sync_lag_seconds").set(seconds);
+}

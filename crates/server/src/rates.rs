@@ -1,0 +1,106 @@
+//! Where a query's rate table comes from: manual rates (config, then the admin API, newest
+//! wins), then the providers' own rates. Stored rates are cached in memory and dropped when an
+//! admin changes them (here or, through the store's notifications, on another replica).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use coffer_core::rates::{Rate, RateSource, RateTable};
+use coffer_core::{Account, Currency};
+use coffer_store::{Store, StoredRate};
+use tokio::sync::RwLock;
+
+/// How long stored rates are reused without asking the store again.
+const STORED_TTL: Duration = Duration::from_secs(30);
+
+pub struct RateBook {
+    base: Currency,
+    /// Manual rates from the config file, dated at start-up so an admin's later rate wins.
+    config_manual: Vec<Rate>,
+    stored: RwLock<Option<(Instant, Arc<Vec<Rate>>)>>,
+}
+
+impl RateBook {
+    pub fn new(base: Currency, config_manual: Vec<(Currency, rust_decimal::Decimal)>) -> Self {
+        let now = Utc::now();
+        let config_manual = config_manual
+            .into_iter()
+            .map(|(c, v)| Rate::manual(c, base.clone(), v, now))
+            .collect();
+        Self {
+            base,
+            config_manual,
+            stored: RwLock::new(None),
+        }
+    }
+
+    pub fn base(&self) -> &Currency {
+        &self.base
+    }
+
+    pub async fn invalidate(&self) {
+        *self.stored.write().await = None;
+    }
+
+    /// Rates kept in the store (manual and provider-reported), cached. When the store cannot be
+    /// read, the last rates read are used; with none, only the config's and the accounts'.
+    pub async fn stored(&self, store: &dyn Store) -> Arc<Vec<Rate>> {
+        if let Some((at, rates)) = self.stored.read().await.as_ref()
+            && at.elapsed() < STORED_TTL
+        {
+            return Arc::clone(rates);
+        }
+        match store.rates().await {
+            Ok(rows) => {
+                let rates = Arc::new(rows.into_iter().map(to_core).collect::<Vec<_>>());
+                *self.stored.write().await = Some((Instant::now(), Arc::clone(&rates)));
+                rates
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "rates not read from the store; using the last known");
+                self.stored
+                    .read()
+                    .await
+                    .as_ref()
+                    .map(|(_, r)| Arc::clone(r))
+                    .unwrap_or_default()
+            }
+        }
+    }
+
+    /// The rate table for a query over `accounts`: manual rates first, then the rates the
+    /// providers reported with these accounts, then stored provider rates (for currencies the
+    /// accounts themselves carry no rate for).
+    pub async fn table_for(&self, store: &dyn Store, accounts: &[Account]) -> RateTable {
+        let mut table = RateTable::new(self.base.clone());
+        for r in self.config_manual.iter().cloned() {
+            insert(&mut table, r);
+        }
+        for r in self.stored(store).await.iter().cloned() {
+            insert(&mut table, r);
+        }
+        table.add_from_accounts(accounts);
+        table
+    }
+}
+
+fn insert(table: &mut RateTable, r: Rate) {
+    if let Err(e) = table.insert(r) {
+        tracing::warn!(error = %e, "rate ignored");
+    }
+}
+
+fn to_core(r: StoredRate) -> Rate {
+    Rate {
+        currency: r.currency,
+        quote: r.quote,
+        value: r.rate,
+        source: match r.source {
+            coffer_store::RateSource::Manual => RateSource::Manual,
+            coffer_store::RateSource::Provider => RateSource::Provider,
+        },
+        provider: r.provider,
+        as_of: r.as_of,
+    }
+}

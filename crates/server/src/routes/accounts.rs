@@ -1,0 +1,312 @@
+//! `GET /v2/accounts/balance`, `GET /v2/accounts`, `GET /v2/accounts/{id}`.
+
+use axum::Json;
+use axum::extract::{Path, Query as QueryExtract, State};
+use coffer_core::query::{self, Endpoint, ListData, ParamError, ParseOptions, Query, QueryError};
+use coffer_core::rates::RateTable;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::fresh::Need;
+use crate::routes::answer::freshness_of;
+use crate::routes::dto::{self, AccountOut, CoverageOut, FreshnessOut, GroupOut, UnconvertedOut};
+use crate::routes::params::{BalanceParams, ListParams};
+use crate::routes::rates::RateOut;
+use crate::routes::source;
+use crate::state::AppState;
+
+type Pairs = Result<QueryExtract<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
+
+fn parse(state: &AppState, pairs: Pairs, endpoint: Endpoint) -> ApiResult<Query> {
+    let QueryExtract(pairs) = pairs.map_err(|e| ApiError::param("query", e.body_text()))?;
+    let mut opts = ParseOptions::new(endpoint);
+    opts.max_limit = state.config.server.max_page_size;
+    opts.default_limit = opts.default_limit.min(opts.max_limit);
+    query::parse_query(&pairs, &opts).map_err(param_error)
+}
+
+fn param_error(e: ParamError) -> ApiError {
+    ApiError::InvalidParam {
+        param: e.param,
+        message: e.message,
+    }
+}
+
+fn query_error(e: QueryError) -> ApiError {
+    match e {
+        QueryError::Param(p) => param_error(p),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+/// A target other than the base needs a rate, or every amount would come back unconverted.
+fn check_target(q: &Query, table: &RateTable) -> ApiResult<()> {
+    if let Some(t) = &q.currency
+        && t != table.base()
+        && table.rate(t).is_none()
+    {
+        return Err(ApiError::param(
+            "currency",
+            format!(
+                "no rate converts {} to {t}; an admin can set one with PUT /v2/rates",
+                table.base()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// With `strict`, a stale or partial answer is an error instead.
+fn check_strict(q: &Query, f: &crate::routes::answer::Freshness) -> ApiResult<()> {
+    if q.strict && (f.stale || f.partial) {
+        return Err(ApiError::Provider {
+            message: "a provider failed and `strict` was asked".into(),
+            details: serde_json::json!({ "warnings": f.warnings }),
+        });
+    }
+    Ok(())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BalanceOut {
+    /// Total in `currency`, rounded half-even to its minor units.
+    pub total_balance: String,
+    /// The target currency.
+    pub currency: String,
+    pub fiat_balance: String,
+    pub crypto_balance: String,
+    /// The same three totals, exact (before the one presentation rounding).
+    pub exact: ExactOut,
+    /// With `stack=currency`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<GroupOut>>,
+    /// With `details=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<DetailsOut>,
+    /// Every rate used, with source and `as_of`.
+    pub rates: Vec<RateOut>,
+    /// Accounts left out of the totals because no rate converts them (never counted as 0).
+    pub unconverted: Vec<UnconvertedOut>,
+    pub accounts_count: usize,
+    #[serde(flatten)]
+    pub freshness: FreshnessOut,
+    /// All-customer answers: how many customers, and the span of their data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<CoverageOut>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExactOut {
+    pub total_balance: String,
+    pub fiat_balance: String,
+    pub crypto_balance: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DetailsOut {
+    pub fiat_accounts: Vec<AccountOut>,
+    pub crypto_assets: Vec<AccountOut>,
+}
+
+/// Consolidated fiat + crypto balance, converted to one currency.
+#[utoipa::path(get, path = "/v2/accounts/balance", tag = "accounts", params(BalanceParams),
+    responses((status = 200, body = BalanceOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn balance(
+    State(state): State<AppState>,
+    caller: Caller,
+    pairs: Pairs,
+) -> ApiResult<Json<BalanceOut>> {
+    let q = parse(&state, pairs, Endpoint::Balance)?;
+    let src = source::accounts(&state, &caller, &q).await?;
+    check_strict(&q, &src.freshness)?;
+    let table = state
+        .rates
+        .table_for(state.store.as_ref(), &src.accounts)
+        .await;
+    check_target(&q, &table)?;
+    let a = query::balance(&src.accounts, &q, &table).map_err(query_error)?;
+    crate::metrics::answer_flags(src.freshness.stale, src.freshness.partial);
+    let target = a.currency.clone();
+    Ok(Json(BalanceOut {
+        total_balance: a.total.rounded.to_string(),
+        currency: target.to_string(),
+        fiat_balance: a.fiat.rounded.to_string(),
+        crypto_balance: a.crypto.rounded.to_string(),
+        exact: ExactOut {
+            total_balance: a.total.exact.to_string(),
+            fiat_balance: a.fiat.exact.to_string(),
+            crypto_balance: a.crypto.exact.to_string(),
+        },
+        groups: a
+            .groups
+            .as_ref()
+            .map(|g| g.iter().map(dto::group).collect()),
+        details: a.details.as_ref().map(|d| DetailsOut {
+            fiat_accounts: d
+                .fiat_accounts
+                .iter()
+                .map(|c| dto::converted(c, &target))
+                .collect(),
+            crypto_assets: d
+                .crypto_assets
+                .iter()
+                .map(|c| dto::converted(c, &target))
+                .collect(),
+        }),
+        rates: dto::rates(&a.rates),
+        unconverted: a.unconverted.iter().map(dto::unconverted).collect(),
+        accounts_count: a.accounts,
+        freshness: src.freshness.into(),
+        coverage: src.coverage,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListOut {
+    /// Accounts, or with `stack=currency` groups of accounts.
+    #[schema(value_type = Vec<Object>)]
+    pub data: serde_json::Value,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+    /// The target currency of `balance_in_base`.
+    pub currency: String,
+    /// Accounts matching the filters, over all pages.
+    pub matched: usize,
+    pub rates: Vec<RateOut>,
+    pub unconverted: Vec<UnconvertedOut>,
+    #[serde(flatten)]
+    pub freshness: FreshnessOut,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<CoverageOut>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StackedGroupOut {
+    #[serde(flatten)]
+    pub group: GroupOut,
+    pub accounts: Vec<AccountOut>,
+}
+
+/// The unified account list: filters, field searches, free text, sort, keyset pagination.
+#[utoipa::path(get, path = "/v2/accounts", tag = "accounts", params(ListParams),
+    responses((status = 200, body = ListOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    pairs: Pairs,
+) -> ApiResult<Json<ListOut>> {
+    let q = parse(&state, pairs, Endpoint::List)?;
+    let src = source::accounts(&state, &caller, &q).await?;
+    check_strict(&q, &src.freshness)?;
+    let table = state
+        .rates
+        .table_for(state.store.as_ref(), &src.accounts)
+        .await;
+    check_target(&q, &table)?;
+    let page = query::list(&src.accounts, &q, &table).map_err(query_error)?;
+    crate::metrics::answer_flags(src.freshness.stale, src.freshness.partial);
+    let target = page.currency.clone();
+    let data = match &page.data {
+        ListData::Accounts(items) => serde_json::to_value(
+            items
+                .iter()
+                .map(|c| dto::converted(c, &target))
+                .collect::<Vec<_>>(),
+        ),
+        ListData::Groups(groups) => serde_json::to_value(
+            groups
+                .iter()
+                .map(|g| StackedGroupOut {
+                    group: dto::group(&g.group),
+                    accounts: g
+                        .accounts
+                        .iter()
+                        .map(|c| dto::converted(c, &target))
+                        .collect(),
+                })
+                .collect::<Vec<_>>(),
+        ),
+    }
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(ListOut {
+        data,
+        next_cursor: page.next_cursor.clone(),
+        currency: target.to_string(),
+        matched: page.matched,
+        rates: dto::rates(&page.rates),
+        unconverted: page.unconverted.iter().map(dto::unconverted).collect(),
+        freshness: src.freshness.into(),
+        coverage: src.coverage,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountDetailOut {
+    #[serde(flatten)]
+    pub account: AccountOut,
+    pub rates: Vec<RateOut>,
+    #[serde(flatten)]
+    pub freshness: FreshnessOut,
+}
+
+/// One account, as fresh as its customer's other accounts. Takes `currency`, `max_age`, `strict`.
+#[utoipa::path(get, path = "/v2/accounts/{id}", tag = "accounts",
+    params(("id" = String, Path, description = "`{provider}:{provider_account_id}`")),
+    responses((status = 200, body = AccountDetailOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_account(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    pairs: Pairs,
+) -> ApiResult<Json<AccountDetailOut>> {
+    let q = parse(&state, pairs, Endpoint::Balance)?;
+    if q.customer_id.is_some() || q.filter != Default::default() || q.stack.is_some() || q.details {
+        return Err(ApiError::param(
+            "query",
+            "only `currency`, `max_age` and `strict` apply to one account",
+        ));
+    }
+    let not_found = || ApiError::NotFound("account".into());
+    // Same answer for "no such account" and "not yours": nothing to infer from.
+    let stored = match state.store.get_account(&id).await {
+        Ok(a) => a,
+        Err(coffer_store::StoreError::NotFound { .. }) => return Err(not_found()),
+        Err(e) => return Err(e.into()),
+    };
+    if !caller.can_see(&stored.customer_id) {
+        return Err(not_found());
+    }
+    let view = state
+        .fresh
+        .customer(
+            &stored.customer_id,
+            Need {
+                max_age: q.max_age,
+                force: false,
+            },
+        )
+        .await?;
+    let freshness = freshness_of(std::slice::from_ref(&view));
+    check_strict(&q, &freshness)?;
+    let account = view
+        .accounts()
+        .find(|a| a.id == id)
+        .cloned()
+        .ok_or_else(not_found)?;
+    let accounts = [account];
+    let table = state.rates.table_for(state.store.as_ref(), &accounts).await;
+    check_target(&q, &table)?;
+    let target = q.currency.clone().unwrap_or_else(|| table.base().clone());
+    let converted = table
+        .convert(accounts[0].balance, &accounts[0].currency, &target)
+        .ok();
+    Ok(Json(AccountDetailOut {
+        account: dto::account(&accounts[0], converted.as_ref().map(|c| c.value), &target),
+        rates: converted.map(|c| dto::rates(&c.rates)).unwrap_or_default(),
+        freshness: freshness.into(),
+    }))
+}

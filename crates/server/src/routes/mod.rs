@@ -1,0 +1,10 @@
+//! HTTP handlers, one file per resource. API bodies are their own structs, never internal types.
+
+pub mod accounts;
+pub mod answer;
+pub mod customers;
+pub mod dto;
+pub mod health;
+pub mod params;
+pub mod rates;
+pub mod source;

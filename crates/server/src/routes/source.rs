@@ -1,0 +1,90 @@
+//! Where a query's accounts come from, respecting the caller's scope:
+//! - one customer (`customer_id`): the freshness loader (L1 → snapshot → providers);
+//! - a reader without `customer_id`: the loader, for each customer in its scope;
+//! - an admin without `customer_id`: the store only, never the providers (the sync worker keeps
+//!   it fresh).
+
+use std::sync::Arc;
+
+use coffer_core::Account;
+use coffer_core::query::{Filter, Query};
+use coffer_store::Scope;
+use futures::StreamExt;
+use futures::stream;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::fresh::{CustomerView, Need};
+use crate::routes::answer::{Freshness, freshness_of};
+use crate::routes::dto::CoverageOut;
+use crate::state::AppState;
+
+/// Customers loaded at once for a reader's multi-customer answer.
+const FAN_OUT: usize = 8;
+
+pub struct Sourced {
+    pub accounts: Vec<Account>,
+    pub freshness: Freshness,
+    /// Set for all-customer answers read from the store.
+    pub coverage: Option<CoverageOut>,
+}
+
+/// The accounts for `q`, as the caller may see them.
+pub async fn accounts(state: &AppState, caller: &Caller, q: &Query) -> ApiResult<Sourced> {
+    let need = Need {
+        max_age: q.max_age,
+        force: false,
+    };
+    if let Some(id) = &q.customer_id {
+        if !caller.can_see(id) {
+            return Err(ApiError::NotFound("customer".into()));
+        }
+        let view = state.fresh.customer(id, need).await?;
+        return Ok(from_views(vec![view]));
+    }
+    if caller.is_admin() {
+        return all_from_store(state, &q.filter).await;
+    }
+    let loads = stream::iter(caller.customers.iter().cloned())
+        .map(|id| {
+            let fresh = Arc::clone(&state.fresh);
+            async move { fresh.customer(&id, need).await }
+        })
+        .buffer_unordered(FAN_OUT)
+        .collect::<Vec<_>>()
+        .await;
+    let mut views = Vec::with_capacity(loads.len());
+    for l in loads {
+        match l {
+            Ok(v) => views.push(v),
+            // A customer deleted since the key was made is simply not there any more.
+            Err(crate::fresh::LoadError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(from_views(views))
+}
+
+fn from_views(views: Vec<Arc<CustomerView>>) -> Sourced {
+    let freshness = freshness_of(&views);
+    let accounts = views.iter().flat_map(|v| v.accounts().cloned()).collect();
+    Sourced {
+        accounts,
+        freshness,
+        coverage: None,
+    }
+}
+
+async fn all_from_store(state: &AppState, filter: &Filter) -> ApiResult<Sourced> {
+    let accounts = state.store.list_accounts(&Scope::All, filter).await?;
+    let totals = state.store.totals(&Scope::All, filter).await?;
+    Ok(Sourced {
+        accounts,
+        freshness: Freshness::default(),
+        coverage: Some(CoverageOut {
+            customers: totals.customers,
+            oldest_as_of: totals.oldest_as_of,
+            newest_as_of: totals.newest_as_of,
+        }),
+    })
+}

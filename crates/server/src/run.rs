@@ -1,0 +1,176 @@
+//! Starting and stopping a whole Coffer service: store, providers, API, sync worker and
+//! cross-replica invalidation. `coffer serve`, `coffer demo` and the end-to-end tests all start
+//! the service through [`start`], so they run the same code.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use coffer_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::app::{self, AppParts};
+use crate::config::Config;
+use crate::providers::Providers;
+use crate::state::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("database: {0}")]
+    Store(#[from] coffer_store::StoreError),
+    #[error(transparent)]
+    Provider(#[from] crate::providers::ProviderBuildError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// How to start, beyond the config.
+#[derive(Default)]
+pub struct StartOptions {
+    /// `COFFER_ADMIN_KEY`.
+    pub bootstrap_admin_key: Option<String>,
+    /// Providers to use instead of building them from the config (tests, demo).
+    pub providers: Option<Providers>,
+    /// A store already connected (tests share one); otherwise `database.url` is connected.
+    pub store: Option<Arc<dyn Store>>,
+    /// A listener already bound (tests bind port 0); otherwise `server.listen` is bound.
+    pub listener: Option<TcpListener>,
+    /// This replica's id; a random one when absent.
+    pub instance_id: Option<String>,
+}
+
+/// A running service.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<std::io::Result<()>>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, drains requests in flight and the sync worker, and returns.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.server.await;
+        for t in self.background {
+            let _ = t.await;
+        }
+    }
+
+    /// Resolves when the server has stopped (after a signal, for `coffer serve`).
+    pub async fn wait(self) -> std::io::Result<()> {
+        let Running {
+            server,
+            shutdown,
+            background,
+            ..
+        } = self;
+        let r = server.await.unwrap_or(Ok(()));
+        let _ = shutdown.send(true);
+        for t in background {
+            let _ = t.await;
+        }
+        r
+    }
+
+    /// Aborts at once, like a killed process: nothing is drained (tests of replica failure).
+    pub fn kill(self) {
+        self.server.abort();
+        for t in self.background {
+            t.abort();
+        }
+    }
+}
+
+/// Starts the service. Shuts down when [`Running::stop`] is called or, if `until_signal`, on
+/// SIGTERM/SIGINT.
+pub async fn start(
+    config: Config,
+    opts: StartOptions,
+    until_signal: bool,
+) -> Result<Running, StartError> {
+    config.validate()?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let store = match opts.store {
+        Some(s) => s,
+        None => {
+            tracing::info!(database = %crate::telemetry::redact_url(&config.database.url), "connecting to the store");
+            let s = coffer_store::connect(&config.database.url).await?;
+            if config.database.migrate_on_start {
+                s.migrate().await?;
+            }
+            s
+        }
+    };
+    let providers = match opts.providers {
+        Some(p) => p,
+        None => Providers::from_config(&config.providers)?,
+    };
+    let listener = match opts.listener {
+        Some(l) => l,
+        None => TcpListener::bind(config.server.listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: config.server.listen,
+                source,
+            })?,
+    };
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.server.listen,
+        source,
+    })?;
+    let instance_id = opts
+        .instance_id
+        .unwrap_or_else(|| format!("coffer-{}", uuid::Uuid::new_v4()));
+    let sync_enabled = config.sync.enabled;
+    let state = app::state(AppParts {
+        config,
+        store,
+        providers,
+        bootstrap_admin_key: opts.bootstrap_admin_key,
+        instance_id,
+    });
+
+    let (tx, rx) = watch::channel(false);
+    let mut background = Vec::new();
+    background.push(tokio::spawn(crate::notify::listen(
+        state.clone(),
+        rx.clone(),
+    )));
+    if sync_enabled {
+        background.push(tokio::spawn(crate::sync::run(state.clone(), rx.clone())));
+    }
+    let router = app::router(state.clone());
+    let mut stop = rx.clone();
+    let signal_tx = tx.clone();
+    let shutdown = async move {
+        if until_signal {
+            tokio::select! {
+                () = app::shutdown_signal() => { let _ = signal_tx.send(true); },
+                _ = stop.wait_for(|s| *s) => {},
+            }
+        } else {
+            let _ = stop.wait_for(|s| *s).await;
+        }
+    };
+    let server = tokio::spawn(app::serve(listener, router, shutdown));
+    tracing::info!(%addr, instance = %state.instance_id, "coffer is listening");
+    Ok(Running {
+        addr,
+        state,
+        shutdown: tx,
+        server,
+        background,
+    })
+}

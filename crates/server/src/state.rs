@@ -1,0 +1,39 @@
+//! The state every handler shares.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use coffer_core::Currency;
+use coffer_store::Store;
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::auth::KeyResolver;
+use crate::config::Config;
+use crate::fresh::Freshness;
+use crate::limiter::KeyLimiter;
+use crate::providers::Providers;
+use crate::rates::RateBook;
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+pub struct Inner {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub providers: Arc<Providers>,
+    pub fresh: Arc<Freshness>,
+    pub keys: KeyResolver,
+    pub limiter: KeyLimiter,
+    pub base: Currency,
+    pub rates: RateBook,
+    pub metrics: PrometheusHandle,
+    /// This replica's id, used as lease owner and in logs.
+    pub instance_id: String,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

@@ -1,0 +1,282 @@
+//! Background sync: every linked (customer, provider) pair is refreshed every `sync.interval`.
+//!
+//! Replicas share the work through leases in the store (no pair is fetched by two replicas at
+//! once; a dead replica's leases expire and are taken over). Each replica bounds its fetches in
+//! flight and spends at most its share of each provider's rate, so the deployment as a whole
+//! stays under the configured quota. The fetch itself goes through the same loader as requests,
+//! so a request and a sync of the same pair share one provider call.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use coffer_core::ProviderErrorKind;
+use coffer_store::{Lease, SyncOutcome};
+use rand::Rng;
+use tokio::sync::{Mutex, Semaphore, watch};
+
+use crate::config::SyncConfig;
+use crate::state::AppState;
+
+/// First retry delay of a failing pair; doubles per consecutive failure up to `max_backoff`.
+const FAILURE_BACKOFF_BASE: Duration = Duration::from_secs(5);
+/// How often the sync-lag gauge is refreshed (it costs a query).
+const LAG_EVERY: Duration = Duration::from_secs(10);
+
+/// Runs until `shutdown` turns true. Returns after the fetches in flight have finished.
+pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
+    let cfg = state.config.sync.clone();
+    let replicas = Arc::new(AtomicU32::new(1));
+    let buckets = Arc::new(ProviderBuckets::new(&state, Arc::clone(&replicas)));
+    let heartbeat = tokio::spawn(heartbeat(state.clone(), replicas, shutdown.clone()));
+    let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+    tracing::info!(instance = %state.instance_id, interval = ?cfg.interval, "sync worker started");
+    let mut last_lag = Instant::now();
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        // Lease no more than we can start now, so leases are not held while waiting for permits.
+        let free = u32::try_from(permits.available_permits())
+            .unwrap_or(u32::MAX)
+            .min(cfg.batch);
+        let leases = if free == 0 {
+            Vec::new()
+        } else {
+            match state
+                .store
+                .lease_due(&state.instance_id, free, cfg.lease)
+                .await
+            {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "sync: cannot lease work; retrying");
+                    Vec::new()
+                }
+            }
+        };
+        if leases.is_empty() {
+            tokio::select! {
+                _ = tokio::time::sleep(cfg.idle_poll) => {},
+                _ = shutdown.changed() => {},
+            }
+            continue;
+        }
+        for lease in leases {
+            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                break;
+            };
+            let state = state.clone();
+            let buckets = Arc::clone(&buckets);
+            let cfg = cfg.clone();
+            tokio::spawn(async move {
+                sync_one(&state, &buckets, &cfg, lease).await;
+                drop(permit);
+            });
+        }
+        if last_lag.elapsed() >= LAG_EVERY {
+            update_lag(&state).await;
+            last_lag = Instant::now();
+        }
+    }
+    // Drain: wait until every permit is back.
+    let all = u32::try_from(cfg.concurrency.max(1)).unwrap_or(u32::MAX);
+    let _ = permits.acquire_many(all).await;
+    let _ = heartbeat.await;
+    tracing::info!("sync worker stopped");
+}
+
+/// Announces this replica and learns how many are alive, so each takes its share of every
+/// provider's quota.
+async fn heartbeat(state: AppState, replicas: Arc<AtomicU32>, mut shutdown: watch::Receiver<bool>) {
+    let ttl = state.config.sync.lease.max(Duration::from_secs(3));
+    loop {
+        match state.store.heartbeat(&state.instance_id, ttl).await {
+            Ok(n) => replicas.store(n.max(1), Ordering::Relaxed),
+            Err(e) => tracing::debug!(error = %e, "heartbeat not recorded"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(ttl / 3) => {},
+            _ = shutdown.changed() => {},
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
+
+async fn sync_one(state: &AppState, buckets: &ProviderBuckets, cfg: &SyncConfig, lease: Lease) {
+    buckets.acquire(&lease.provider_id).await;
+    let result = state
+        .fresh
+        .fetch_pair(&lease.customer_id, &lease.provider_id, &lease.external_id)
+        .await;
+    let now = Utc::now();
+    let outcome = match &result {
+        Ok(_) => {
+            crate::metrics::sync_run(&lease.provider_id, None);
+            SyncOutcome::Success {
+                next_due: now + jitter(cfg.interval),
+            }
+        }
+        Err(e) => {
+            crate::metrics::sync_run(&lease.provider_id, Some(e.kind));
+            tracing::warn!(customer = %lease.customer_id, provider = %lease.provider_id, error = %e, "sync failed");
+            let wait = retry_wait(cfg, e.kind, e.retry_after, lease.failures);
+            SyncOutcome::Failure {
+                kind: e.kind,
+                message: e.message.clone(),
+                next_due: now
+                    + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1)),
+            }
+        }
+    };
+    if let Err(e) = state.store.release(&lease, &outcome).await {
+        // The lease expires by itself; the pair is picked up again then.
+        tracing::warn!(error = %e, "sync: outcome not recorded");
+    }
+}
+
+/// When to try a failing pair again.
+pub fn retry_wait(
+    cfg: &SyncConfig,
+    kind: ProviderErrorKind,
+    retry_after: Option<Duration>,
+    failures: u32,
+) -> Duration {
+    match kind {
+        // The provider does not know the customer (or may not show it yet): asking every cycle
+        // would only spend quota.
+        ProviderErrorKind::UnknownCustomer | ProviderErrorKind::CustomerNotVerified => {
+            cfg.unknown_customer_retry
+        }
+        _ => {
+            let exp = FAILURE_BACKOFF_BASE.saturating_mul(1u32 << failures.min(16));
+            let wait = exp
+                .min(cfg.max_backoff)
+                .min(cfg.interval.max(FAILURE_BACKOFF_BASE));
+            retry_after.map_or(wait, |ra| ra.max(wait))
+        }
+    }
+}
+
+/// ±10 % so pairs created together spread out over the interval.
+fn jitter(interval: Duration) -> chrono::Duration {
+    let ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+    let spread = ms / 10;
+    let ms = if spread == 0 {
+        ms
+    } else {
+        rand::rng().random_range(ms - spread..=ms + spread)
+    };
+    chrono::Duration::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX))
+}
+
+async fn update_lag(state: &AppState) {
+    if let Ok(Some(oldest)) = state.store.oldest_snapshot().await {
+        let lag = (Utc::now() - oldest).num_milliseconds().max(0);
+        #[allow(clippy::cast_precision_loss)] // a gauge in seconds; precision loss is irrelevant
+        crate::metrics::sync_lag(lag as f64 / 1000.0);
+    }
+}
+
+/// A token bucket per provider: this replica's share of the provider's configured rate.
+struct ProviderBuckets {
+    buckets: HashMap<String, Mutex<Bucket>>,
+    replicas: Arc<AtomicU32>,
+}
+
+struct Bucket {
+    /// Calls per second for the whole deployment; 0 = unlimited.
+    rate: u32,
+    tokens_milli: u64,
+    last: Instant,
+}
+
+impl ProviderBuckets {
+    fn new(state: &AppState, replicas: Arc<AtomicU32>) -> Self {
+        let buckets = state
+            .config
+            .providers
+            .iter()
+            .map(|p| {
+                (
+                    p.id.clone(),
+                    Mutex::new(Bucket {
+                        rate: p.rate_limit,
+                        tokens_milli: 1000,
+                        last: Instant::now(),
+                    }),
+                )
+            })
+            .collect();
+        Self { buckets, replicas }
+    }
+
+    /// Waits for one call's worth of this replica's share.
+    async fn acquire(&self, provider: &str) {
+        let Some(bucket) = self.buckets.get(provider) else {
+            return;
+        };
+        loop {
+            let replicas = self.replicas.load(Ordering::Relaxed).max(1);
+            let wait = {
+                let mut b = bucket.lock().await;
+                if b.rate == 0 {
+                    return;
+                }
+                // This replica's share, in thousandths of a call per second.
+                let share_milli = (u64::from(b.rate) * 1000 / u64::from(replicas)).max(1);
+                let now = Instant::now();
+                let elapsed_ms =
+                    u64::try_from(now.duration_since(b.last).as_millis()).unwrap_or(u64::MAX);
+                let cap = share_milli.max(1000);
+                b.tokens_milli =
+                    (b.tokens_milli + elapsed_ms.saturating_mul(share_milli) / 1000).min(cap);
+                b.last = now;
+                if b.tokens_milli >= 1000 {
+                    b.tokens_milli -= 1000;
+                    return;
+                }
+                Duration::from_millis(((1000 - b.tokens_milli) * 1000).div_ceil(share_milli))
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_customers_are_retried_rarely() {
+        let cfg = SyncConfig::default();
+        assert_eq!(
+            retry_wait(&cfg, ProviderErrorKind::UnknownCustomer, None, 0),
+            cfg.unknown_customer_retry
+        );
+        assert_eq!(
+            retry_wait(&cfg, ProviderErrorKind::CustomerNotVerified, None, 3),
+            cfg.unknown_customer_retry
+        );
+    }
+
+    #[test]
+    fn failures_back_off_exponentially_and_honour_retry_after() {
+        let cfg = SyncConfig::default();
+        let a = retry_wait(&cfg, ProviderErrorKind::Unavailable, None, 0);
+        let b = retry_wait(&cfg, ProviderErrorKind::Unavailable, None, 3);
+        assert_eq!(a, FAILURE_BACKOFF_BASE);
+        assert_eq!(b, FAILURE_BACKOFF_BASE * 8);
+        let ra = retry_wait(
+            &cfg,
+            ProviderErrorKind::RateLimited,
+            Some(Duration::from_secs(120)),
+            0,
+        );
+        assert_eq!(ra, Duration::from_secs(120));
+    }
+}

@@ -1,0 +1,185 @@
+//! The commands: `serve`, `migrate`, `keys create`, `sim`, `demo`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use coffer_server::config::Config;
+use coffer_server::run::{StartOptions, start};
+use coffer_store::Role;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "coffer",
+    version,
+    about = "Account balances from every provider, in one exact account model, behind one REST API"
+)]
+pub struct Cli {
+    /// Configuration file (default: `COFFER_CONFIG`, else built-in defaults).
+    #[arg(long, global = true, env = "COFFER_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service: the REST API and the background sync.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Run the provider simulators (fake P100 and Corebanq) until interrupted.
+    Sim(SimArgs),
+    /// A working service on the embedded store and both simulators, with demo customers and an
+    /// admin key; prints ready-to-paste curl lines.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; prints it alone on the last line of stdout. It is shown only once.
+    Create {
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Customers a reader may read, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        customers: Vec<String>,
+    },
+    /// Revoke a key by its id.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    Reader,
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    #[arg(long, default_value = "127.0.0.1:9100")]
+    pub p100_listen: SocketAddr,
+    #[arg(long, default_value = "127.0.0.1:9200")]
+    pub corebanq_listen: SocketAddr,
+    /// Generated customers (`gen-000000` …), known to both simulators.
+    #[arg(long, default_value_t = 10)]
+    pub customers: usize,
+    #[arg(long, default_value_t = 10)]
+    pub accounts: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Where the embedded store lives (default: a fresh file in the system's temp dir).
+    #[arg(long)]
+    pub database: Option<String>,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve => serve(cli.config).await,
+        Command::Migrate => migrate(cli.config).await,
+        Command::Keys(k) => keys(cli.config, k).await,
+        Command::Sim(a) => sim(a).await,
+        Command::Demo(a) => crate::demo::run(a).await,
+    }
+}
+
+fn load(path: Option<PathBuf>) -> anyhow::Result<Config> {
+    Ok(Config::load(path.as_deref())?)
+}
+
+async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = load(path)?;
+    coffer_server::telemetry::init(&config.log);
+    let opts = StartOptions {
+        bootstrap_admin_key: admin_key_from_env(),
+        ..Default::default()
+    };
+    let running = start(config, opts, true).await?;
+    running.wait().await.context("server failed")?;
+    Ok(())
+}
+
+/// `COFFER_ADMIN_KEY`, if set and non-empty.
+pub fn admin_key_from_env() -> Option<String> {
+    std::env::var("COFFER_ADMIN_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+}
+
+async fn migrate(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let store = coffer_store::connect(&config.database.url).await?;
+    store.migrate().await?;
+    println!("migrations applied ({})", store.backend());
+    Ok(())
+}
+
+async fn keys(path: Option<PathBuf>, cmd: KeysCommand) -> anyhow::Result<()> {
+    let config = load(path)?;
+    let store = coffer_store::connect(&config.database.url).await?;
+    store.migrate().await?;
+    match cmd {
+        KeysCommand::Create { role, customers } => {
+            let role = match role {
+                RoleArg::Admin => Role::Admin,
+                RoleArg::Reader => Role::Reader,
+            };
+            let customers: Vec<String> = customers
+                .into_iter()
+                .map(|c| c.trim().to_owned())
+                .filter(|c| !c.is_empty())
+                .collect();
+            if role == Role::Reader && customers.is_empty() {
+                bail!("a reader key needs --customers ID[,ID…]");
+            }
+            for c in &customers {
+                store
+                    .get_customer(c)
+                    .await
+                    .with_context(|| format!("customer `{c}`"))?;
+            }
+            let (key, stored) =
+                coffer_server::auth::create_key(store.as_ref(), role, customers).await?;
+            println!(
+                "created {} key {} (shown once; store it now)",
+                role.as_str(),
+                stored.id
+            );
+            println!("{key}");
+        }
+        KeysCommand::Revoke { id } => {
+            store.revoke_api_key(&id).await?;
+            println!("revoked {id}");
+        }
+    }
+    Ok(())
+}
+
+async fn sim(a: SimArgs) -> anyhow::Result<()> {
+    let config = coffer_sim::SimConfig {
+        seed: a.seed,
+        customers: a.customers,
+        accounts_per_customer: a.accounts,
+        ..Default::default()
+    };
+    println!(
+        "P100 simulator on http://{} (x-api-key: {})",
+        a.p100_listen, config.p100_api_key
+    );
+    println!(
+        "Corebanq simulator on http://{} (Bearer {})",
+        a.corebanq_listen, config.corebanq_token
+    );
+    coffer_sim::run_standalone(config, a.p100_listen, a.corebanq_listen).await?;
+    Ok(())
+}
