@@ -355,6 +355,20 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Closes the pool (graceful shutdown); later calls fail with `Unavailable`.
     async fn close(&self) {}
+    /// Records that replica `owner` is alive for `ttl` and returns how many replicas are alive
+    /// (this one included), so each can take its share of a provider's quota. Single-replica
+    /// backends answer 1.
+    async fn heartbeat(&self, owner: &str, ttl: Duration) -> Result<u32> {
+        let _ = (owner, ttl);
+        Ok(1)
+    }
+    /// When the oldest open snapshot was fetched: the sync lag.
+    async fn oldest_snapshot(&self) -> Result<Option<DateTime<Utc>>> {
+        Ok(self
+            .totals(&Scope::All, &Filter::default())
+            .await?
+            .oldest_as_of)
+    }
 }
 
 /// Whether an account passes what a backend could not push down to SQL. `Filter::matches` is

@@ -105,6 +105,12 @@ async fn rollup_stays_exact_under_concurrent_writers() {
     }
     let mut tasks = vec![];
     for i in 0..24 {
+        // Two providers' first snapshots of one customer race: counted once.
+        let (s2, c) = (s.clone(), format!("c{i}"));
+        tasks.push(tokio::spawn(async move {
+            let a = account(&c, "bank", &format!("{c}-gbp"), "GBP", "1.5", 0);
+            s2.save_snapshot(&meta(&c, "bank", 0), &[a]).await.unwrap();
+        }));
         let s = s.clone();
         tasks.push(tokio::spawn(async move {
             let c = format!("c{i}");
@@ -153,6 +159,7 @@ async fn rollup_stays_exact_under_concurrent_writers() {
             .any(|t| t.currency.code() == "USDC"),
         "closed in round 7"
     );
+    assert_eq!(before.customers, 24);
     s.rebuild_totals_rollup().await.unwrap();
     assert_eq!(
         s.totals(&Scope::All, &Filter::default()).await.unwrap(),

@@ -176,14 +176,14 @@ impl PgStore {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         // The snapshot row first: it locks the (customer, provider) pair, so concurrent writes
         // of one pair queue here, and a write older than the stored one changes nothing.
-        let applied: Option<i32> = sqlx::query_scalar(
+        let applied: Option<bool> = sqlx::query_scalar(
             "INSERT INTO snapshots (customer_id, provider_id, provider_customer_ref, fetched_at, rejected)
              VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (customer_id, provider_id) DO UPDATE
              SET provider_customer_ref = excluded.provider_customer_ref,
                  fetched_at = excluded.fetched_at, rejected = excluded.rejected
              WHERE snapshots.fetched_at <= excluded.fetched_at
-             RETURNING 1",
+             RETURNING xmax = 0 AS inserted",
         )
         .bind(&meta.customer_id)
         .bind(&meta.provider_id)
@@ -198,11 +198,16 @@ impl PgStore {
             },
             _ => db_err(e),
         })?;
-        if applied.is_none() {
+        let Some(inserted) = applied else {
             return Ok(SaveOutcome {
                 stale: true,
                 ..SaveOutcome::default()
             });
+        };
+        if inserted {
+            count_first_snapshot(&mut tx, &meta.customer_id)
+                .await
+                .map_err(db_err)?;
         }
         let ids: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
         let existing: Vec<AccountRow> = sqlx::query_as(concat!(
@@ -341,31 +346,50 @@ impl PgStore {
                 })
                 .collect::<Result<Vec<_>>>()?
         };
-        let mut qb = QueryBuilder::new(
-            "SELECT count(DISTINCT customer_id) AS customers, min(fetched_at) AS oldest, \
-             max(fetched_at) AS newest FROM snapshots WHERE true",
-        );
-        if let Scope::Customers(ids) = scope {
-            qb.push(" AND customer_id = ANY(")
-                .push_bind(ids.clone())
-                .push(")");
-        }
-        if !f.providers.is_empty() {
-            qb.push(" AND provider_id = ANY(")
-                .push_bind(f.providers.clone())
-                .push(")");
-        }
-        let span: SpanRow = qb
-            .build_query_as()
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let span = self.span(scope, f).await?;
         Ok(Totals {
             by_currency,
             customers: u64::try_from(span.customers).unwrap_or(0),
             oldest_as_of: span.oldest,
             newest_as_of: span.newest,
         })
+    }
+
+    /// How many customers the scope covers (with at least one snapshot) and the oldest and
+    /// newest snapshot of the filtered providers. Unscoped, from the maintained count and the
+    /// `fetched_at` indexes, without scanning the snapshots.
+    async fn span(&self, scope: &Scope, f: &Filter) -> Result<SpanRow> {
+        let providers = (!f.providers.is_empty()).then(|| f.providers.clone());
+        let q = match scope {
+            Scope::All if providers.is_none() => sqlx::query_as(
+                "SELECT (SELECT coalesce(sum(customers), 0) FROM snapshot_customers)::bigint
+                            AS customers,
+                        (SELECT min(fetched_at) FROM snapshots) AS oldest,
+                        (SELECT max(fetched_at) FROM snapshots) AS newest",
+            ),
+            Scope::All => sqlx::query_as(
+                "SELECT (SELECT coalesce(sum(customers), 0) FROM snapshot_customers)::bigint
+                            AS customers,
+                        (SELECT min((SELECT min(fetched_at) FROM snapshots s WHERE s.provider_id = p))
+                         FROM unnest($1::text[]) AS p) AS oldest,
+                        (SELECT max((SELECT max(fetched_at) FROM snapshots s WHERE s.provider_id = p))
+                         FROM unnest($1::text[]) AS p) AS newest",
+            ),
+            Scope::Customers(_) => sqlx::query_as(
+                "SELECT count(DISTINCT customer_id) AS customers,
+                        min(fetched_at) FILTER (WHERE $1::text[] IS NULL OR provider_id = ANY($1))
+                            AS oldest,
+                        max(fetched_at) FILTER (WHERE $1::text[] IS NULL OR provider_id = ANY($1))
+                            AS newest
+                 FROM snapshots WHERE customer_id = ANY($2)",
+            ),
+        };
+        let q = match scope {
+            Scope::All if providers.is_none() => q,
+            Scope::All => q.bind(providers),
+            Scope::Customers(ids) => q.bind(providers).bind(ids.clone()),
+        };
+        q.fetch_one(&self.pool).await.map_err(db_err)
     }
 
     pub(super) async fn history_impl(
@@ -409,6 +433,34 @@ impl PgStore {
             })
             .collect()
     }
+}
+
+/// A customer's first snapshot (of any provider) adds it to the covered-customers count. The
+/// customer row lock (NO KEY UPDATE: it does not conflict with the foreign-key checks of
+/// concurrent snapshot writes) makes the first writers of two providers take turns, so exactly
+/// one of them sees a single snapshot.
+async fn count_first_snapshot(
+    tx: &mut Transaction<'static, Postgres>,
+    customer_id: &str,
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1 FROM customers WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(customer_id)
+        .execute(&mut **tx)
+        .await?;
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM snapshots WHERE customer_id = $1")
+        .bind(customer_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    if n == 1 {
+        sqlx::query(
+            "INSERT INTO snapshot_customers (shard, customers) VALUES ($1, 1)
+             ON CONFLICT (shard) DO UPDATE SET customers = snapshot_customers.customers + 1",
+        )
+        .bind(plan::shard_of(customer_id))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Writes a plan with one statement per table (arrays through UNNEST).

@@ -219,6 +219,15 @@ impl PgStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        sqlx::query(
+            "UPDATE snapshot_customers SET customers = customers - 1
+             WHERE shard = $2 AND EXISTS (SELECT 1 FROM snapshots WHERE customer_id = $1)",
+        )
+        .bind(id)
+        .bind(crate::plan::shard_of(id))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         // Links, snapshots, accounts, history and sync state go by cascade.
         sqlx::query("DELETE FROM customers WHERE id = $1")
             .bind(id)

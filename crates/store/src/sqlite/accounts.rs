@@ -287,18 +287,26 @@ impl SqliteStore {
 
     pub(super) async fn totals_impl(&self, scope: &Scope, f: &Filter) -> Result<Totals> {
         let by_currency = crate::sum_accounts(&self.list_accounts_impl(scope, f).await?)?;
-        let mut qb = QueryBuilder::new(
-            "SELECT count(DISTINCT customer_id) AS customers, min(fetched_at) AS oldest, \
-             max(fetched_at) AS newest FROM snapshots WHERE 1",
-        );
+        // Customers covered: the scope's customers with a snapshot; as_of: the filtered providers.
+        let providers = (!f.providers.is_empty()).then(|| json(&f.providers));
+        let mut qb = QueryBuilder::new("SELECT count(DISTINCT customer_id) AS customers, ");
+        for agg in ["min", "max"] {
+            qb.push(agg)
+                .push("(fetched_at) FILTER (WHERE ")
+                .push_bind(providers.clone())
+                .push(" IS NULL OR provider_id IN (SELECT value FROM json_each(")
+                .push_bind(providers.clone())
+                .push(")))")
+                .push(if agg == "min" {
+                    " AS oldest, "
+                } else {
+                    " AS newest"
+                });
+        }
+        qb.push(" FROM snapshots WHERE 1");
         if let Scope::Customers(ids) = scope {
             qb.push(" AND customer_id IN (SELECT value FROM json_each(")
                 .push_bind(json(ids))
-                .push("))");
-        }
-        if !f.providers.is_empty() {
-            qb.push(" AND provider_id IN (SELECT value FROM json_each(")
-                .push_bind(json(&f.providers))
                 .push("))");
         }
         let span: SpanRow = qb

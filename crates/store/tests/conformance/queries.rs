@@ -243,6 +243,31 @@ pub async fn totals_are_exact_and_say_what_they_cover(s: &dyn Store) {
         (bank.oldest_as_of, bank.newest_as_of),
         (Some(t(11)), Some(t(15)))
     );
+    assert_eq!(
+        bank.customers, 3,
+        "customers covered do not depend on the provider filter"
+    );
+    let scoped_bank = s
+        .totals(
+            &Scope::Customers(vec!["c1".into()]),
+            &Filter {
+                providers: vec!["bank".into()],
+                ..all()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            scoped_bank.customers,
+            scoped_bank.oldest_as_of,
+            scoped_bank.newest_as_of
+        ),
+        (1, Some(t(11)), Some(t(11)))
+    );
+    // A customer without any snapshot is not covered.
+    s.create_customer(&customer("c9", &[])).await.unwrap();
+    assert_eq!(s.totals(&Scope::All, &all()).await.unwrap().customers, 3);
 
     // Totals follow changes: a balance change, a close, a deleted customer.
     let mut a = every.iter().find(|a| a.id == "p100:c1-0").unwrap().clone();
