@@ -174,6 +174,13 @@ impl PgStore {
     ) -> Result<SaveOutcome> {
         plan::validate(meta, accounts)?;
         let mut tx = self.pool.begin().await.map_err(db_err)?;
+        // A snapshot is a copy of what a provider said: losing the last few milliseconds of
+        // them in a database crash only means fetching again. So the commit does not wait for
+        // the WAL flush (still atomic and consistent; see docs/store.md).
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         // The snapshot row first: it locks the (customer, provider) pair, so concurrent writes
         // of one pair queue here, and a write older than the stored one changes nothing.
         let applied: Option<bool> = sqlx::query_scalar(
