@@ -76,6 +76,13 @@ pub async fn admin_url() -> Option<String> {
     }
 }
 
+/// Prints why the test is skipped (shown with `--nocapture`; the harness captures passing
+/// tests' output), and skips it.
+fn skip(reason: &str) -> Option<String> {
+    eprintln!("SKIPPED: {reason}");
+    None
+}
+
 impl TestDb {
     /// Creates `coffer_test_<unix secs>_<random>`; `None` when skipped.
     pub async fn create() -> Option<TestDb> {
