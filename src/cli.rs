@@ -99,7 +99,7 @@ fn load(path: Option<PathBuf>) -> anyhow::Result<Config> {
 
 async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = load(path)?;
-    coffer_server::telemetry::init(&config.log);
+    let _telemetry = coffer_server::telemetry::init(&config.log, &config.telemetry);
     let opts = StartOptions {
         bootstrap_admin_key: admin_key_from_env(),
         ..Default::default()

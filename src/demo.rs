@@ -16,7 +16,7 @@ const BANK_ID: &str = "bank";
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut config = Config::default();
-    coffer_server::telemetry::init(&config.log);
+    let _telemetry = coffer_server::telemetry::init(&config.log, &config.telemetry);
     let sim_config = coffer_sim::SimConfig {
         customers: 3,
         accounts_per_customer: 10,

@@ -32,7 +32,14 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { sim: SimConfig { customers: 5, ..Default::default() }, sync: false, configure: Box::new(|_| {}) }
+        Options {
+            sim: SimConfig {
+                customers: 5,
+                ..Default::default()
+            },
+            sync: false,
+            configure: Box::new(|_| {}),
+        }
     }
 }
 
@@ -61,13 +68,27 @@ pub fn providers(sim: &SimHandle) -> Providers {
     let mut p = Providers::default();
     let timeout = Duration::from_secs(2);
     p.insert(
-        coffer_provider_p100::build(P100, &sim.p100_url(), sim.config().p100_api_key.clone(), timeout).unwrap(),
+        coffer_provider_p100::build_with_headers(
+            P100,
+            &sim.p100_url(),
+            sim.config().p100_api_key.clone(),
+            timeout,
+            Some(coffer_server::providers::trace_headers()),
+        )
+        .unwrap(),
         timeout,
         1,
     );
     p.insert(
-        coffer_provider_corebanq::build(BANK, &sim.corebanq_url(), sim.config().corebanq_token.clone(), timeout, None)
-            .unwrap(),
+        coffer_provider_corebanq::build_with_headers(
+            BANK,
+            &sim.corebanq_url(),
+            sim.config().corebanq_token.clone(),
+            timeout,
+            None,
+            Some(coffer_server::providers::trace_headers()),
+        )
+        .unwrap(),
         timeout,
         1,
     );
@@ -75,26 +96,29 @@ pub fn providers(sim: &SimHandle) -> Providers {
 }
 
 pub fn provider_configs(sim: &SimHandle) -> Vec<ProviderConfig> {
-    [(P100, "p100", sim.p100_url()), (BANK, "corebanq", sim.corebanq_url())]
-        .into_iter()
-        .map(|(id, kind, url)| ProviderConfig {
-            id: id.into(),
-            kind: kind.into(),
-            base_url: url,
-            api_key_env: "UNUSED_IN_TESTS".into(),
-            timeout: Duration::from_secs(2),
-            rate_limit: 0,
-            retries: 1,
-            quote_currency: None,
-        })
-        .collect()
+    [
+        (P100, "p100", sim.p100_url()),
+        (BANK, "corebanq", sim.corebanq_url()),
+    ]
+    .into_iter()
+    .map(|(id, kind, url)| ProviderConfig {
+        id: id.into(),
+        kind: kind.into(),
+        base_url: url,
+        api_key_env: "UNUSED_IN_TESTS".into(),
+        timeout: Duration::from_secs(2),
+        rate_limit: 0,
+        retries: 1,
+        quote_currency: None,
+    })
+    .collect()
 }
 
 /// Starts simulators and the app; `None` when the backend is not available (skipped).
 pub async fn spawn(backend: Backend, opts: Options) -> Option<TestApp> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     if std::env::var("TEST_LOG").is_ok() {
-        coffer_server::telemetry::init(&Default::default());
+        let _ = coffer_server::telemetry::init(&Default::default(), &Default::default());
     }
     let (database_url, db) = database(backend).await?;
     let sim = coffer_sim::start(opts.sim).await.unwrap();
@@ -156,7 +180,11 @@ impl TestApp {
     /// Polls `/healthz` instead of sleeping.
     pub async fn wait_healthy(&self) {
         for _ in 0..200 {
-            if let Ok(r) = self.client.get(format!("{}/healthz", self.url)).send().await
+            if let Ok(r) = self
+                .client
+                .get(format!("{}/healthz", self.url))
+                .send()
+                .await
                 && r.status().is_success()
             {
                 return;
@@ -166,7 +194,13 @@ impl TestApp {
         panic!("server did not become healthy");
     }
 
-    pub async fn request(&self, method: reqwest::Method, path: &str, key: Option<&str>, body: Option<Value>) -> Resp {
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
         let mut req = self.client.request(method, format!("{}{path}", self.url));
         if let Some(k) = key {
             req = req.header("x-api-key", k);
@@ -178,12 +212,21 @@ impl TestApp {
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let text = r.text().await.unwrap();
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        Resp { status, headers, body }
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get_as(&self, key: &str, path: &str) -> Resp {
-        self.request(reqwest::Method::GET, path, Some(key), None).await
+        self.request(reqwest::Method::GET, path, Some(key), None)
+            .await
     }
 
     pub async fn get(&self, path: &str) -> Resp {
@@ -198,11 +241,23 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Resp {
-        self.request(reqwest::Method::POST, path, Some(&self.admin_key.clone()), Some(body)).await
+        self.request(
+            reqwest::Method::POST,
+            path,
+            Some(&self.admin_key.clone()),
+            Some(body),
+        )
+        .await
     }
 
     pub async fn put(&self, path: &str, body: Value) -> Resp {
-        self.request(reqwest::Method::PUT, path, Some(&self.admin_key.clone()), Some(body)).await
+        self.request(
+            reqwest::Method::PUT,
+            path,
+            Some(&self.admin_key.clone()),
+            Some(body),
+        )
+        .await
     }
 
     /// Creates a customer linked to the given P100 and Corebanq external ids.
@@ -214,7 +269,12 @@ impl TestApp {
         if let Some(e) = bank {
             links.push(serde_json::json!({"provider": BANK, "external_id": e}));
         }
-        let r = self.post("/v2/customers", serde_json::json!({"id": id, "name": id, "links": links})).await;
+        let r = self
+            .post(
+                "/v2/customers",
+                serde_json::json!({"id": id, "name": id, "links": links}),
+            )
+            .await;
         assert_eq!(r.status, 201, "create customer {id}: {}", r.body);
     }
 

@@ -6,30 +6,33 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coffer_core::BalanceProvider;
+use coffer_provider_corebanq as corebanq;
+use coffer_provider_p100 as p100;
 
 use crate::config::ProviderConfig;
 use crate::resilience::Guarded;
 
 /// Every provider kind a config may name.
-pub const KINDS: &[&str] = &[coffer_provider_p100::KIND, coffer_provider_corebanq::KIND];
+pub const KINDS: &[&str] = &[p100::KIND, corebanq::KIND];
 
 /// Builds one adapter from its config and secret. One line per kind.
 fn build(cfg: &ProviderConfig, secret: String) -> Result<Arc<dyn BalanceProvider>, String> {
+    let (id, url, timeout) = (cfg.id.as_str(), cfg.base_url.as_str(), cfg.timeout);
+    let (quote, headers) = (cfg.quote_currency.as_deref(), Some(trace_headers()));
+    let e = |e: &dyn std::fmt::Display| e.to_string();
     match cfg.kind.as_str() {
-        coffer_provider_p100::KIND => {
-            coffer_provider_p100::build(&cfg.id, &cfg.base_url, secret, cfg.timeout)
-                .map_err(|e| e.to_string())
+        p100::KIND => {
+            p100::build_with_headers(id, url, secret, timeout, headers).map_err(|x| e(&x))
         }
-        coffer_provider_corebanq::KIND => coffer_provider_corebanq::build(
-            &cfg.id,
-            &cfg.base_url,
-            secret,
-            cfg.timeout,
-            cfg.quote_currency.as_deref(),
-        )
-        .map_err(|e| e.to_string()),
+        corebanq::KIND => corebanq::build_with_headers(id, url, secret, timeout, quote, headers)
+            .map_err(|x| e(&x)),
         other => Err(format!("unknown provider kind `{other}`")),
     }
+}
+
+/// Per-request headers for provider calls: the W3C trace context of the current span.
+pub fn trace_headers() -> Arc<dyn Fn() -> http::HeaderMap + Send + Sync> {
+    Arc::new(crate::telemetry::trace_context_headers)
 }
 
 /// A provider that cannot be built, naming it.

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
+use tracing::Instrument;
 
 type Flight<V> = Shared<BoxFuture<'static, V>>;
 
@@ -53,14 +54,18 @@ where
                 let fut = work();
                 let inflight = Arc::clone(&self.inflight);
                 let k = key.clone();
-                let handle = tokio::spawn(async move {
-                    let v = fut.await;
-                    inflight
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(&k);
-                    v
-                });
+                // The work runs in the leader's span, so it stays in the leader's trace.
+                let handle = tokio::spawn(
+                    async move {
+                        let v = fut.await;
+                        inflight
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&k);
+                        v
+                    }
+                    .instrument(tracing::Span::current()),
+                );
                 let shared = async move {
                     match handle.await {
                         Ok(v) => v,

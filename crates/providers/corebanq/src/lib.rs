@@ -75,12 +75,28 @@ pub fn build(
     timeout: Duration,
     quote_currency: Option<&str>,
 ) -> Result<Arc<dyn BalanceProvider>, ConfigError> {
+    build_with_headers(id, base_url, token, timeout, quote_currency, None)
+}
+
+/// [`build`] with per-request headers (the server passes W3C trace context this way).
+pub fn build_with_headers(
+    id: &str,
+    base_url: &str,
+    token: impl Into<Secret>,
+    timeout: Duration,
+    quote_currency: Option<&str>,
+    headers: Option<HeaderHook>,
+) -> Result<Arc<dyn BalanceProvider>, ConfigError> {
     let auth = Arc::new(BearerToken::new(id, token.into())?);
     let mut config = CorebanqConfig::new(id, base_url, auth)?.with_timeout(timeout);
     if let Some(quote) = quote_currency {
         config = config.with_quote_currency(Currency::new(quote));
     }
-    Ok(Arc::new(CorebanqProvider::new(config)?))
+    let provider = CorebanqProvider::new(config)?;
+    Ok(Arc::new(match headers {
+        Some(h) => provider.with_header_hook(h),
+        None => provider,
+    }))
 }
 
 #[async_trait::async_trait]

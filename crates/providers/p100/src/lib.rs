@@ -68,8 +68,23 @@ pub fn build(
     api_key: impl Into<Secret>,
     timeout: Duration,
 ) -> Result<Arc<dyn BalanceProvider>, ConfigError> {
+    build_with_headers(id, base_url, api_key, timeout, None)
+}
+
+/// [`build`] with per-request headers (the server passes W3C trace context this way).
+pub fn build_with_headers(
+    id: &str,
+    base_url: &str,
+    api_key: impl Into<Secret>,
+    timeout: Duration,
+    headers: Option<HeaderHook>,
+) -> Result<Arc<dyn BalanceProvider>, ConfigError> {
     let config = P100Config::new(id, base_url, api_key)?.with_timeout(timeout);
-    Ok(Arc::new(P100Provider::new(config)?))
+    let provider = P100Provider::new(config)?;
+    Ok(Arc::new(match headers {
+        Some(h) => provider.with_header_hook(h),
+        None => provider,
+    }))
 }
 
 #[async_trait::async_trait]
