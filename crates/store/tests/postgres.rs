@@ -290,3 +290,24 @@ async fn pool_recovers_after_connections_are_killed() {
     // A closed pool is Unavailable (retryable), like a lost database.
     assert!(matches!(s.ping().await, Err(StoreError::Unavailable(_))));
 }
+
+/// Replicas announce themselves; an expired one stops counting.
+#[tokio::test]
+async fn heartbeats_count_live_replicas() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let s = store(&db).await;
+    assert_eq!(s.heartbeat("a", Duration::from_secs(60)).await.unwrap(), 1);
+    assert_eq!(s.heartbeat("b", Duration::from_secs(60)).await.unwrap(), 2);
+    // Renewing does not count twice.
+    assert_eq!(s.heartbeat("a", Duration::from_secs(60)).await.unwrap(), 2);
+    // A replica whose row has expired is gone.
+    sqlx::query("UPDATE replicas SET expires_at = now() - interval '1 second' WHERE owner = 'b'")
+        .execute(s.pool())
+        .await
+        .unwrap();
+    assert_eq!(s.heartbeat("a", Duration::from_secs(60)).await.unwrap(), 1);
+    assert_eq!(s.oldest_snapshot().await.unwrap(), None);
+    s.close().await;
+}

@@ -355,6 +355,39 @@ impl Store for PgStore {
     async fn close(&self) {
         self.pool.close().await;
     }
+
+    async fn heartbeat(&self, owner: &str, ttl: Duration) -> Result<u32> {
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO replicas (owner, expires_at) \
+             VALUES ($1, now() + make_interval(secs => $2::double precision / 1000)) \
+             ON CONFLICT (owner) DO UPDATE SET expires_at = EXCLUDED.expires_at",
+        )
+        .bind(owner)
+        .bind(ttl_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query("DELETE FROM replicas WHERE expires_at < now()")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let live: i64 = sqlx::query_scalar("SELECT count(*) FROM replicas")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(u32::try_from(live).unwrap_or(u32::MAX).max(1))
+    }
+
+    async fn oldest_snapshot(&self) -> Result<Option<DateTime<Utc>>> {
+        // Served by the `snapshots_fetched_at` index.
+        sqlx::query_scalar("SELECT min(fetched_at) FROM snapshots")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)
+    }
 }
 
 fn key(r: ApiKeyRow) -> Result<ApiKey> {
