@@ -1,0 +1,94 @@
+//! `/metrics` speaks Prometheus and counts what operators need: requests per route and status,
+//! provider calls and errors per provider and kind, cache hits/misses, stale answers, breaker
+//! state.
+
+mod common;
+
+use coffer_sim::{Fault, P100Error, Provider, Target};
+
+fn has_sample(text: &str, name: &str, labels: &[&str]) -> bool {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .any(|l| l.starts_with(name) && labels.iter().all(|lab| l.contains(lab)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_providers_cache_and_staleness() {
+    let Some(app) = common::spawn(common::Backend::Sqlite, common::Options::default()).await else {
+        return;
+    };
+    app.customer("m1", Some("gen-000000"), Some("gen-000000"))
+        .await;
+    app.ok("/v2/accounts/balance?customer_id=m1").await; // miss, provider calls
+    app.ok("/v2/accounts/balance?customer_id=m1").await; // hit
+    app.sim.set_fault(
+        Provider::P100,
+        Target::customer("gen-000000"),
+        Some(Fault::P100(P100Error::P500)),
+    );
+    let stale = app
+        .ok("/v2/accounts/balance?customer_id=m1&max_age=0")
+        .await;
+    assert_eq!(stale["stale"], true, "{stale}");
+    assert_eq!(
+        app.get("/v2/accounts/balance?customer_id=m1&bogus=1")
+            .await
+            .status,
+        400
+    );
+
+    let r = app
+        .client
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = r.text().await.unwrap();
+    for (name, labels) in [
+        (
+            "coffer_http_requests_total",
+            &["route=\"/v2/accounts/balance\"", "status=\"200\""][..],
+        ),
+        (
+            "coffer_http_requests_total",
+            &["route=\"/v2/accounts/balance\"", "status=\"400\""][..],
+        ),
+        (
+            "coffer_http_request_duration_seconds_bucket",
+            &["route=\"/v2/accounts/balance\""][..],
+        ),
+        (
+            "coffer_provider_calls_total",
+            &["provider=\"p100\"", "outcome=\"ok\""][..],
+        ),
+        (
+            "coffer_provider_calls_total",
+            &["provider=\"p100\"", "outcome=\"unavailable\""][..],
+        ),
+        (
+            "coffer_provider_errors_total",
+            &["provider=\"p100\"", "kind=\"unavailable\""][..],
+        ),
+        (
+            "coffer_provider_call_duration_seconds_bucket",
+            &["provider=\"bank\""][..],
+        ),
+        ("coffer_cache_requests_total", &["outcome=\"hit\""][..]),
+        ("coffer_cache_requests_total", &["outcome=\"miss\""][..]),
+        ("coffer_stale_answers_total", &[][..]),
+        ("coffer_circuit_breaker_state", &["provider=\"p100\""][..]),
+    ] {
+        assert!(
+            has_sample(&text, name, labels),
+            "no {name} {labels:?} in:\n{text}"
+        );
+    }
+    app.stop().await;
+}
