@@ -74,8 +74,16 @@ pub fn with_query(path: &str, extra: &str) -> String {
 /// Follows `next_cursor` from `path` (a `/v2/accounts` query with `limit`) to the end, as `key`;
 /// returns every page's body. Panics on a non-200 page or after 1,000 pages.
 pub async fn pages(app: &TestApp, key: &str, path: &str) -> Vec<Value> {
+    pages_from(app, key, path, None).await
+}
+
+/// [`pages`], starting at `cursor` when given.
+pub async fn pages_from(app: &TestApp, key: &str, path: &str, cursor: Option<&str>) -> Vec<Value> {
     let mut out = Vec::new();
-    let mut next = path.to_owned();
+    let mut next = match cursor {
+        Some(c) => with_query(path, &format!("cursor={}", enc(c))),
+        None => path.to_owned(),
+    };
     for _ in 0..1000 {
         let r = app.get_as(key, &next).await;
         assert_eq!(r.status, 200, "GET {next}: {}", r.body);
