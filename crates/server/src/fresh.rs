@@ -111,6 +111,12 @@ type PairKey = (String, String);
 pub type OnSaved = Arc<dyn Fn(&str) + Send + Sync>;
 type FetchResult = Result<ProviderSnapshot, ProviderError>;
 
+/// How long an invalidation is remembered: longer than any load takes.
+const INVALIDATION_MEMORY: Duration = Duration::from_secs(120);
+
+/// Invalidations remembered at once.
+const INVALIDATIONS_KEPT: u64 = 100_000;
+
 pub struct Freshness {
     store: Arc<dyn Store>,
     providers: Arc<Providers>,
@@ -120,6 +126,11 @@ pub struct Freshness {
     fetches: SingleFlight<PairKey, FetchResult>,
     /// Called after a snapshot of a customer was written (cross-replica invalidation).
     on_saved: Option<OnSaved>,
+    /// When each customer was last invalidated, so a load that began before an invalidation
+    /// does not put its older view back into L1 afterwards.
+    invalidated: moka::future::Cache<String, Instant>,
+    /// When everything was last invalidated.
+    all_invalidated: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Freshness {
@@ -138,6 +149,11 @@ impl Freshness {
             customers: SingleFlight::default(),
             fetches: SingleFlight::default(),
             on_saved: None,
+            invalidated: moka::future::Cache::builder()
+                .max_capacity(INVALIDATIONS_KEPT)
+                .time_to_live(INVALIDATION_MEMORY)
+                .build(),
+            all_invalidated: std::sync::Mutex::new(None),
         }
     }
 
@@ -152,11 +168,32 @@ impl Freshness {
 
     /// Drops a customer from L1 (after a refresh elsewhere, a link or rate change).
     pub async fn invalidate(&self, customer_id: &str) {
+        self.invalidated
+            .insert(customer_id.to_owned(), Instant::now())
+            .await;
         self.l1.invalidate(customer_id).await;
     }
 
     pub fn invalidate_all(&self) {
+        if let Ok(mut at) = self.all_invalidated.lock() {
+            *at = Some(Instant::now());
+        }
         self.l1.invalidate_all();
+    }
+
+    /// Whether the customer was invalidated at or after `since`.
+    async fn invalidated_since(&self, customer_id: &str, since: Instant) -> bool {
+        let all = self
+            .all_invalidated
+            .lock()
+            .ok()
+            .and_then(|at| *at)
+            .is_some_and(|at| at >= since);
+        all || self
+            .invalidated
+            .get(customer_id)
+            .await
+            .is_some_and(|at| at >= since)
     }
 
     /// A customer's view, as fresh as `need` says.
@@ -220,6 +257,7 @@ impl Freshness {
         customer_id: &str,
         need: Need,
     ) -> Result<Arc<CustomerView>, LoadError> {
+        let started = Instant::now();
         let customer = self
             .store
             .get_customer(customer_id)
@@ -287,6 +325,12 @@ impl Freshness {
         self.l1
             .insert(customer_id.to_owned(), Arc::clone(&view))
             .await;
+        // Invalidated while loading (another replica refreshed it, links changed): what was
+        // read may be older than that change, so it is answered once but not kept. Checked
+        // after the insert, so an invalidation racing with it cannot be lost.
+        if self.invalidated_since(customer_id, started).await {
+            self.l1.invalidate(customer_id).await;
+        }
         Ok(view)
     }
 
@@ -323,6 +367,36 @@ impl Freshness {
         provider_id: &str,
         external_id: &str,
     ) -> Result<(Vec<Account>, SnapshotMeta), ProviderError> {
+        self.fetch_and_save(customer_id, provider_id, external_id)
+            .await
+            .map(|(accounts, meta, _)| (accounts, meta))
+    }
+
+    /// [`Self::fetch_pair`] for the sync worker: `Ok(false)` when the provider answered but the
+    /// snapshot could not be written (the store is down), so the pair is not synced. A written
+    /// snapshot drops the customer from this replica's L1 (other replicas hear of it through
+    /// the store).
+    pub async fn sync_pair(
+        self: &Arc<Self>,
+        customer_id: &str,
+        provider_id: &str,
+        external_id: &str,
+    ) -> Result<bool, ProviderError> {
+        let (_, _, saved) = self
+            .fetch_and_save(customer_id, provider_id, external_id)
+            .await?;
+        if saved {
+            self.invalidate(customer_id).await;
+        }
+        Ok(saved)
+    }
+
+    async fn fetch_and_save(
+        self: &Arc<Self>,
+        customer_id: &str,
+        provider_id: &str,
+        external_id: &str,
+    ) -> Result<(Vec<Account>, SnapshotMeta, bool), ProviderError> {
         let provider = self.providers.get(provider_id).ok_or_else(|| {
             ProviderError::new(
                 provider_id,
@@ -356,18 +430,20 @@ impl Freshness {
                 })
                 .collect(),
         };
-        match self.store.save_snapshot(&meta, &accounts).await {
+        let saved = match self.store.save_snapshot(&meta, &accounts).await {
             Ok(_) => {
                 if let Some(f) = &self.on_saved {
                     f(customer_id);
                 }
+                true
             }
             // The answer is still good; the next fetch writes it again.
             Err(e) => {
-                tracing::warn!(customer = customer_id, provider = provider_id, error = %e, "snapshot not saved")
+                tracing::warn!(customer = customer_id, provider = provider_id, error = %e, "snapshot not saved");
+                false
             }
-        }
-        Ok((accounts, meta))
+        };
+        Ok((accounts, meta, saved))
     }
 }
 

@@ -2,6 +2,8 @@
 //! at once, and other replicas hear it through the store's notifications (PostgreSQL
 //! `LISTEN/NOTIFY`; nothing to tell with SQLite, which runs one replica).
 
+use std::time::Duration;
+
 use crate::state::AppState;
 
 /// `customer`: that customer's data changed; `None`: rates or something global changed.
@@ -25,16 +27,31 @@ pub async fn apply_local(state: &AppState, customer: Option<&str>) {
 }
 
 /// Applies what other replicas announce until `shutdown`. Returns at once on a backend that
-/// serves one replica (SQLite).
+/// serves one replica (SQLite). When the store cannot be reached at start-up, keeps trying (and
+/// drops everything once it listens, since changes announced meanwhile were missed).
 pub async fn listen(state: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    let mut rx = match state.store.subscribe_changes().await {
-        Ok(Some(rx)) => rx,
-        Ok(None) => return,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for other replicas' changes; the L1 cache expires by its TTL only");
-            return;
+    let mut backoff = Duration::from_millis(100);
+    let mut missed = false;
+    let mut rx = loop {
+        match state.store.subscribe_changes().await {
+            Ok(Some(rx)) => break rx,
+            Ok(None) => return,
+            Err(e) => {
+                if !missed {
+                    tracing::warn!(error = %e, "cannot listen for other replicas' changes yet; retrying");
+                }
+                missed = true;
+            }
         }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {},
+            _ = shutdown.changed() => if *shutdown.borrow() { return },
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
     };
+    if missed {
+        apply_local(&state, None).await;
+    }
     loop {
         tokio::select! {
             change = rx.recv() => match change {

@@ -5,6 +5,11 @@
 //! flight and spends at most its share of each provider's rate, so the deployment as a whole
 //! stays under the configured quota. The fetch itself goes through the same loader as requests,
 //! so a request and a sync of the same pair share one provider call.
+//!
+//! Exactly once per cycle: a pair is due again `interval` (plus up to 10 % jitter, never less)
+//! after its fetch ended, and a lease always outlives the fetch it covers (it is at least the
+//! provider's whole request budget plus a margin; a fetch that could not start in time is not
+//! started), so no other replica takes a pair over while its fetch may still be running.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,27 +21,45 @@ use coffer_core::ProviderErrorKind;
 use coffer_store::{Lease, SyncOutcome};
 use rand::Rng;
 use tokio::sync::{Mutex, Semaphore, watch};
+use tokio::task::JoinSet;
 
 use crate::config::SyncConfig;
 use crate::state::AppState;
 
 /// First retry delay of a failing pair; doubles per consecutive failure up to `max_backoff`.
 const FAILURE_BACKOFF_BASE: Duration = Duration::from_secs(5);
-/// How often the sync-lag gauge is refreshed (it costs a query).
+/// Longest time between two refreshes of the sync-lag gauge (it costs a query).
 const LAG_EVERY: Duration = Duration::from_secs(10);
+/// Time a lease must leave after a fetch's whole budget, for writing the snapshot and the
+/// outcome.
+const LEASE_MARGIN: Duration = Duration::from_secs(2);
 
-/// Runs until `shutdown` turns true. Returns after the fetches in flight have finished.
+/// Runs until `shutdown` turns true. Returns after the fetches in flight have finished. When
+/// the task running it is aborted (a killed replica), its fetches in flight and its heartbeat
+/// are aborted with it.
 pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     let cfg = state.config.sync.clone();
+    let lease_for = lease_duration(&state, &cfg);
     let replicas = Arc::new(AtomicU32::new(1));
     let buckets = Arc::new(ProviderBuckets::new(&state, Arc::clone(&replicas)));
-    let heartbeat = tokio::spawn(heartbeat(state.clone(), replicas, shutdown.clone()));
+    let heartbeat = AbortOnDrop(tokio::spawn(heartbeat(
+        state.clone(),
+        replicas,
+        shutdown.clone(),
+    )));
     let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
-    tracing::info!(instance = %state.instance_id, interval = ?cfg.interval, "sync worker started");
-    let mut last_lag = Instant::now();
+    let mut tasks = JoinSet::new();
+    let lag_every = LAG_EVERY.min(cfg.interval).max(Duration::from_millis(100));
+    tracing::info!(instance = %state.instance_id, interval = ?cfg.interval, lease = ?lease_for, "sync worker started");
+    let mut last_lag: Option<Instant> = None;
     loop {
         if *shutdown.borrow() {
             break;
+        }
+        while tasks.try_join_next().is_some() {}
+        if last_lag.is_none_or(|t| t.elapsed() >= lag_every) {
+            update_lag(&state).await;
+            last_lag = Some(Instant::now());
         }
         // Lease no more than we can start now, so leases are not held while waiting for permits.
         let free = u32::try_from(permits.available_permits())
@@ -47,7 +70,7 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         } else {
             match state
                 .store
-                .lease_due(&state.instance_id, free, cfg.lease)
+                .lease_due(&state.instance_id, free, lease_for)
                 .await
             {
                 Ok(l) => l,
@@ -58,9 +81,12 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             }
         };
         if leases.is_empty() {
+            // Nothing due (or every permit busy, or the store unreachable): wait a little, or
+            // until a fetch ends when the permits were the limit.
             tokio::select! {
                 _ = tokio::time::sleep(cfg.idle_poll) => {},
                 _ = shutdown.changed() => {},
+                Some(_) = tasks.join_next(), if free == 0 => {},
             }
             continue;
         }
@@ -71,21 +97,48 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             let state = state.clone();
             let buckets = Arc::clone(&buckets);
             let cfg = cfg.clone();
-            tokio::spawn(async move {
+            tasks.spawn(async move {
                 sync_one(&state, &buckets, &cfg, lease).await;
                 drop(permit);
             });
         }
-        if last_lag.elapsed() >= LAG_EVERY {
-            update_lag(&state).await;
-            last_lag = Instant::now();
-        }
     }
-    // Drain: wait until every permit is back.
-    let all = u32::try_from(cfg.concurrency.max(1)).unwrap_or(u32::MAX);
-    let _ = permits.acquire_many(all).await;
-    let _ = heartbeat.await;
+    // Drain: wait for the fetches in flight.
+    while tasks.join_next().await.is_some() {}
+    let mut heartbeat = heartbeat;
+    let _ = (&mut heartbeat.0).await;
     tracing::info!("sync worker stopped");
+}
+
+/// Aborts the task when dropped (the sync worker aborted with a killed replica).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The longest fetch budget of any provider.
+fn longest_budget(state: &AppState) -> Duration {
+    state
+        .providers
+        .all()
+        .map(|p| state.providers.request_budget(p.id()))
+        .max()
+        .unwrap_or(Duration::ZERO)
+}
+
+/// `sync.lease`, raised to cover the longest fetch (and writing its outcome) when it is too
+/// short: a lease that expires while its fetch runs lets another replica fetch the pair again.
+fn lease_duration(state: &AppState, cfg: &SyncConfig) -> Duration {
+    let needed = longest_budget(state) + LEASE_MARGIN;
+    if cfg.lease < needed {
+        tracing::warn!(configured = ?cfg.lease, used = ?needed, "sync.lease is shorter than a provider's request budget; using a longer lease");
+        needed
+    } else {
+        cfg.lease
+    }
 }
 
 /// Announces this replica and learns how many are alive, so each takes its share of every
@@ -109,13 +162,26 @@ async fn heartbeat(state: AppState, replicas: Arc<AtomicU32>, mut shutdown: watc
 
 async fn sync_one(state: &AppState, buckets: &ProviderBuckets, cfg: &SyncConfig, lease: Lease) {
     buckets.acquire(&lease.provider_id).await;
+    // Waiting for the quota may have eaten the lease: a fetch that could outlive it might run
+    // alongside another replica's. Leave the pair; it is leased again when the lease expires.
+    let budget = state.providers.request_budget(&lease.provider_id);
+    let left = (lease.expires_at - Utc::now())
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    if left < budget {
+        tracing::debug!(customer = %lease.customer_id, provider = %lease.provider_id, "sync: lease too short to fetch now; left for later");
+        return;
+    }
     let result = state
         .fresh
-        .fetch_pair(&lease.customer_id, &lease.provider_id, &lease.external_id)
+        .sync_pair(&lease.customer_id, &lease.provider_id, &lease.external_id)
         .await;
     let now = Utc::now();
     let outcome = match &result {
-        Ok(_) => {
+        // The provider answered but the store did not take the snapshot (it is down): the pair
+        // is not synced; its lease expires and it is fetched again then.
+        Ok(false) => return,
+        Ok(true) => {
             crate::metrics::sync_run(&lease.provider_id, None);
             SyncOutcome::Success {
                 next_due: now + jitter(cfg.interval),
@@ -162,14 +228,15 @@ pub fn retry_wait(
     }
 }
 
-/// ±10 % so pairs created together spread out over the interval.
+/// The interval plus up to 10 %, so pairs created together spread out over time. Never less
+/// than the interval: a pair is not fetched twice within one interval.
 fn jitter(interval: Duration) -> chrono::Duration {
     let ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
     let spread = ms / 10;
     let ms = if spread == 0 {
         ms
     } else {
-        rand::rng().random_range(ms - spread..=ms + spread)
+        ms.saturating_add(rand::rng().random_range(0..=spread))
     };
     chrono::Duration::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX))
 }
@@ -262,6 +329,16 @@ mod tests {
             retry_wait(&cfg, ProviderErrorKind::CustomerNotVerified, None, 3),
             cfg.unknown_customer_retry
         );
+    }
+
+    #[test]
+    fn jitter_never_brings_a_pair_back_before_the_interval() {
+        let interval = Duration::from_secs(3);
+        for _ in 0..1000 {
+            let j = jitter(interval);
+            assert!(j >= chrono::Duration::seconds(3), "{j}");
+            assert!(j <= chrono::Duration::milliseconds(3300), "{j}");
+        }
     }
 
     #[test]

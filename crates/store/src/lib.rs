@@ -248,15 +248,22 @@ pub struct Change {
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
     pub max_connections: u32,
-    /// How long an operation waits for a connection before it fails with `Unavailable`.
+    /// How long an operation waits for a connection before it fails with `Unavailable`. With
+    /// PostgreSQL down this is how long every operation takes to fail (the pool keeps retrying
+    /// a refused connection until then), so it is short: the API answers from memory (flagged)
+    /// or 503 instead of hanging. SQLite, whose database cannot be down, waits at least
+    /// [`SQLITE_MIN_ACQUIRE`] (queueing behind its connections is all it waits for).
     pub acquire_timeout: Duration,
 }
+
+/// The shortest connection wait on SQLite.
+pub const SQLITE_MIN_ACQUIRE: Duration = Duration::from_secs(5);
 
 impl Default for ConnectOptions {
     fn default() -> Self {
         ConnectOptions {
             max_connections: 10,
-            acquire_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(2),
         }
     }
 }

@@ -55,7 +55,7 @@ impl SqliteStore {
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
-                .acquire_timeout(opts.acquire_timeout)
+                .acquire_timeout(opts.acquire_timeout.max(crate::SQLITE_MIN_ACQUIRE))
                 .connect_with(o)
                 .await
         } else {
@@ -72,7 +72,7 @@ impl SqliteStore {
                 .synchronous(SqliteSynchronous::Normal);
             SqlitePoolOptions::new()
                 .max_connections(opts.max_connections.clamp(1, 8))
-                .acquire_timeout(opts.acquire_timeout)
+                .acquire_timeout(opts.acquire_timeout.max(crate::SQLITE_MIN_ACQUIRE))
                 .connect_with(o)
                 .await
         }
