@@ -1,0 +1,108 @@
+//! `coffer-bench`: starts the provider simulators and the Coffer server in-process and drives
+//! load at them with its own HTTP client, printing requests per second and latency quantiles.
+//! Not part of the tests: numbers depend on the machine, so they are recorded, with the
+//! machine, in `docs/benchmarks.md` rather than asserted.
+//!
+//! ```text
+//! cargo run --release -p coffer-bench -- cached   # (a) cached balance vs (b) /v2/minimal
+//! cargo run --release -p coffer-bench -- cold     # (c) cold fan-out, providers at 50 / 80 ms
+//! cargo run --release -p coffer-bench -- sync     # (d) background sync of 100,000 customers
+//! cargo run --release -p coffer-bench -- all
+//! ```
+#![forbid(unsafe_code)]
+
+mod load;
+mod scenarios;
+mod setup;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "coffer-bench",
+    about = "Coffer's benchmarks: the server and the simulators in-process, driven by a built-in HTTP load generator"
+)]
+struct Cli {
+    /// A PostgreSQL URL; the database is dropped and recreated at the start of each scenario.
+    #[arg(
+        long,
+        env = "COFFER_BENCH_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/coffer_bench_server",
+        global = true
+    )]
+    database_url: String,
+    /// Worker threads of the server's runtime (the server, the simulators and the sync worker).
+    /// Default: the number of cores.
+    #[arg(long, global = true)]
+    server_threads: Option<usize>,
+    /// Worker threads of the load generator's own runtime. Default: the number of cores.
+    #[arg(long, global = true)]
+    client_threads: Option<usize>,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// (a) cached `GET /v2/accounts/balance` for one customer with 10 accounts, and (b)
+    /// `GET /v2/minimal` as the baseline, in the same run; prints the (a)/(b) ratio.
+    Cached(scenarios::CachedArgs),
+    /// (c) cold requests, each for a never-fetched customer, with the providers at 50 ms (P100)
+    /// and 80 ms (Corebanq).
+    Cold(scenarios::ColdArgs),
+    /// (d) background sync throughput: N customers linked to both providers, providers at 20 ms;
+    /// then the all-customer totals latency at that size.
+    Sync(scenarios::SyncArgs),
+    /// (a)+(b), (c) and (d) with their defaults.
+    All(AllArgs),
+}
+
+#[derive(Debug, Args)]
+struct AllArgs {
+    /// Customers for the sync scenario.
+    #[arg(long, default_value_t = 100_000)]
+    customers: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.client_threads.unwrap_or(cores).max(1))
+        .thread_name("bench-client")
+        .enable_all()
+        .build()?;
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.server_threads.unwrap_or(cores).max(1))
+        .thread_name("bench-server")
+        .enable_all()
+        .build()?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    println!("machine: {}", setup::machine());
+    println!(
+        "runtimes: server {} threads, client {} threads (they share the cores with PostgreSQL)",
+        cli.server_threads.unwrap_or(cores),
+        cli.client_threads.unwrap_or(cores)
+    );
+    let client = client_rt.handle().clone();
+    let url = cli.database_url.clone();
+    let result = server_rt.block_on(async move {
+        match cli.scenario {
+            Scenario::Cached(a) => scenarios::cached(&url, client, &a).await,
+            Scenario::Cold(a) => scenarios::cold(&url, client, &a).await,
+            Scenario::Sync(a) => scenarios::sync(&url, client, &a).await,
+            Scenario::All(all) => {
+                scenarios::cached(&url, client.clone(), &scenarios::CachedArgs::default()).await?;
+                scenarios::cold(&url, client.clone(), &scenarios::ColdArgs::default()).await?;
+                let sync = scenarios::SyncArgs {
+                    customers: all.customers,
+                    ..scenarios::SyncArgs::default()
+                };
+                scenarios::sync(&url, client, &sync).await
+            }
+        }
+    });
+    server_rt.shutdown_background();
+    client_rt.shutdown_background();
+    result
+}

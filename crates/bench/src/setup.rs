@@ -1,0 +1,174 @@
+//! Starting what a benchmark measures: a fresh database, the provider simulators, and the
+//! server in-process through the same `run::start` as `coffer serve` (so the full middleware
+//! stack, auth, loader and store are what is measured).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use coffer_server::config::{Config, ProviderConfig};
+use coffer_server::providers::Providers;
+use coffer_server::run::{Running, StartOptions, start};
+use coffer_sim::SimHandle;
+use coffer_store::{ConnectOptions, Store};
+use sqlx::Connection as _;
+
+pub const P100: &str = "p100";
+pub const BANK: &str = "bank";
+/// The bootstrap admin key of the benchmark's server (it only ever listens on loopback).
+pub const ADMIN_KEY: &str = "coffer_bench_admin_key_0123456789abcdef";
+
+/// The machine, as the report prints it.
+pub fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown", |(_, m)| m.trim())
+        .to_owned();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_gib = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|l| l.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb / 1024 / 1024);
+    format!("nproc {cores}, CPU {model}, RAM {mem_gib} GiB")
+}
+
+/// Drops and recreates the database named in `url` (PostgreSQL), so every run starts empty.
+/// SQLite URLs are left alone (use `sqlite::memory:`).
+pub async fn recreate_database(url: &str) -> anyhow::Result<()> {
+    if !url.starts_with("postgres") {
+        return Ok(());
+    }
+    let (server, name) = url
+        .rsplit_once('/')
+        .context("the database URL names no database")?;
+    let name = name.split('?').next().unwrap_or(name);
+    anyhow::ensure!(
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+        "database name `{name}`: letters, digits and _ only"
+    );
+    let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+        .await
+        .with_context(|| format!("connecting to {server}/postgres"))?;
+    // `name` was checked above: letters, digits and `_` only.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await?;
+    admin.close().await?;
+    Ok(())
+}
+
+/// Connects the store with a pool big enough for the scenario, and migrates it.
+pub async fn store(url: &str, max_connections: u32) -> anyhow::Result<Arc<dyn Store>> {
+    let store = coffer_store::connect_with(
+        url,
+        &ConnectOptions {
+            max_connections,
+            acquire_timeout: Duration::from_secs(30),
+        },
+    )
+    .await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Both providers, built against the simulators as `coffer serve` builds them from the config.
+pub fn providers(sim: &SimHandle, timeout: Duration) -> anyhow::Result<Providers> {
+    let mut p = Providers::default();
+    p.insert(
+        coffer_provider_p100::build(
+            P100,
+            &sim.p100_url(),
+            sim.config().p100_api_key.clone(),
+            timeout,
+        )?,
+        timeout,
+        1,
+    );
+    p.insert(
+        coffer_provider_corebanq::build(
+            BANK,
+            &sim.corebanq_url(),
+            sim.config().corebanq_token.clone(),
+            timeout,
+            None,
+        )?,
+        timeout,
+        1,
+    );
+    Ok(p)
+}
+
+fn provider_configs(sim: &SimHandle, timeout: Duration) -> Vec<ProviderConfig> {
+    [
+        (P100, "p100", sim.p100_url()),
+        (BANK, "corebanq", sim.corebanq_url()),
+    ]
+    .into_iter()
+    .map(|(id, kind, url)| ProviderConfig {
+        id: id.into(),
+        kind: kind.into(),
+        base_url: url,
+        // The providers are passed in built; the config only names them.
+        api_key_env: "COFFER_BENCH_UNUSED".into(),
+        timeout,
+        rate_limit: 0,
+        retries: 1,
+        quote_currency: None,
+    })
+    .collect()
+}
+
+/// The server's config for a benchmark: no per-key rate limit (it would measure the limiter),
+/// sync off unless the scenario turns it on.
+pub fn config(sim: &SimHandle, database_url: &str) -> Config {
+    let mut config = Config::default();
+    config.database.url = database_url.to_owned();
+    config.sync.enabled = false;
+    config.server.rate_limit_per_key = 0;
+    config.providers = provider_configs(sim, Duration::from_secs(5));
+    config
+}
+
+/// Starts the server on a loopback port and waits until it answers `/healthz`.
+pub async fn server(
+    sim: &SimHandle,
+    config: Config,
+    store: Arc<dyn Store>,
+) -> anyhow::Result<Running> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let running = start(
+        config,
+        StartOptions {
+            bootstrap_admin_key: Some(ADMIN_KEY.to_owned()),
+            providers: Some(providers(sim, Duration::from_secs(5))?),
+            store: Some(store),
+            listener: Some(listener),
+            instance_id: Some("coffer-bench".into()),
+        },
+        false,
+    )
+    .await?;
+    let client = reqwest::Client::new();
+    for _ in 0..500 {
+        if let Ok(r) = client
+            .get(format!("{}/healthz", running.url()))
+            .send()
+            .await
+            && r.status().is_success()
+        {
+            return Ok(running);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    anyhow::bail!("the server did not become healthy")
+}
