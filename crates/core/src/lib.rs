@@ -16,8 +16,8 @@ pub use account::{Account, ProviderRate, Status, StatusParseError, Wallet};
 pub use currency::{Currency, CurrencyParseError};
 pub use money::{MoneyError, parse_decimal, round_for};
 pub use provider::{
-    BalanceProvider, ProviderAccount, ProviderError, ProviderErrorKind, ProviderSnapshot,
-    RejectedBalance,
+    BalanceProvider, HeaderFn, ProviderAccount, ProviderError, ProviderErrorKind, ProviderFactory,
+    ProviderSettings, ProviderSnapshot, RejectedBalance,
 };
 pub use query::{
     BalanceAnswer, Endpoint, ListPage, ParamError, ParseOptions, Query, QueryError, balance, list,

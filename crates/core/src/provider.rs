@@ -1,5 +1,6 @@
 //! The one seam a provider plugs into: [`BalanceProvider`], and what it returns.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -19,6 +20,40 @@ pub trait BalanceProvider: Send + Sync + 'static {
     /// Every balance the provider holds for one customer, by the provider's external id.
     async fn fetch(&self, external_id: &str) -> Result<ProviderSnapshot, ProviderError>;
 }
+
+/// Extra headers an adapter adds to every request, computed per request (the server passes the
+/// W3C trace context this way).
+pub type HeaderFn = Arc<dyn Fn() -> Vec<(String, String)> + Send + Sync>;
+
+/// What the server hands an adapter to build one provider instance. Every kind is built from
+/// the same settings, so registering a kind is one line (a [`ProviderFactory`] in a table).
+#[derive(Clone)]
+pub struct ProviderSettings {
+    /// The configured instance id (`p100`, `bank`).
+    pub id: String,
+    pub base_url: String,
+    /// The API key or token. Never printed: `Debug` shows `***`.
+    pub secret: String,
+    pub timeout: Duration,
+    /// The currency the provider should value balances in, for kinds that take one.
+    pub quote_currency: Option<Currency>,
+    pub headers: Option<HeaderFn>,
+}
+
+impl std::fmt::Debug for ProviderSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderSettings")
+            .field("id", &self.id)
+            .field("base_url", &self.base_url)
+            .field("secret", &"***")
+            .field("timeout", &self.timeout)
+            .field("quote_currency", &self.quote_currency)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a provider of one kind; the error names what is wrong (never the secret).
+pub type ProviderFactory = fn(ProviderSettings) -> Result<Arc<dyn BalanceProvider>, String>;
 
 /// One provider's answer for one customer, already normalised.
 #[derive(Debug, Clone, PartialEq, Eq)]

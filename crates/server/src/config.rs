@@ -296,14 +296,11 @@ impl Config {
         let mut seen = std::collections::HashSet::new();
         for (i, p) in self.providers.iter().enumerate() {
             let key = |k: &str| format!("providers[{i}].{k}");
-            if !crate::providers::KINDS.contains(&p.kind.as_str()) {
+            let kinds = crate::providers::kinds();
+            if !kinds.contains(&p.kind.as_str()) {
                 return Err(invalid(
                     &key("kind"),
-                    format!(
-                        "`{}`: expected one of {}",
-                        p.kind,
-                        crate::providers::KINDS.join(", ")
-                    ),
+                    format!("`{}`: expected one of {}", p.kind, kinds.join(", ")),
                 ));
             }
             if p.id.is_empty()

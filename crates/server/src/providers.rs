@@ -5,29 +5,44 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coffer_core::BalanceProvider;
-use coffer_provider_corebanq as corebanq;
-use coffer_provider_p100 as p100;
+use coffer_core::{BalanceProvider, ProviderFactory, ProviderSettings};
 
 use crate::config::ProviderConfig;
 use crate::resilience::Guarded;
 
-/// Every provider kind a config may name.
-pub const KINDS: &[&str] = &[p100::KIND, corebanq::KIND];
+/// Every provider kind a config may name, and how to build it. Adding a provider is one crate
+/// and one line here.
+pub const REGISTRY: &[(&str, ProviderFactory)] = &[
+    (coffer_provider_p100::KIND, coffer_provider_p100::factory),
+    (
+        coffer_provider_corebanq::KIND,
+        coffer_provider_corebanq::factory,
+    ),
+];
 
-/// Builds one adapter from its config and secret. One line per kind.
+/// The kinds of [`REGISTRY`].
+pub fn kinds() -> Vec<&'static str> {
+    REGISTRY.iter().map(|(k, _)| *k).collect()
+}
+
+/// Builds one adapter from its config and secret.
 fn build(cfg: &ProviderConfig, secret: String) -> Result<Arc<dyn BalanceProvider>, String> {
-    let (id, url, timeout) = (cfg.id.as_str(), cfg.base_url.as_str(), cfg.timeout);
-    let (quote, headers) = (cfg.quote_currency.as_deref(), Some(trace_headers()));
-    let e = |e: &dyn std::fmt::Display| e.to_string();
-    match cfg.kind.as_str() {
-        p100::KIND => {
-            p100::build_with_headers(id, url, secret, timeout, headers).map_err(|x| e(&x))
-        }
-        corebanq::KIND => corebanq::build_with_headers(id, url, secret, timeout, quote, headers)
-            .map_err(|x| e(&x)),
-        other => Err(format!("unknown provider kind `{other}`")),
-    }
+    let factory = REGISTRY
+        .iter()
+        .find(|(k, _)| *k == cfg.kind)
+        .map(|(_, f)| *f)
+        .ok_or_else(|| format!("unknown provider kind `{}`", cfg.kind))?;
+    factory(ProviderSettings {
+        id: cfg.id.clone(),
+        base_url: cfg.base_url.clone(),
+        secret,
+        timeout: cfg.timeout,
+        quote_currency: cfg
+            .quote_currency
+            .as_deref()
+            .map(coffer_core::Currency::new),
+        headers: Some(Arc::new(crate::telemetry::trace_context_pairs)),
+    })
 }
 
 /// Per-request headers for provider calls: the W3C trace context of the current span.
@@ -105,5 +120,57 @@ impl Providers {
             .get(id)
             .copied()
             .unwrap_or(Duration::from_secs(5))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(id: &str, kind: &str, env: &str) -> ProviderConfig {
+        ProviderConfig {
+            id: id.into(),
+            kind: kind.into(),
+            base_url: "http://127.0.0.1:9".into(),
+            api_key_env: env.into(),
+            timeout: Duration::from_secs(1),
+            rate_limit: 0,
+            retries: 0,
+            quote_currency: Some("USD".into()),
+        }
+    }
+
+    #[test]
+    fn every_registered_kind_builds_from_config() {
+        // `PATH` is set in every environment: a stand-in for the key variable.
+        let cfgs: Vec<_> = kinds()
+            .into_iter()
+            .map(|k| cfg(&format!("{k}-1"), k, "PATH"))
+            .collect();
+        let p = Providers::from_config(&cfgs).unwrap();
+        for k in kinds() {
+            let built = p.get(&format!("{k}-1")).unwrap();
+            assert_eq!(built.kind(), k);
+        }
+    }
+
+    #[test]
+    fn build_errors_name_the_provider_and_the_cause() {
+        let err = Providers::from_config(&[cfg("x", "p100", "COFFER_SURELY_UNSET_VAR")])
+            .err()
+            .unwrap();
+        assert_eq!(err.id, "x");
+        assert!(err.message.contains("COFFER_SURELY_UNSET_VAR"), "{err}");
+        let err = Providers::from_config(&[cfg("y", "nope", "PATH")])
+            .err()
+            .unwrap();
+        assert!(
+            err.message.contains("unknown provider kind `nope`"),
+            "{err}"
+        );
+        let mut bad_url = cfg("z", "p100", "PATH");
+        bad_url.base_url = "not a url".into();
+        let err = Providers::from_config(&[bad_url]).err().unwrap();
+        assert_eq!(err.id, "z");
     }
 }

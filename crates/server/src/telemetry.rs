@@ -154,6 +154,14 @@ pub fn trace_context_headers() -> http::HeaderMap {
     headers
 }
 
+/// [`trace_context_headers`] as name/value pairs (the form adapters take).
+pub fn trace_context_pairs() -> Vec<(String, String)> {
+    trace_context_headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect()
+}
+
 /// Hides the password of a database URL for logs: `postgres://u:***@h/db`.
 pub fn redact_url(url: &str) -> String {
     match url.split_once("://") {

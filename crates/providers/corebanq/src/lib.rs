@@ -78,6 +78,36 @@ pub fn build(
     build_with_headers(id, base_url, token, timeout, quote_currency, None)
 }
 
+/// The server's registration of `kind = "corebanq"`: every kind is built from the same settings.
+pub fn factory(s: coffer_core::ProviderSettings) -> Result<Arc<dyn BalanceProvider>, String> {
+    let quote = s.quote_currency.as_ref().map(coffer_core::Currency::code);
+    build_with_headers(
+        &s.id,
+        &s.base_url,
+        s.secret,
+        s.timeout,
+        quote,
+        s.headers.map(header_hook),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// The server's per-request headers as this adapter's hook; invalid names or values are skipped.
+fn header_hook(f: coffer_core::HeaderFn) -> HeaderHook {
+    Arc::new(move || {
+        let mut map = HeaderMap::new();
+        for (k, v) in f() {
+            if let (Ok(k), Ok(v)) = (
+                reqwest::header::HeaderName::try_from(k),
+                reqwest::header::HeaderValue::try_from(v),
+            ) {
+                map.insert(k, v);
+            }
+        }
+        map
+    })
+}
+
 /// [`build`] with per-request headers (the server passes W3C trace context this way).
 pub fn build_with_headers(
     id: &str,
