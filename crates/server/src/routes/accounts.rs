@@ -1,7 +1,10 @@
 //! `GET /v2/accounts/balance`, `GET /v2/accounts`, `GET /v2/accounts/{id}`.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::{Path, Query as QueryExtract, State};
+use chrono::{DateTime, Utc};
 use coffer_core::query::{self, Endpoint, ListData, ParamError, ParseOptions, Query, QueryError};
 use coffer_core::rates::RateTable;
 use serde::Serialize;
@@ -10,7 +13,7 @@ use utoipa::ToSchema;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::fresh::Need;
-use crate::routes::answer::freshness_of;
+use crate::routes::answer::{Warning, freshness_of};
 use crate::routes::dto::{self, AccountOut, CoverageOut, FreshnessOut, GroupOut, UnconvertedOut};
 use crate::routes::params::{BalanceParams, ListParams};
 use crate::routes::rates::RateOut;
@@ -208,7 +211,7 @@ fn balance_out(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ListOut {
     /// Accounts, or with `stack=currency` groups of accounts.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(schema_with = list_data_schema)]
     pub data: serde_json::Value,
     /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
@@ -222,6 +225,20 @@ pub struct ListOut {
     pub freshness: FreshnessOut,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub coverage: Option<CoverageOut>,
+}
+
+/// `data` of the list: an array of accounts, or (stacked) an array of groups. `anyOf`, not
+/// `oneOf`: an empty page is both.
+fn list_data_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, Ref, Schema};
+    let any = AnyOfBuilder::new()
+        .item(ArrayBuilder::new().items(Ref::from_schema_name("AccountOut")))
+        .item(ArrayBuilder::new().items(<StackedGroupOut as utoipa::PartialSchema>::schema()))
+        .description(Some(
+            "Accounts, or with `stack=currency` groups of accounts",
+        ))
+        .build();
+    Schema::AnyOf(any)
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -287,11 +304,16 @@ pub async fn list(
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccountDetailOut {
+    /// The account; its `as_of` is when its provider reported it.
     #[serde(flatten)]
     pub account: AccountOut,
     pub rates: Vec<RateOut>,
-    #[serde(flatten)]
-    pub freshness: FreshnessOut,
+    /// Per provider of the customer: when the data served was fetched. Not flattened as
+    /// `as_of`, which would write a second `as_of` key next to the account's own.
+    pub as_of_by_provider: BTreeMap<String, Option<DateTime<Utc>>>,
+    pub stale: bool,
+    pub partial: bool,
+    pub warnings: Vec<Warning>,
 }
 
 /// One account, as fresh as its customer's other accounts. Takes `currency`, `max_age`, `strict`.
@@ -345,9 +367,13 @@ pub async fn get_account(
     let converted = table
         .convert(accounts[0].balance, &accounts[0].currency, &target)
         .ok();
+    let f = FreshnessOut::from(freshness);
     Ok(Json(AccountDetailOut {
         account: dto::account(&accounts[0], converted.as_ref().map(|c| c.value), &target),
         rates: converted.map(|c| dto::rates(&c.rates)).unwrap_or_default(),
-        freshness: freshness.into(),
+        as_of_by_provider: f.as_of,
+        stale: f.stale,
+        partial: f.partial,
+        warnings: f.warnings,
     }))
 }

@@ -1,0 +1,315 @@
+//! `/openapi.json` is an OpenAPI 3.1 document, and real responses validate against the schema
+//! it gives for their path, method and status (JSON Schema 2020-12).
+
+mod common;
+mod support;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// The schema the document declares for `method path` answering `status` (JSON), wrapped with
+/// the document's components so its `$ref`s resolve.
+fn response_schema(doc: &Value, path: &str, method: &str, status: u16) -> Value {
+    let op = &doc["paths"][path][method];
+    assert!(op.is_object(), "no {method} {path} in the document");
+    let schema = &op["responses"][status.to_string()]["content"]["application/json"]["schema"];
+    assert!(
+        schema.is_object(),
+        "no JSON schema for {method} {path} {status}: {}",
+        op["responses"]
+    );
+    wrap(doc, schema.clone())
+}
+
+fn wrap(doc: &Value, schema: Value) -> Value {
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "allOf": [schema],
+        "components": doc["components"].clone(),
+    })
+}
+
+fn component(doc: &Value, name: &str) -> Value {
+    assert!(
+        doc["components"]["schemas"][name].is_object(),
+        "no component {name}"
+    );
+    wrap(doc, json!({"$ref": format!("#/components/schemas/{name}")}))
+}
+
+/// Validates `instance` against `schema`; panics listing every error.
+fn check(schema: &Value, instance: &Value, what: &str) {
+    let validator = jsonschema::draft202012::new(schema)
+        .unwrap_or_else(|e| panic!("{what}: the schema does not compile: {e}"));
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|e| format!("at {}: {e}", e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{what} does not match its schema:\n{}\n{instance}",
+        errors.join("\n")
+    );
+}
+
+/// The schema really checks something: a body missing a required field fails.
+fn rejects_without(schema: &Value, instance: &Value, field: &str, what: &str) {
+    let mut broken = instance.clone();
+    broken.as_object_mut().unwrap().remove(field);
+    let validator = jsonschema::draft202012::new(schema).unwrap();
+    assert!(
+        !validator.is_valid(&broken),
+        "{what}: a body without `{field}` still validates"
+    );
+}
+
+both!(
+    real_responses_match_the_document,
+    common::Options::default(),
+    |app: common::TestApp| async move {
+        let raw = app.request(Method::GET, "/openapi.json", None, None).await;
+        assert_eq!(raw.status, 200);
+        let doc = raw.body;
+        assert!(
+            doc["openapi"]
+                .as_str()
+                .is_some_and(|v| v.starts_with("3.1")),
+            "{}",
+            doc["openapi"]
+        );
+        for p in [
+            "/v2/accounts/balance",
+            "/v2/accounts",
+            "/v2/accounts/{id}",
+            "/v2/customers",
+            "/v2/customers/{id}",
+            "/v2/customers/{id}/refresh",
+            "/v2/rates",
+            "/healthz",
+            "/readyz",
+        ] {
+            assert!(doc["paths"][p].is_object(), "{p} missing from the document");
+        }
+        let params: Vec<&str> = doc["paths"]["/v2/accounts"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        for p in [
+            "customer_id",
+            "currency",
+            "search.is_crypto",
+            "search.status",
+            "sort",
+            "limit",
+            "cursor",
+            "search",
+            "stack",
+        ] {
+            assert!(
+                params.contains(&p),
+                "parameter {p} not documented: {params:?}"
+            );
+        }
+
+        app.customer(
+            "o1",
+            Some(coffer_sim::fixtures::P100_SEED_USER),
+            Some("gen-000001"),
+        )
+        .await;
+        app.put("/v2/rates", json!({"rates": {"USD": "0.92"}}))
+            .await;
+
+        let cases: Vec<(&str, String, &str, &str)> = vec![
+            (
+                "/v2/accounts/balance",
+                "/v2/accounts/balance?customer_id=o1&details=true&stack=currency".into(),
+                "get",
+                "total_balance",
+            ),
+            (
+                "/v2/accounts/balance",
+                "/v2/accounts/balance?customer_id=o1&currency=USD".into(),
+                "get",
+                "rates",
+            ),
+            (
+                "/v2/accounts/balance",
+                "/v2/accounts/balance".into(),
+                "get",
+                "exact",
+            ),
+            (
+                "/v2/accounts",
+                "/v2/accounts?customer_id=o1&limit=5".into(),
+                "get",
+                "data",
+            ),
+            (
+                "/v2/accounts",
+                "/v2/accounts?customer_id=o1&limit=5&stack=currency".into(),
+                "get",
+                "matched",
+            ),
+            (
+                "/v2/accounts/{id}",
+                "/v2/accounts/p100:840770da-996d-4f20-826f-5bc46bfdffd9".into(),
+                "get",
+                "balance",
+            ),
+            (
+                "/v2/customers/{id}",
+                "/v2/customers/o1".into(),
+                "get",
+                "links",
+            ),
+            ("/v2/customers", "/v2/customers".into(), "get", "data"),
+            ("/v2/rates", "/v2/rates".into(), "get", "base"),
+            ("/healthz", "/healthz".into(), "get", "status"),
+            ("/readyz", "/readyz".into(), "get", "providers"),
+        ];
+        let mut bodies = Vec::new();
+        for (template, path, method, required) in &cases {
+            let body = app.ok(path).await;
+            let schema = response_schema(&doc, template, method, 200);
+            check(&schema, &body, path);
+            rejects_without(&schema, &body, required, path);
+            bodies.push(body);
+        }
+        // The list's items: accounts, or groups of accounts when stacked.
+        let account = component(&doc, "AccountOut");
+        for a in bodies[3]["data"].as_array().unwrap() {
+            check(&account, a, "a list item");
+        }
+        // Stacked: the groups validate as a whole (the document gives `data` as accounts or groups),
+        // and a group is not mistaken for an account.
+        assert!(!bodies[4]["data"].as_array().unwrap().is_empty());
+        for g in bodies[4]["data"].as_array().unwrap() {
+            assert!(
+                !jsonschema::draft202012::new(&account).unwrap().is_valid(g),
+                "a group validates as an account"
+            );
+            for a in g["accounts"].as_array().unwrap() {
+                check(&account, a, "an account of a group");
+            }
+        }
+        let list = response_schema(&doc, "/v2/accounts", "get", 200);
+        let mut bad = bodies[4].clone();
+        bad["data"][0].as_object_mut().unwrap().remove("accounts");
+        assert!(
+            !jsonschema::draft202012::new(&list).unwrap().is_valid(&bad),
+            "a group without accounts validates"
+        );
+
+        // Writes and their answers.
+        let created = app.post("/v2/customers", json!({"id": "o2", "name": "Two", "links": [{"provider": "bank", "external_id": "gen-000002"}]})).await;
+        assert_eq!(created.status, 201);
+        check(
+            &response_schema(&doc, "/v2/customers", "post", 201),
+            &created.body,
+            "POST /v2/customers",
+        );
+        let rates = app
+            .put("/v2/rates", json!({"rates": {"GBP": "1.17"}}))
+            .await;
+        check(
+            &response_schema(&doc, "/v2/rates", "put", 200),
+            &rates.body,
+            "PUT /v2/rates",
+        );
+        let refresh = app
+            .request(
+                Method::POST,
+                "/v2/customers/o2/refresh",
+                Some(&app.admin_key),
+                None,
+            )
+            .await;
+        assert_eq!(refresh.status, 200, "{}", refresh.body);
+        check(
+            &response_schema(&doc, "/v2/customers/{id}/refresh", "post", 200),
+            &refresh.body,
+            "refresh",
+        );
+
+        // Error bodies, each against the status the document declares.
+        let errors: Vec<(&str, &str, &str, u16, Option<&str>)> = vec![
+            (
+                "/v2/accounts/balance",
+                "get",
+                "/v2/accounts/balance?balance_gt=abc",
+                400,
+                Some(app.admin_key.as_str()),
+            ),
+            (
+                "/v2/accounts/balance",
+                "get",
+                "/v2/accounts/balance?customer_id=nobody",
+                404,
+                Some(app.admin_key.as_str()),
+            ),
+            (
+                "/v2/accounts/balance",
+                "get",
+                "/v2/accounts/balance",
+                401,
+                None,
+            ),
+            (
+                "/v2/accounts",
+                "get",
+                "/v2/accounts?limit=0",
+                400,
+                Some(app.admin_key.as_str()),
+            ),
+            (
+                "/v2/accounts/{id}",
+                "get",
+                "/v2/accounts/p100:nothing",
+                404,
+                Some(app.admin_key.as_str()),
+            ),
+            (
+                "/v2/customers/{id}",
+                "get",
+                "/v2/customers/nobody",
+                404,
+                Some(app.admin_key.as_str()),
+            ),
+        ];
+        for (template, method, path, status, key) in errors {
+            let r = app.request(Method::GET, path, key, None).await;
+            assert_eq!(r.status, status, "{path}: {}", r.body);
+            let schema = response_schema(&doc, template, method, status);
+            check(&schema, &r.body, path);
+            rejects_without(&schema, &r.body, "error", path);
+        }
+        let dup = app.post("/v2/customers", json!({"id": "o2"})).await;
+        assert_eq!(dup.status, 409);
+        check(
+            &response_schema(&doc, "/v2/customers", "post", 409),
+            &dup.body,
+            "409",
+        );
+
+        // A 502 under `strict`.
+        app.customer("o3", Some("gen-000003"), None).await;
+        app.sim.set_fault(
+            coffer_sim::Provider::P100,
+            coffer_sim::Target::customer("gen-000003"),
+            Some(coffer_sim::Fault::DropConnection),
+        );
+        let r = app
+            .get("/v2/accounts/balance?customer_id=o3&strict=true")
+            .await;
+        assert_eq!(r.status, 502, "{}", r.body);
+        check(
+            &response_schema(&doc, "/v2/accounts/balance", "get", 502),
+            &r.body,
+            "502",
+        );
+        app.stop().await;
+    }
+);
