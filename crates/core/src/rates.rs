@@ -220,8 +220,9 @@ impl RateTable {
 
     /// The value of one unit of `currency` in the base, with the rates used.
     ///
-    /// Precedence: manual over provider; then the newest; then a rate quoted in the base over one
-    /// that must be triangulated; then the provider id, so the choice is deterministic. A rate
+    /// Precedence: manual over provider (the newest manual one); among provider rates one quoted
+    /// in the base over one that must be triangulated, then the provider id, then the newest, so
+    /// the choice does not depend on which provider answered last. A rate
     /// quoted in another currency Q is multiplied by Q's own value in the base (resolved the same
     /// way); if Q cannot be valued, the next candidate is tried. A currency with no rate of its
     /// own is valued through the inverse of a rate of the base quoted in it (base → C), so a table
@@ -325,13 +326,25 @@ impl RateTable {
         })
     }
 
-    /// Lower is better: source, then newest, then quoted in the base, then provider id, value.
+    /// Lower is better: source; among manual rates the newest (an admin's rate replaces the
+    /// config's); among provider rates one quoted in the base, then the provider id, then the
+    /// newest. Provider rates are not ranked by time first: two providers refreshed in turn would
+    /// otherwise swap which one values a currency, and the same holdings would total differently
+    /// from one answer to the next.
     fn precedence(&self, a: &Rate, b: &Rate) -> Ordering {
+        let newest = || b.as_of.cmp(&a.as_of);
         a.source
             .cmp(&b.source)
-            .then_with(|| b.as_of.cmp(&a.as_of))
+            .then_with(|| {
+                if a.source == RateSource::Manual {
+                    newest()
+                } else {
+                    Ordering::Equal
+                }
+            })
             .then_with(|| (b.quote == self.base).cmp(&(a.quote == self.base)))
             .then_with(|| a.provider.cmp(&b.provider))
+            .then_with(newest)
             .then_with(|| a.value.cmp(&b.value))
     }
 

@@ -64,7 +64,7 @@ fn base_converts_to_itself_at_one() {
 }
 
 #[test]
-fn manual_beats_provider_and_newest_provider_wins() {
+fn manual_beats_provider() {
     let mut table = RateTable::default();
     table
         .insert(provider("USD", "EUR", "0.90", "p100", 1))
@@ -229,4 +229,40 @@ fn overflow_is_an_error_not_a_panic() {
             .convert(d("1000000000000000000000"), &c("BTC"), &c("JPY"))
             .is_err()
     );
+}
+
+#[test]
+fn provider_rates_do_not_swap_with_the_order_providers_answered_in() {
+    // Whichever provider answered last, the same provider values USDC: totals are repeatable.
+    for (bank_hour, p100_hour) in [(1, 2), (2, 1)] {
+        let mut t = RateTable::new(c("EUR"));
+        t.insert(provider("USDC", "EUR", "0.86", "p100", p100_hour))
+            .unwrap();
+        t.insert(provider("USDC", "EUR", "0.87", "bank", bank_hour))
+            .unwrap();
+        assert_eq!(t.rate(&c("USDC")).unwrap().value, d("0.87"));
+    }
+    // Within one provider, the newest still wins.
+    let mut t = RateTable::new(c("EUR"));
+    t.insert(provider("USDC", "EUR", "0.86", "p100", 1))
+        .unwrap();
+    let mut newer = provider("USDC", "EUR", "0.85", "p100", 3);
+    newer.currency = c("usdc");
+    t.insert(newer).unwrap();
+    assert_eq!(t.rate(&c("USDC")).unwrap().value, d("0.85"));
+}
+
+#[test]
+fn the_newest_manual_rate_wins() {
+    let mut table = RateTable::new(c("EUR"));
+    table
+        .insert(Rate::manual(c("USD"), c("EUR"), d("0.90"), t(1)))
+        .unwrap();
+    table
+        .insert(Rate::manual(c("USD"), c("EUR"), d("0.92"), t(2)))
+        .unwrap();
+    table
+        .insert(provider("USD", "EUR", "0.95", "bank", 5))
+        .unwrap();
+    assert_eq!(table.rate(&c("USD")).unwrap().value, d("0.92"));
 }
