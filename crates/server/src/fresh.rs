@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use coffer_core::{Account, ProviderError, ProviderErrorKind, ProviderSnapshot};
 use coffer_store::{SnapshotMeta, Store, StoreError};
 use futures::FutureExt;
@@ -122,6 +122,9 @@ pub struct Freshness {
     providers: Arc<Providers>,
     cfg: CacheConfig,
     l1: moka::future::Cache<String, Arc<CustomerView>>,
+    /// The last view of each customer, kept through invalidations: the answer of last resort
+    /// (flagged) while the store is down. Shares the views with `l1`.
+    last_known: moka::future::Cache<String, Arc<CustomerView>>,
     customers: SingleFlight<String, Result<Arc<CustomerView>, LoadError>>,
     fetches: SingleFlight<PairKey, FetchResult>,
     /// Called after a snapshot of a customer was written (cross-replica invalidation).
@@ -141,11 +144,16 @@ impl Freshness {
             .max_capacity(cfg.capacity)
             .time_to_live(cfg.stale_if_error.max(cfg.ttl))
             .build();
+        let last_known = moka::future::Cache::builder()
+            .max_capacity(cfg.capacity)
+            .time_to_live(cfg.stale_if_error.max(cfg.ttl))
+            .build();
         Self {
             store,
             providers,
             cfg,
             l1,
+            last_known,
             customers: SingleFlight::default(),
             fetches: SingleFlight::default(),
             on_saved: None,
@@ -224,7 +232,12 @@ impl Freshness {
         }
         match res {
             Ok(v) => Ok(v),
-            Err(LoadError::StoreUnavailable(m)) => match cached {
+            Err(LoadError::StoreUnavailable(m)) => match match cached {
+                Some(v) => Some(v),
+                // Dropped from L1 by an invalidation (a sync, another replica's refresh): the
+                // last view still beats no answer.
+                None => self.last_known.get(customer_id).await,
+            } {
                 // The store is down: the last view in memory, flagged, beats no answer.
                 Some(v) => {
                     let mut old = (*v).clone();
@@ -325,6 +338,9 @@ impl Freshness {
         self.l1
             .insert(customer_id.to_owned(), Arc::clone(&view))
             .await;
+        self.last_known
+            .insert(customer_id.to_owned(), Arc::clone(&view))
+            .await;
         // Invalidated while loading (another replica refreshed it, links changed): what was
         // read may be older than that change, so it is answered once but not kept. Checked
         // after the insert, so an invalidation racing with it cannot be lost.
@@ -414,7 +430,10 @@ impl Freshness {
                 move || async move { provider.fetch(&ext, deadline).await }.boxed(),
             )
             .await;
-        let snapshot = res?;
+        let mut snapshot = res?;
+        // The stores keep microseconds: an answer must show the same `as_of` whether it was just
+        // fetched or read back from the store.
+        snapshot.fetched_at = snapshot.fetched_at.trunc_subsecs(6);
         let accounts = snapshot.to_accounts(customer_id, provider_id);
         let meta = SnapshotMeta {
             customer_id: customer_id.to_owned(),
