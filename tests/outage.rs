@@ -37,6 +37,9 @@ fn has_warning(b: &Value, code: &str) -> bool {
         .is_some_and(|w| w.iter().any(|w| w["code"] == code))
 }
 
+/// (customer, provider, account's `fetched_at`, its snapshot's `fetched_at`).
+type AccountVsSnapshot = (String, String, DateTime<Utc>, Option<DateTime<Utc>>);
+
 /// What one request of the background load saw.
 #[derive(Debug)]
 struct Seen {
@@ -212,7 +215,7 @@ async fn postgres_restart_during_sync_and_requests() {
     // Nothing half-written: straight from the database, every open account of a pair has the
     // pair's snapshot time, and every pair with accounts has a snapshot.
     let mut db = PgConnection::connect(&direct_url).await.unwrap();
-    let rows: Vec<(String, String, DateTime<Utc>, Option<DateTime<Utc>>)> = sqlx::query_as(
+    let rows: Vec<AccountVsSnapshot> = sqlx::query_as(
         "SELECT a.customer_id, a.provider_id, a.fetched_at, s.fetched_at
          FROM accounts a LEFT JOIN snapshots s
            ON s.customer_id = a.customer_id AND s.provider_id = a.provider_id
