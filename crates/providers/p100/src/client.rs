@@ -3,19 +3,19 @@
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use coffer_core::{ProviderError, ProviderErrorKind};
+use coffer_provider_kit::http::{self, truncate};
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
 use crate::config::{ConfigError, P100Config};
 use crate::wire;
 
-/// A 200 body larger than this is refused rather than buffered (a balances answer is a few KB).
-pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
-/// How much of an unexpected body an error carries.
-pub const SNIPPET_BYTES: usize = 512;
+pub use coffer_provider_kit::http::{
+    MAX_BODY_BYTES, SNIPPET_BYTES, retry_after, snippet, transport_error,
+};
 /// Wait suggested after P501 "service temporarily unavailable" when P100 sends no Retry-After.
 pub const P501_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -33,31 +33,12 @@ pub struct P100Client {
 impl P100Client {
     pub fn new(config: &P100Config) -> Result<Self, ConfigError> {
         config.validate()?;
-        // The binary installs the process-wide TLS provider at start; this only makes sure a
-        // library user (or a test) never panics for lack of one.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut api_key = HeaderValue::from_str(config.api_key.expose()).map_err(|_| {
-            ConfigError::InvalidSecret {
-                id: config.id.clone(),
-            }
-        })?;
-        api_key.set_sensitive(true);
+        let api_key = http::sensitive_header(&config.id, config.api_key.expose())?;
         let user_agent = config.user_agent.clone().unwrap_or_else(|| {
             concat!("coffer-provider-p100/", env!("CARGO_PKG_VERSION")).to_owned()
         });
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            // A balances call never redirects; following one could send the key elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(user_agent)
-            .build()
-            .map_err(|e| ConfigError::Client {
-                id: config.id.clone(),
-                reason: e.to_string(),
-            })?;
         Ok(P100Client {
-            http,
+            http: http::client(&config.id, config.timeout, user_agent)?,
             base_url: config.base_url.clone(),
             api_key,
             provider: config.id.clone(),
@@ -96,98 +77,23 @@ impl P100Client {
         extra_headers: &HeaderMap,
     ) -> Result<Bytes, ProviderError> {
         let url = self.balances_url(external_id)?;
-        let mut request = self
+        let request = self
             .http
             .get(url)
             .header(API_KEY_HEADER, self.api_key.clone());
-        for (name, value) in extra_headers {
-            if name != API_KEY_HEADER {
-                request = request.header(name, value);
-            }
-        }
-        let mut response = request
-            .send()
-            .await
-            .map_err(|e| transport_error(&self.provider, &e))?;
-        let status = response.status();
-        tracing::Span::current().record("status", status.as_u16());
-        let body = read_body(&self.provider, &mut response, status).await?;
-        if status == StatusCode::OK {
-            Ok(body)
+        let request = http::with_extra_headers(request, extra_headers, &[API_KEY_HEADER]);
+        let answer = http::send(&self.provider, request).await?;
+        if answer.status == StatusCode::OK {
+            Ok(answer.body)
         } else {
             Err(parse_error(
                 &self.provider,
-                status,
-                response.headers(),
-                &body,
+                answer.status,
+                &answer.headers,
+                &answer.body,
             ))
         }
     }
-}
-
-/// Reads the body, at most [`MAX_BODY_BYTES`]; a body cut by the connection is a retryable
-/// malformed response, a body too slow for the timeout is a timeout.
-async fn read_body(
-    provider: &str,
-    response: &mut reqwest::Response,
-    status: StatusCode,
-) -> Result<Bytes, ProviderError> {
-    let mut body = BytesMut::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err(ProviderError::new(
-                        provider,
-                        ProviderErrorKind::MalformedResponse,
-                        format!("the answer is larger than {MAX_BODY_BYTES} bytes"),
-                    )
-                    .with_status(status.as_u16()));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body.freeze()),
-            Err(e) if e.is_timeout() => {
-                return Err(transport_error(provider, &e).with_status(status.as_u16()));
-            }
-            Err(e) => {
-                return Err(ProviderError::new(
-                    provider,
-                    ProviderErrorKind::MalformedResponse,
-                    format!(
-                        "the answer was cut after {} bytes: {}",
-                        body.len(),
-                        error_chain(&e)
-                    ),
-                )
-                .with_status(status.as_u16())
-                .retryable(true));
-            }
-        }
-    }
-}
-
-/// A failure before any answer: timeout, refused or dropped connection.
-pub fn transport_error(provider: &str, e: &reqwest::Error) -> ProviderError {
-    let kind = if e.is_timeout() {
-        ProviderErrorKind::Timeout
-    } else {
-        // Connect failures, and connections closed before a complete answer.
-        ProviderErrorKind::Connection
-    };
-    // reqwest's message may hold the URL (with the customer's id) but never a header value.
-    ProviderError::new(provider, kind, error_chain(e))
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 /// Maps a non-200 answer by P100's own codes first, then by HTTP status (seed 000,
@@ -315,77 +221,9 @@ fn business_text(body: &wire::ErrorBody) -> String {
     truncate(&joined, SNIPPET_BYTES).to_owned()
 }
 
-/// The first [`SNIPPET_BYTES`] of a body as text, cut on a character boundary.
-pub fn snippet(body: &[u8]) -> String {
-    let head = &body[..body.len().min(SNIPPET_BYTES + 4)];
-    let text = String::from_utf8_lossy(head);
-    let cut = truncate(&text, SNIPPET_BYTES);
-    if cut.len() < body.len() {
-        format!("{cut}…")
-    } else {
-        cut.to_owned()
-    }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-/// `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3); a date in the past is 0.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = date.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(retry: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, HeaderValue::from_str(retry).expect("header"));
-        h
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_dates() {
-        assert_eq!(retry_after(&headers("7")), Some(Duration::from_secs(7)));
-        assert_eq!(
-            retry_after(&headers("Wed, 21 Oct 2015 07:28:00 GMT")),
-            Some(Duration::ZERO)
-        );
-        let later = (chrono::Utc::now() + chrono::Duration::seconds(120))
-            .format("%a, %d %b %Y %H:%M:%S GMT")
-            .to_string();
-        let wait = retry_after(&headers(&later)).expect("date");
-        assert!(
-            wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),
-            "{wait:?}"
-        );
-        assert_eq!(retry_after(&headers("soon")), None);
-        assert_eq!(retry_after(&HeaderMap::new()), None);
-    }
-
-    #[test]
-    fn snippet_cuts_on_a_char_boundary() {
-        let body = "é".repeat(400); // 800 bytes
-        let s = snippet(body.as_bytes());
-        assert!(s.ends_with('…'));
-        assert!(s.trim_end_matches('…').len() <= SNIPPET_BYTES);
-        assert_eq!(snippet(b"short"), "short");
-    }
 
     #[test]
     fn codes_win_over_http_status() {

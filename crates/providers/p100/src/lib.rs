@@ -5,6 +5,8 @@
 //!
 //! Files: `config.rs` (what an instance needs; the key as a redacted [`Secret`]), `client.rs`
 //! (the HTTP call and `parse_error`), `wire.rs` (P100's JSON), `map.rs` (JSON → account model).
+//! What every adapter does the same way (secret, body cap, `Retry-After`, number text, header
+//! hook) is `coffer-provider-kit`'s.
 //! Retry, caching and circuit breaking are the server's layers, not this crate's.
 #![forbid(unsafe_code)]
 
@@ -14,19 +16,16 @@ pub mod map;
 pub mod wire;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use coffer_core::{BalanceProvider, ProviderError, ProviderSnapshot};
-use reqwest::header::HeaderMap;
-use tracing::Instrument;
+use coffer_provider_kit::header_hook;
 
+pub use coffer_provider_kit::HeaderHook;
 pub use config::{ConfigError, P100Config, Secret};
 
 /// The config `kind` of this provider.
 pub const KIND: &str = "p100";
-
-/// Per-request extra headers (the hook for W3C trace context, `traceparent`/`tracestate`).
-pub type HeaderHook = Arc<dyn Fn() -> HeaderMap + Send + Sync>;
 
 /// One configured P100 instance.
 pub struct P100Provider {
@@ -83,22 +82,6 @@ pub fn factory(s: coffer_core::ProviderSettings) -> Result<Arc<dyn BalanceProvid
     .map_err(|e| e.to_string())
 }
 
-/// The server's per-request headers as this adapter's hook; invalid names or values are skipped.
-fn header_hook(f: coffer_core::HeaderFn) -> HeaderHook {
-    Arc::new(move || {
-        let mut map = HeaderMap::new();
-        for (k, v) in f() {
-            if let (Ok(k), Ok(v)) = (
-                reqwest::header::HeaderName::try_from(k),
-                reqwest::header::HeaderValue::try_from(v),
-            ) {
-                map.insert(k, v);
-            }
-        }
-        map
-    })
-}
-
 /// [`build`] with per-request headers (the server passes W3C trace context this way).
 pub fn build_with_headers(
     id: &str,
@@ -134,16 +117,12 @@ impl BalanceProvider for P100Provider {
             status = tracing::field::Empty,
             latency_ms = tracing::field::Empty,
         );
-        let started = Instant::now();
         let extra = self.header_hook.as_ref().map(|h| h()).unwrap_or_default();
-        let result = async {
+        let result = coffer_provider_kit::http::timed(&span, async {
             let body = self.client.get_balances(external_id, &extra).await?;
             map::snapshot(&self.id, &body, chrono::Utc::now())
-        }
-        .instrument(span.clone())
+        })
         .await;
-        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        span.record("latency_ms", latency_ms);
         let _entered = span.enter();
         match &result {
             Ok(s) => {

@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use coffer_core::money::parse_decimal;
 use coffer_core::{
     Currency, ProviderAccount, ProviderError, ProviderErrorKind, ProviderRate, ProviderSnapshot,
     RejectedBalance, Status, Wallet,
@@ -11,6 +10,8 @@ use coffer_core::{
 use rust_decimal::Decimal;
 
 use crate::wire::{self, DecimalText, Lenient};
+
+pub use coffer_provider_kit::wire::exact;
 
 /// P100 quotes every `rate` in EUR (seed 000: "Exchange rate to EUR").
 pub const RATE_QUOTE: &str = "EUR";
@@ -230,12 +231,6 @@ fn wallet(network: &str, c: wire::NetworkConfig) -> Result<Option<Wallet>, Strin
         withdrawal_min,
         deposit_min,
     }))
-}
-
-/// The exact decimal a provider's number text means, or why it has none.
-/// Core's one exact parser: plain or scientific notation, scale kept, never rounded.
-pub fn exact(d: &DecimalText) -> Result<Decimal, String> {
-    parse_decimal(&d.text).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -1,16 +1,14 @@
 //! The P100 adapter over real HTTP against recorded bodies (seed 000) and every error path.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use coffer_core::{
     BalanceProvider, ProviderError, ProviderErrorKind as K, ProviderSnapshot, Status,
 };
+use coffer_provider_kit::testing::{Canned, raw_server, refused_url};
 use coffer_provider_p100::{P100Config, P100Provider, build};
-use support::{Canned, raw_server, refused_url};
 
 const SEED: &str = include_str!("fixtures/p100_balances.json");
 const KEY: &str = "test-key-5f1c9a";

@@ -3,13 +3,11 @@
 //! test thread runs the same callsites.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::time::Duration;
 
 use coffer_core::{ProviderError, ProviderSnapshot};
+use coffer_provider_kit::testing::{Canned, Capture, refused_url};
 use coffer_provider_p100::{P100Config, P100Provider, build};
-use support::{Canned, Capture, refused_url};
 
 const SEED: &str = include_str!("fixtures/p100_balances.json");
 const KEY: &str = "test-key-5f1c9a";

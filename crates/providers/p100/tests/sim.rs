@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coffer_core::{BalanceProvider, Currency, ProviderAccount, ProviderErrorKind as K, Status};
+use coffer_provider_kit::testing::sim::{self as conformance, decimals};
 use coffer_provider_p100::build;
 use coffer_sim::fixtures::{P100_SEED_USER, P100_SEED_USER_ID};
 use coffer_sim::generate::customer_id;
@@ -15,7 +16,7 @@ use coffer_sim::{
     SimConfig, SimHandle, Target,
 };
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use rust_decimal::Decimal;
 
 const CUSTOMERS: usize = 200;
@@ -96,11 +97,7 @@ fn check_customer(
 fn generated_customers_survive_exactly() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (sim, provider) = rt.block_on(start());
-    let mut runner = TestRunner::new(Config {
-        cases: 40,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = conformance::runner(40);
     runner
         .run(&(0..CUSTOMERS), |index| {
             let id = customer_id(index);
@@ -113,34 +110,15 @@ fn generated_customers_survive_exactly() {
         .unwrap();
 }
 
-/// Decimals of every scale P100 could use, including awkward ones.
-fn amount() -> impl Strategy<Value = Decimal> {
-    prop_oneof![
-        (any::<i64>(), 0u32..=18).prop_map(|(m, s)| Decimal::new(m, s)),
-        (0i128..100_000_000_000_000_000_000, 0u32..=20)
-            .prop_map(|(m, s)| Decimal::from_i128_with_scale(m, s)),
-        Just(Decimal::from_i128_with_scale(
-            1_234_567_890_123_412_345_678,
-            8
-        )),
-        Just(Decimal::new(9_872_368, 8)),
-        Just(Decimal::new(0, 8)),
-    ]
-}
-
 #[test]
 fn arbitrary_amounts_and_rates_survive_exactly() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (sim, provider) = rt.block_on(start());
-    let mut runner = TestRunner::new(Config {
-        cases: 48,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = conformance::runner(48);
     let names = prop::sample::select(vec!["eur", "usdc", "eure", "eurøp", "btc", "zzz"]);
     runner
         .run(
-            &(prop::collection::vec((amount(), amount(), names), 1..6)),
+            &(prop::collection::vec((decimals(), decimals(), names), 1..6)),
             |balances| {
                 let customer = P100Customer {
                     user_id: "user-1".into(),
@@ -241,44 +219,8 @@ async fn every_simulated_fault_maps_to_its_error() {
         );
     }
 
-    sim.set_fault(
-        Provider::P100,
-        Target::customer(&user),
-        Some(Fault::RateLimited {
-            retry_after: RetryAfter::Seconds(5),
-        }),
-    );
-    assert_eq!(
-        provider.fetch(&user).await.unwrap_err().retry_after,
-        Some(Duration::from_secs(5))
-    );
-    let at = chrono::Utc::now() + chrono::Duration::seconds(60);
-    sim.set_fault(
-        Provider::P100,
-        Target::customer(&user),
-        Some(Fault::RateLimited {
-            retry_after: RetryAfter::HttpDate(at),
-        }),
-    );
-    let wait = provider
-        .fetch(&user)
-        .await
-        .unwrap_err()
-        .retry_after
-        .unwrap();
-    assert!(
-        wait > Duration::from_secs(50) && wait <= Duration::from_secs(60),
-        "{wait:?}"
-    );
-
-    sim.set_fault(Provider::P100, Target::customer(&user), None);
-    assert!(provider.fetch(&user).await.is_ok(), "the fault is gone");
-
-    sim.remove_customer(Provider::P100, &user);
-    assert_eq!(
-        provider.fetch(&user).await.unwrap_err().kind,
-        K::UnknownCustomer
-    );
+    conformance::rate_limits_recovery_and_removal(&sim, Provider::P100, provider.as_ref(), &user)
+        .await;
 
     let wrong = build(
         "p100",
@@ -296,17 +238,6 @@ async fn slow_simulated_answers_time_out() {
     let (sim, _) = start().await;
     let key = sim.config().p100_api_key.clone();
     let provider = build("p100", &sim.p100_url(), key, Duration::from_millis(300)).unwrap();
-    let user = customer_id(3);
-    sim.set_fault(
-        Provider::P100,
-        Target::customer(&user),
-        Some(Fault::SlowBody(Duration::from_secs(2))),
-    );
-    assert_eq!(provider.fetch(&user).await.unwrap_err().kind, K::Timeout);
-    sim.set_fault(
-        Provider::P100,
-        Target::customer(&user),
-        Some(Fault::Latency(Duration::from_secs(2))),
-    );
-    assert_eq!(provider.fetch(&user).await.unwrap_err().kind, K::Timeout);
+    conformance::slow_answers_time_out(&sim, Provider::P100, provider.as_ref(), &customer_id(3))
+        .await;
 }
