@@ -4,6 +4,7 @@
 //! can be plugged in later without touching the client.
 
 use coffer_core::ProviderError;
+use coffer_provider_kit::http::sensitive_header;
 use reqwest::RequestBuilder;
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 
@@ -30,14 +31,11 @@ pub struct BearerToken {
 
 impl BearerToken {
     pub fn new(id: &str, token: Secret) -> Result<Self, ConfigError> {
-        let invalid = || ConfigError::InvalidSecret { id: id.to_owned() };
         if token.expose().trim().is_empty() {
-            return Err(invalid());
+            return Err(ConfigError::InvalidSecret { id: id.to_owned() });
         }
-        let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose().trim()))
-            .map_err(|_| invalid())?;
         // Sensitive values are never printed by `http`'s Debug, reqwest or hyper.
-        value.set_sensitive(true);
+        let value = sensitive_header(id, &format!("Bearer {}", token.expose().trim()))?;
         Ok(BearerToken { value })
     }
 
@@ -63,16 +61,14 @@ pub struct ApiKey {
     value: HeaderValue,
 }
 
-const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
+pub(crate) const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 
 impl ApiKey {
     pub fn new(id: &str, key: Secret) -> Result<Self, ConfigError> {
-        let invalid = || ConfigError::InvalidSecret { id: id.to_owned() };
         if key.expose().trim().is_empty() {
-            return Err(invalid());
+            return Err(ConfigError::InvalidSecret { id: id.to_owned() });
         }
-        let mut value = HeaderValue::from_str(key.expose().trim()).map_err(|_| invalid())?;
-        value.set_sensitive(true);
+        let value = sensitive_header(id, key.expose().trim())?;
         Ok(ApiKey { value })
     }
 

@@ -2,22 +2,21 @@
 //! become [`ProviderError`]s.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use coffer_core::{Currency, ProviderError, ProviderErrorKind};
+use coffer_provider_kit::http::{self, truncate};
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, HeaderMap};
 use url::Url;
 
-use crate::auth::CorebanqAuth;
+use crate::auth::{API_KEY_HEADER, CorebanqAuth};
 use crate::config::{ConfigError, CorebanqConfig};
 use crate::wire;
 
-/// A 200 body larger than this is refused rather than buffered.
-pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
-/// How much of an unexpected body an error carries.
-pub const SNIPPET_BYTES: usize = 512;
+pub use coffer_provider_kit::http::{
+    MAX_BODY_BYTES, SNIPPET_BYTES, retry_after, snippet, transport_error,
+};
 
 /// HTTP access to one Corebanq instance.
 pub struct CorebanqClient {
@@ -31,25 +30,11 @@ pub struct CorebanqClient {
 impl CorebanqClient {
     pub fn new(config: &CorebanqConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        // The binary installs the process-wide TLS provider at start; this only makes sure a
-        // library user (or a test) never panics for lack of one.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let user_agent = config.user_agent.clone().unwrap_or_else(|| {
             concat!("coffer-provider-corebanq/", env!("CARGO_PKG_VERSION")).to_owned()
         });
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            // A balance call never redirects; following one could send the token elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(user_agent)
-            .build()
-            .map_err(|e| ConfigError::Client {
-                id: config.id.clone(),
-                reason: e.to_string(),
-            })?;
         Ok(CorebanqClient {
-            http,
+            http: http::client(&config.id, config.timeout, user_agent)?,
             base_url: config.base_url.clone(),
             auth: config.auth.clone(),
             quote: config.quote_currency.clone(),
@@ -97,101 +82,30 @@ impl CorebanqClient {
         extra_headers: &HeaderMap,
     ) -> Result<Bytes, ProviderError> {
         let url = self.balance_url(customer_id)?;
-        let mut request = self.http.get(url);
-        for (name, value) in extra_headers {
-            if name != reqwest::header::AUTHORIZATION && name.as_str() != "x-api-key" {
-                request = request.header(name, value);
-            }
-        }
+        // The hook can never set the credential headers, whichever `CorebanqAuth` is used.
+        let request = http::with_extra_headers(
+            self.http.get(url),
+            extra_headers,
+            &[AUTHORIZATION, API_KEY_HEADER],
+        );
         let request = self.auth.authorize(request).await.map_err(|mut e| {
             e.provider = self.provider.clone();
             e
         })?;
-        let mut response = request
-            .send()
-            .await
-            .map_err(|e| transport_error(&self.provider, &e))?;
-        let status = response.status();
-        tracing::Span::current().record("status", status.as_u16());
-        let body = read_body(&self.provider, &mut response, status).await?;
-        if status == StatusCode::OK {
-            return Ok(body);
+        let answer = http::send(&self.provider, request).await?;
+        if answer.status == StatusCode::OK {
+            return Ok(answer.body);
         }
-        if status == StatusCode::UNAUTHORIZED {
+        if answer.status == StatusCode::UNAUTHORIZED {
             self.auth.rejected().await;
         }
         Err(parse_error(
             &self.provider,
-            status,
-            response.headers(),
-            &body,
+            answer.status,
+            &answer.headers,
+            &answer.body,
         ))
     }
-}
-
-/// Reads the body, at most [`MAX_BODY_BYTES`]; a body cut by the connection is a retryable
-/// malformed response, a body too slow for the timeout is a timeout.
-async fn read_body(
-    provider: &str,
-    response: &mut reqwest::Response,
-    status: StatusCode,
-) -> Result<Bytes, ProviderError> {
-    let mut body = BytesMut::new();
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err(ProviderError::new(
-                        provider,
-                        ProviderErrorKind::MalformedResponse,
-                        format!("the answer is larger than {MAX_BODY_BYTES} bytes"),
-                    )
-                    .with_status(status.as_u16()));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body.freeze()),
-            Err(e) if e.is_timeout() => {
-                return Err(transport_error(provider, &e).with_status(status.as_u16()));
-            }
-            Err(e) => {
-                return Err(ProviderError::new(
-                    provider,
-                    ProviderErrorKind::MalformedResponse,
-                    format!(
-                        "the answer was cut after {} bytes: {}",
-                        body.len(),
-                        error_chain(&e)
-                    ),
-                )
-                .with_status(status.as_u16())
-                .retryable(true));
-            }
-        }
-    }
-}
-
-/// A failure before any answer: timeout, refused or dropped connection.
-pub fn transport_error(provider: &str, e: &reqwest::Error) -> ProviderError {
-    let kind = if e.is_timeout() {
-        ProviderErrorKind::Timeout
-    } else {
-        // Connect failures, and connections closed before a complete answer.
-        ProviderErrorKind::Connection
-    };
-    // reqwest's message may hold the URL (with the customer's id) but never a header value.
-    ProviderError::new(provider, kind, error_chain(e))
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 /// Maps a non-200 answer. Corebanq's errors are `{error, message, details}` (seed 004).
@@ -276,61 +190,10 @@ fn error_text(body: &wire::ErrorBody) -> String {
     truncate(&out, SNIPPET_BYTES).to_owned()
 }
 
-/// The first [`SNIPPET_BYTES`] of a body as text, cut on a character boundary.
-pub fn snippet(body: &[u8]) -> String {
-    let head = &body[..body.len().min(SNIPPET_BYTES + 4)];
-    let text = String::from_utf8_lossy(head);
-    let cut = truncate(&text, SNIPPET_BYTES);
-    if cut.len() < body.len() {
-        format!("{cut}…")
-    } else {
-        cut.to_owned()
-    }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-/// `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3); a date in the past is 0.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = date.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
-
-    fn headers(retry: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, HeaderValue::from_str(retry).unwrap());
-        h
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_dates() {
-        assert_eq!(retry_after(&headers("7")), Some(Duration::from_secs(7)));
-        assert_eq!(
-            retry_after(&headers("Wed, 21 Oct 2015 07:28:00 GMT")),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(retry_after(&headers("soon")), None);
-    }
 
     #[test]
     fn a_bare_404_is_not_an_unknown_customer() {
@@ -352,12 +215,5 @@ mod tests {
             "{}",
             e.message
         );
-    }
-
-    #[test]
-    fn snippet_cuts_on_a_char_boundary() {
-        let body = "é".repeat(400);
-        let s = snippet(body.as_bytes());
-        assert!(s.trim_end_matches('…').len() <= SNIPPET_BYTES);
     }
 }

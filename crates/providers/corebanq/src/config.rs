@@ -1,103 +1,21 @@
 //! Configuration of one Corebanq provider instance.
 //!
 //! Secrets come from the environment, never from the config file (DESIGN.md, "Configuration");
-//! [`Secret`] keeps the API key out of every `Debug`/`Display`, so a config can be logged.
+//! [`Secret`] (from `coffer-provider-kit`) keeps the token out of every `Debug`/`Display`, so a
+//! config can be logged.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use coffer_core::Currency;
+use coffer_provider_kit::config::{
+    check_id_and_base_url, check_timeout_and_user_agent, parse_base_url,
+};
 use url::Url;
 
 use crate::auth::CorebanqAuth;
 
-/// Default timeout of one balances call (connect + headers + body).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A credential. `Debug` and `Display` print `***`; only [`Secret::expose`] reveals it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// Reads the secret from the environment variable `var`, which must be set and non-empty.
-    pub fn from_env(var: &str) -> Result<Self, ConfigError> {
-        match std::env::var(var) {
-            Ok(v) if !v.trim().is_empty() => Ok(Secret(v.trim().to_owned())),
-            Ok(_) => Err(ConfigError::EmptySecret {
-                var: var.to_owned(),
-            }),
-            Err(_) => Err(ConfigError::MissingEnv {
-                var: var.to_owned(),
-            }),
-        }
-    }
-
-    /// The secret itself: only for the one place that puts it on the wire.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl std::fmt::Display for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Secret(value)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Secret(value.to_owned())
-    }
-}
-
-/// A configuration that cannot work. Messages name the key at fault and never hold a secret.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    #[error(
-        "environment variable `{var}` is not set (it should hold the provider's token or API key)"
-    )]
-    MissingEnv { var: String },
-    #[error(
-        "environment variable `{var}` is empty (it should hold the provider's token or API key)"
-    )]
-    EmptySecret { var: String },
-    #[error("provider `{id}`: `id` must not be empty")]
-    EmptyId { id: String },
-    #[error("provider `{id}`: `base_url` `{url}` is invalid: {reason}")]
-    InvalidBaseUrl {
-        id: String,
-        url: String,
-        reason: String,
-    },
-    #[error(
-        "provider `{id}`: the token or API key is empty or holds characters not allowed in an HTTP header"
-    )]
-    InvalidSecret { id: String },
-    #[error("provider `{id}`: the quote currency must not be empty")]
-    EmptyQuote { id: String },
-    #[error("provider `{id}`: `timeout` must be greater than zero")]
-    ZeroTimeout { id: String },
-    #[error("provider `{id}`: `user_agent` holds characters not allowed in an HTTP header")]
-    InvalidUserAgent { id: String },
-    #[error("provider `{id}`: cannot build the HTTP client: {reason}")]
-    Client { id: String, reason: String },
-}
+pub use coffer_provider_kit::config::{ConfigError, DEFAULT_TIMEOUT, Secret};
 
 /// The currency Coffer asks Corebanq to express `balance_in_base` in, unless configured.
 pub const DEFAULT_QUOTE: &str = "EUR";
@@ -163,49 +81,14 @@ impl CorebanqConfig {
 
     /// Checks the fields, which are public; called again when the provider is built.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let id = || self.id.clone();
-        if self.id.trim().is_empty() {
-            return Err(ConfigError::EmptyId { id: id() });
-        }
-        parse_base_url(&self.id, self.base_url.as_str())?;
+        check_id_and_base_url(&self.id, &self.base_url)?;
         if self.quote_currency.code().is_empty() {
-            return Err(ConfigError::EmptyQuote { id: id() });
+            return Err(ConfigError::EmptyQuote {
+                id: self.id.clone(),
+            });
         }
-        if self.timeout.is_zero() {
-            return Err(ConfigError::ZeroTimeout { id: id() });
-        }
-        if let Some(ua) = &self.user_agent
-            && reqwest::header::HeaderValue::from_str(ua).is_err()
-        {
-            return Err(ConfigError::InvalidUserAgent { id: id() });
-        }
-        Ok(())
+        check_timeout_and_user_agent(&self.id, self.timeout, self.user_agent.as_deref())
     }
-}
-
-/// An `http(s)` URL that can take path segments, without query or fragment.
-fn parse_base_url(id: &str, raw: &str) -> Result<Url, ConfigError> {
-    let invalid = |reason: &str| ConfigError::InvalidBaseUrl {
-        id: id.to_owned(),
-        url: raw.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let url = Url::parse(raw.trim()).map_err(|e| invalid(&e.to_string()))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid("the scheme must be http or https"));
-    }
-    if url.cannot_be_a_base() || url.host().is_none() {
-        return Err(invalid("it must be an absolute URL with a host"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid("it must not have a query or a fragment"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid(
-            "credentials belong in the environment, not in the URL",
-        ));
-    }
-    Ok(url)
 }
 
 #[cfg(test)]

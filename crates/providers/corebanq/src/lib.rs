@@ -7,7 +7,9 @@
 //! Files: `config.rs` (what an instance needs), `auth.rs` (the [`CorebanqAuth`] seam: bearer
 //! token or `x-api-key` now, a refresh flow later), `client.rs` (the HTTP call and
 //! `parse_error`), `wire.rs` (Corebanq's JSON), `map.rs` (JSON → account model). Retry,
-//! caching and circuit breaking are the server's layers, not this crate's.
+//! caching and circuit breaking are the server's layers, not this crate's. What every adapter
+//! does the same way (secret, body cap, `Retry-After`, number text, header hook) is
+//! `coffer-provider-kit`'s.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -17,20 +19,17 @@ pub mod map;
 pub mod wire;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use coffer_core::{BalanceProvider, Currency, ProviderError, ProviderSnapshot};
-use reqwest::header::HeaderMap;
-use tracing::Instrument;
+use coffer_provider_kit::header_hook;
 
 pub use auth::{ApiKey, BearerToken, CorebanqAuth};
+pub use coffer_provider_kit::HeaderHook;
 pub use config::{ConfigError, CorebanqConfig, Secret};
 
 /// The config `kind` of this provider.
 pub const KIND: &str = "corebanq";
-
-/// Per-request extra headers (the hook for W3C trace context, `traceparent`/`tracestate`).
-pub type HeaderHook = Arc<dyn Fn() -> HeaderMap + Send + Sync>;
 
 /// One configured Corebanq instance.
 pub struct CorebanqProvider {
@@ -92,22 +91,6 @@ pub fn factory(s: coffer_core::ProviderSettings) -> Result<Arc<dyn BalanceProvid
     .map_err(|e| e.to_string())
 }
 
-/// The server's per-request headers as this adapter's hook; invalid names or values are skipped.
-fn header_hook(f: coffer_core::HeaderFn) -> HeaderHook {
-    Arc::new(move || {
-        let mut map = HeaderMap::new();
-        for (k, v) in f() {
-            if let (Ok(k), Ok(v)) = (
-                reqwest::header::HeaderName::try_from(k),
-                reqwest::header::HeaderValue::try_from(v),
-            ) {
-                map.insert(k, v);
-            }
-        }
-        map
-    })
-}
-
 /// [`build`] with per-request headers (the server passes W3C trace context this way).
 pub fn build_with_headers(
     id: &str,
@@ -148,16 +131,12 @@ impl BalanceProvider for CorebanqProvider {
             status = tracing::field::Empty,
             latency_ms = tracing::field::Empty,
         );
-        let started = Instant::now();
         let extra = self.header_hook.as_ref().map(|h| h()).unwrap_or_default();
-        let result = async {
+        let result = coffer_provider_kit::http::timed(&span, async {
             let body = self.client.get_balance(external_id, &extra).await?;
             map::snapshot(&self.id, &body, self.client.quote(), chrono::Utc::now())
-        }
-        .instrument(span.clone())
+        })
         .await;
-        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        span.record("latency_ms", latency_ms);
         let _entered = span.enter();
         match &result {
             Ok(s) => {

@@ -10,7 +10,9 @@ use coffer_core::{
 };
 use rust_decimal::Decimal;
 
-use crate::wire::{self, DecimalText, Lenient};
+use crate::wire::{self, Lenient};
+
+pub use coffer_provider_kit::wire::exact;
 
 /// The `network` of the one wallet Corebanq gives (`main_wallet_address`): it does not say which
 /// chain, so Coffer does not guess one.
@@ -222,11 +224,6 @@ pub fn status(raw: Option<&str>) -> Status {
         }
         None => Status::Pending,
     }
-}
-
-/// Core's one exact parser: plain or scientific notation, scale kept, never rounded.
-pub fn exact(d: &DecimalText) -> Result<Decimal, String> {
-    parse_decimal(&d.text).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

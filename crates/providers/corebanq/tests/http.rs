@@ -1,8 +1,6 @@
 //! The Corebanq adapter over real HTTP against recorded bodies (seed 004) and every error path.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -13,7 +11,7 @@ use coffer_core::{
 use coffer_provider_corebanq::{
     ApiKey, CorebanqAuth, CorebanqConfig, CorebanqProvider, Secret, build,
 };
-use support::{Canned, raw_server, refused_url};
+use coffer_provider_kit::testing::{Canned, raw_server, refused_url};
 
 const SEED: &str = include_str!("fixtures/corebanq_balance.json");
 const SEED_ERROR: &str = include_str!("fixtures/corebanq_error.json");

@@ -3,12 +3,10 @@
 //! runs the same callsites.
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::time::Duration;
 
 use coffer_provider_corebanq::build;
-use support::{Canned, Capture, refused_url};
+use coffer_provider_kit::testing::{Canned, Capture, refused_url};
 
 const SEED: &str = include_str!("fixtures/corebanq_balance.json");
 const TOKEN: &str = "test-token-8d2e71";

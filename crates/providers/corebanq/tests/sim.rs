@@ -10,13 +10,14 @@ use coffer_core::{
     BalanceProvider, Currency, ProviderAccount, ProviderErrorKind as K, ProviderSnapshot, Status,
 };
 use coffer_provider_corebanq::build;
+use coffer_provider_kit::testing::sim::{self as conformance, decimals};
 use coffer_sim::fixtures::COREBANQ_SEED_CUSTOMER;
 use coffer_sim::generate::customer_id;
 use coffer_sim::{
     CorebanqAccount, CorebanqError, Fault, Provider, RetryAfter, SimConfig, SimHandle, Target,
 };
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestRunner};
+use proptest::test_runner::TestCaseError;
 use rust_decimal::Decimal;
 
 const CUSTOMERS: usize = 200;
@@ -108,11 +109,7 @@ fn check_customer(
 fn generated_customers_survive_exactly() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (sim, provider) = rt.block_on(start());
-    let mut runner = TestRunner::new(Config {
-        cases: 40,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = conformance::runner(40);
     runner
         .run(&(0..CUSTOMERS), |index| {
             let id = customer_id(index);
@@ -125,34 +122,16 @@ fn generated_customers_survive_exactly() {
         .unwrap();
 }
 
-fn balance() -> impl Strategy<Value = Decimal> {
-    prop_oneof![
-        (any::<i64>(), 0u32..=18).prop_map(|(m, s)| Decimal::new(m, s)),
-        (0i128..100_000_000_000_000_000_000, 0u32..=20)
-            .prop_map(|(m, s)| Decimal::from_i128_with_scale(m, s)),
-        Just(Decimal::from_i128_with_scale(
-            1_234_567_890_123_412_345_678,
-            8
-        )),
-        Just(Decimal::new(9_872_368, 8)),
-        Just(Decimal::ZERO),
-    ]
-}
-
 #[test]
 fn arbitrary_balances_survive_exactly() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (sim, provider) = rt.block_on(start());
-    let mut runner = TestRunner::new(Config {
-        cases: 48,
-        failure_persistence: None,
-        ..Config::default()
-    });
+    let mut runner = conformance::runner(48);
     let currencies = prop::sample::select(vec!["EUR", "USDC", "EURe", "EURØP", "BTC", "ZZZ"]);
     let statuses =
         prop::sample::select(vec!["active", "inactive", "suspended", "pending", "frozen"]);
     let account = (
-        balance(),
+        decimals(),
         currencies,
         any::<bool>(),
         any::<bool>(),
@@ -254,43 +233,13 @@ async fn every_simulated_fault_maps_to_its_error() {
         let e = provider.fetch(&customer).await.expect_err("fault");
         assert_eq!((e.kind, e.retryable), (kind, retryable), "{fault:?}: {e}");
     }
-    sim.set_fault(
+    conformance::rate_limits_recovery_and_removal(
+        &sim,
         Provider::Corebanq,
-        Target::customer(&customer),
-        Some(Fault::RateLimited {
-            retry_after: RetryAfter::Seconds(5),
-        }),
-    );
-    assert_eq!(
-        provider.fetch(&customer).await.unwrap_err().retry_after,
-        Some(Duration::from_secs(5))
-    );
-    let at = chrono::Utc::now() + chrono::Duration::seconds(60);
-    sim.set_fault(
-        Provider::Corebanq,
-        Target::customer(&customer),
-        Some(Fault::RateLimited {
-            retry_after: RetryAfter::HttpDate(at),
-        }),
-    );
-    let wait = provider
-        .fetch(&customer)
-        .await
-        .unwrap_err()
-        .retry_after
-        .unwrap();
-    assert!(
-        wait > Duration::from_secs(50) && wait <= Duration::from_secs(60),
-        "{wait:?}"
-    );
-
-    sim.set_fault(Provider::Corebanq, Target::customer(&customer), None);
-    assert!(provider.fetch(&customer).await.is_ok(), "the fault is gone");
-    sim.remove_customer(Provider::Corebanq, &customer);
-    assert_eq!(
-        provider.fetch(&customer).await.unwrap_err().kind,
-        K::UnknownCustomer
-    );
+        provider.as_ref(),
+        &customer,
+    )
+    .await;
 
     let wrong = build(
         "bank",
@@ -318,25 +267,13 @@ async fn slow_simulated_answers_time_out() {
         None,
     )
     .unwrap();
-    let customer = customer_id(3);
-    sim.set_fault(
+    conformance::slow_answers_time_out(
+        &sim,
         Provider::Corebanq,
-        Target::customer(&customer),
-        Some(Fault::SlowBody(Duration::from_secs(2))),
-    );
-    assert_eq!(
-        provider.fetch(&customer).await.unwrap_err().kind,
-        K::Timeout
-    );
-    sim.set_fault(
-        Provider::Corebanq,
-        Target::customer(&customer),
-        Some(Fault::Latency(Duration::from_secs(2))),
-    );
-    assert_eq!(
-        provider.fetch(&customer).await.unwrap_err().kind,
-        K::Timeout
-    );
+        provider.as_ref(),
+        &customer_id(3),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
