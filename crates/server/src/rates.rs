@@ -69,6 +69,14 @@ impl RateBook {
         }
     }
 
+    /// The rate table for an all-customer answer built from per-currency sums, which carry no
+    /// rates of their own: the providers' latest rates are read from the store now, not from the
+    /// cache, since every snapshot written since may have brought newer ones.
+    pub async fn table_for_all(&self, store: &dyn Store) -> RateTable {
+        self.invalidate().await;
+        self.table_for(store, &[]).await
+    }
+
     /// The rate table for a query over `accounts`: manual rates first, then the rates the
     /// providers reported with these accounts, then stored provider rates (for currencies the
     /// accounts themselves carry no rate for).

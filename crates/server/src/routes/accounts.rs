@@ -142,7 +142,7 @@ pub async fn balance(
 /// answer costs the same at a million accounts as at ten.
 async fn all_customer_totals(state: &AppState, q: Query) -> ApiResult<Json<BalanceOut>> {
     let (src, counts) = source::all_totals(state, &q.filter).await?;
-    let table = state.rates.table_for(state.store.as_ref(), &[]).await;
+    let table = state.rates.table_for_all(state.store.as_ref()).await;
     check_target(&q, &table)?;
     // The store applied the filters; the aggregates are converted and grouped as they are.
     let unfiltered = Query {
