@@ -14,13 +14,7 @@ const TOKEN: &str = "test-token-8d2e71";
 #[tokio::test]
 async fn logs_and_errors_never_hold_the_token() {
     let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard = capture.install();
 
     let mut errors = Vec::new();
     for canned in [

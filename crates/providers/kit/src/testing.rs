@@ -148,6 +148,18 @@ impl std::io::Write for Capture {
 }
 
 impl Capture {
+    /// Makes this capture the current thread's subscriber, at every level, without colours,
+    /// until the guard drops.
+    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().expect("log capture")).into_owned()
     }
