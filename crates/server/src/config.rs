@@ -337,10 +337,13 @@ impl Config {
     }
 }
 
+/// `COFFER_SECTION__KEY` variables. A `COFFER_` variable without `__` is not a config key
+/// (`COFFER_CONFIG`, `COFFER_ADMIN_KEY`, `COFFER_REQUIRE_POSTGRES` for the tests) and is left
+/// alone; one with `__` must name a real key, or loading fails naming it.
 fn env_provider() -> Env {
     Env::prefixed("COFFER_")
+        .filter(|k| k.as_str().contains("__"))
         .split("__")
-        .ignore(&["CONFIG", "ADMIN_KEY"])
 }
 
 #[cfg(test)]
@@ -401,6 +404,21 @@ mod tests {
         });
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("providers[0].kind"), "{err}");
+    }
+
+    #[test]
+    fn coffer_variables_that_are_not_keys_are_left_alone() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("COFFER_REQUIRE_POSTGRES", "1");
+            jail.set_env("COFFER_ADMIN_KEY", "k");
+            jail.set_env("COFFER_CACHE__TTL", "7s");
+            let cfg = Config::load(None).unwrap();
+            assert_eq!(cfg.cache.ttl, Duration::from_secs(7));
+            jail.set_env("COFFER_CACHE__TTLL", "7s");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("ttll"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]
