@@ -68,6 +68,9 @@ pub struct CachedArgs {
     /// Measure (b), (a), (b), (a), … this many times each and report each round and the best.
     #[arg(long, default_value_t = 2)]
     pub rounds: usize,
+    /// Measure only `a` (balance) or only `b` (minimal), e.g. under a profiler.
+    #[arg(long)]
+    pub only: Option<char>,
 }
 
 impl Default for CachedArgs {
@@ -79,6 +82,10 @@ impl Default for CachedArgs {
 /// (a) and (b).
 pub async fn cached(url: &str, client: Handle, args: &CachedArgs) -> anyhow::Result<()> {
     println!("\n== (a) cached balance vs (b) minimal handler ==");
+    println!(
+        "load average (1, 5, 15 min) at start: {}",
+        setup::load_average()
+    );
     setup::recreate_database(url).await?;
     let store = setup::store(url, 16).await?;
     // 5 accounts at each provider: one customer with 10 accounts across both.
@@ -180,6 +187,10 @@ pub async fn cached(url: &str, client: Handle, args: &CachedArgs) -> anyhow::Res
         if ratio >= 0.6 { "met" } else { "MISSED" },
         calls_after - calls_before,
     );
+    println!(
+        "load average (1, 5, 15 min) at end: {}",
+        setup::load_average()
+    );
     running.stop().await;
     sim.shutdown().await;
     Ok(())
@@ -210,8 +221,14 @@ impl Default for ColdArgs {
 /// (c).
 pub async fn cold(url: &str, client: Handle, args: &ColdArgs) -> anyhow::Result<()> {
     println!("\n== (c) cold requests: fan-out to both providers ==");
+    println!(
+        "load average (1, 5, 15 min) at start: {}",
+        setup::load_average()
+    );
     /// Customers used to open connections (server → simulators, server → database) first.
     const WARM: usize = 64;
+    /// Customers used afterwards to time the cold path's store work alone.
+    const PROBE: usize = 200;
     let n = usize::try_from(args.requests)?;
     setup::recreate_database(url).await?;
     let store = setup::store(url, 32).await?;
@@ -220,7 +237,7 @@ pub async fn cold(url: &str, client: Handle, args: &ColdArgs) -> anyhow::Result<
         Duration::from_millis(args.latency_corebanq_ms),
     );
     let sim = coffer_sim::start(SimConfig {
-        customers: n + WARM,
+        customers: n + WARM + PROBE,
         accounts_per_customer: 5,
         latency_p100: lat_p,
         latency_corebanq: lat_c,
@@ -229,13 +246,13 @@ pub async fn cold(url: &str, client: Handle, args: &ColdArgs) -> anyhow::Result<
     .await?;
     let running = setup::server(&sim, setup::config(&sim, url), Arc::clone(&store)).await?;
     let t = Instant::now();
-    let ids = (0..n + WARM)
+    let ids = (0..n + WARM + PROBE)
         .map(|i| (format!("cold-{i:06}"), coffer_sim::generate::customer_id(i)))
         .collect();
     create_customers(&store, ids, 32).await?;
     println!(
         "created {} customers in {:.1} s",
-        n + WARM,
+        n + WARM + PROBE,
         t.elapsed().as_secs_f64()
     );
 
@@ -297,8 +314,85 @@ pub async fn cold(url: &str, client: Handle, args: &ColdArgs) -> anyhow::Result<
         (lat_p + lat_c).as_millis(),
         args.requests,
     );
+    println!(
+        "load average (1, 5, 15 min) at end: {}",
+        setup::load_average()
+    );
     running.stop().await;
+    probe_cold_path(&store, &sim, n + WARM..n + WARM + PROBE).await?;
     sim.shutdown().await;
+    Ok(())
+}
+
+/// Times the parts of one cold load one at a time, with the simulators answering at once and
+/// the server stopped: the two reads the loader makes before fanning out, one provider fetch,
+/// and the first snapshot write of one provider's answer (which the request waits for).
+/// Whatever a cold request costs beyond its slowest provider is these plus HTTP and queueing.
+async fn probe_cold_path(
+    store: &Arc<dyn Store>,
+    sim: &coffer_sim::SimHandle,
+    customers: std::ops::Range<usize>,
+) -> anyhow::Result<()> {
+    let providers = setup::providers(sim, Duration::from_secs(5))?;
+    let bank = providers.get(BANK).context("no bank provider")?;
+    // First, the slowest provider alone at its configured latency: the floor of a cold request.
+    let mut slow = Vec::new();
+    for i in customers.clone().take(50) {
+        let ext = coffer_sim::generate::customer_id(i);
+        let t = Instant::now();
+        bank.fetch(&ext, Instant::now() + Duration::from_secs(5))
+            .await
+            .map_err(|e| anyhow::anyhow!("fetch {ext}: {e}"))?;
+        slow.push(t.elapsed());
+    }
+    slow.sort_unstable();
+    println!(
+        "cold path floor: one Corebanq fetch at its simulated latency, sequential: p50 {} p99 {}",
+        ms(quantile(&slow, 0.5)),
+        ms(quantile(&slow, 0.99))
+    );
+    sim.set_latency(Provider::P100, Duration::ZERO);
+    sim.set_latency(Provider::Corebanq, Duration::ZERO);
+    let (mut reads, mut fetches, mut saves) = (Vec::new(), Vec::new(), Vec::new());
+    for i in customers {
+        let id = format!("cold-{i:06}");
+        let ext = coffer_sim::generate::customer_id(i);
+        let t0 = Instant::now();
+        store.get_customer(&id).await?;
+        store.customer_accounts(&id).await?;
+        reads.push(t0.elapsed());
+        let t1 = Instant::now();
+        let snap = bank
+            .fetch(&ext, Instant::now() + Duration::from_secs(5))
+            .await
+            .map_err(|e| anyhow::anyhow!("fetch {ext}: {e}"))?;
+        fetches.push(t1.elapsed());
+        let accounts = snap.to_accounts(&id, BANK);
+        let meta = coffer_store::SnapshotMeta {
+            customer_id: id.clone(),
+            provider_id: BANK.into(),
+            provider_customer_ref: snap.provider_customer_ref.clone(),
+            fetched_at: snap.fetched_at,
+            rejected: Vec::new(),
+        };
+        let t2 = Instant::now();
+        store.save_snapshot(&meta, &accounts).await?;
+        saves.push(t2.elapsed());
+    }
+    for v in [&mut reads, &mut fetches, &mut saves] {
+        v.sort_unstable();
+    }
+    println!(
+        "cold path parts, one at a time (p50 / p99 over {}): reads before the fan-out (get_customer + customer_accounts) {} / {}; \
+         one Corebanq fetch at 0 ms simulated latency (HTTP + parse + map) {} / {}; first snapshot write (5 accounts) {} / {}",
+        reads.len(),
+        ms(quantile(&reads, 0.5)),
+        ms(quantile(&reads, 0.99)),
+        ms(quantile(&fetches, 0.5)),
+        ms(quantile(&fetches, 0.99)),
+        ms(quantile(&saves, 0.5)),
+        ms(quantile(&saves, 0.99)),
+    );
     Ok(())
 }
 
@@ -381,6 +475,10 @@ async fn bulk_customers(url: &str, n: usize) -> anyhow::Result<()> {
 pub async fn sync(url: &str, client: Handle, args: &SyncArgs) -> anyhow::Result<()> {
     use sqlx::Connection as _;
     println!("\n== (d) background sync throughput, then all-customer totals ==");
+    println!(
+        "load average (1, 5, 15 min) at start: {}",
+        setup::load_average()
+    );
     anyhow::ensure!(
         url.starts_with("postgres"),
         "the sync scenario needs PostgreSQL"
@@ -531,6 +629,10 @@ pub async fn sync(url: &str, client: Handle, args: &SyncArgs) -> anyhow::Result<
         lat.len(),
     );
     probe.close().await?;
+    println!(
+        "load average (1, 5, 15 min) at end: {}",
+        setup::load_average()
+    );
     running.stop().await;
     sim.shutdown().await;
     Ok(())

@@ -37,6 +37,15 @@ pub fn machine() -> String {
     format!("nproc {cores}, CPU {model}, RAM {mem_gib} GiB")
 }
 
+/// The 1, 5 and 15 minute load averages: on a machine shared with other work, the figures mean
+/// little without them.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// Drops and recreates the database named in `url` (PostgreSQL), so every run starts empty.
 /// SQLite URLs are left alone (use `sqlite::memory:`).
 pub async fn recreate_database(url: &str) -> anyhow::Result<()> {
