@@ -70,25 +70,46 @@ impl RateBook {
     }
 
     /// The rate table for an all-customer answer built from per-currency sums, which carry no
-    /// rates of their own: the providers' latest rates are read from the store now, not from the
-    /// cache, since every snapshot written since may have brought newer ones.
+    /// rates of their own: manual rates, then the providers' latest rates, read from the store
+    /// now (not from the cache: every snapshot written since may have brought newer ones).
     pub async fn table_for_all(&self, store: &dyn Store) -> RateTable {
         self.invalidate().await;
-        self.table_for(store, &[]).await
+        let mut table = self.manual(store).await;
+        for r in self
+            .stored(store)
+            .await
+            .iter()
+            .filter(|r| r.source == RateSource::Provider)
+        {
+            insert(&mut table, r.clone());
+        }
+        table
     }
 
-    /// The rate table for a query over `accounts`: manual rates first, then the rates the
-    /// providers reported with these accounts, then stored provider rates (for currencies the
-    /// accounts themselves carry no rate for).
+    /// The rate table for an answer over `accounts`: manual rates, then the rates the providers
+    /// reported with these very accounts, and nothing else. So an answer is a function of its
+    /// own accounts (and the admin's rates): a customer's totals are the same whether asked by
+    /// an admin or a reader, and no rate derived from another customer's balances appears in it.
     pub async fn table_for(&self, store: &dyn Store, accounts: &[Account]) -> RateTable {
+        let mut table = self.manual(store).await;
+        table.add_from_accounts(accounts);
+        table
+    }
+
+    /// Manual rates: the config's, then the admin's (newer, so they win).
+    async fn manual(&self, store: &dyn Store) -> RateTable {
         let mut table = RateTable::new(self.base.clone());
         for r in self.config_manual.iter().cloned() {
             insert(&mut table, r);
         }
-        for r in self.stored(store).await.iter().cloned() {
-            insert(&mut table, r);
+        for r in self
+            .stored(store)
+            .await
+            .iter()
+            .filter(|r| r.source == RateSource::Manual)
+        {
+            insert(&mut table, r.clone());
         }
-        table.add_from_accounts(accounts);
         table
     }
 }

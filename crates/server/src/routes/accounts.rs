@@ -44,6 +44,20 @@ fn query_error(e: QueryError) -> ApiError {
     }
 }
 
+/// One customer's (or a reader's customers') answer uses the rates reported with its own
+/// accounts; an admin's all-customer answer uses one table for everybody (the providers' latest
+/// rates), whether it is built from every account or from per-currency sums, so both agree.
+async fn table_for(state: &AppState, src: &source::Sourced) -> RateTable {
+    if src.coverage.is_some() {
+        state.rates.table_for_all(state.store.as_ref()).await
+    } else {
+        state
+            .rates
+            .table_for(state.store.as_ref(), &src.accounts)
+            .await
+    }
+}
+
 /// A target other than the base needs a rate, or every amount would come back unconverted.
 fn check_target(q: &Query, table: &RateTable) -> ApiResult<()> {
     if let Some(t) = &q.currency
@@ -128,10 +142,7 @@ pub async fn balance(
     }
     let src = source::accounts(&state, &caller, &q).await?;
     check_strict(&q, &src.freshness)?;
-    let table = state
-        .rates
-        .table_for(state.store.as_ref(), &src.accounts)
-        .await;
+    let table = table_for(&state, &src).await;
     check_target(&q, &table)?;
     let a = query::balance(&src.accounts, &q, &table).map_err(query_error)?;
     crate::metrics::answer_flags(src.freshness.stale, src.freshness.partial);
@@ -260,10 +271,7 @@ pub async fn list(
     let q = parse(&state, pairs, Endpoint::List)?;
     let src = source::accounts(&state, &caller, &q).await?;
     check_strict(&q, &src.freshness)?;
-    let table = state
-        .rates
-        .table_for(state.store.as_ref(), &src.accounts)
-        .await;
+    let table = table_for(&state, &src).await;
     check_target(&q, &table)?;
     let page = query::list(&src.accounts, &q, &table).map_err(query_error)?;
     crate::metrics::answer_flags(src.freshness.stale, src.freshness.partial);

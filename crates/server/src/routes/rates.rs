@@ -57,7 +57,7 @@ pub async fn get_rates(
 }
 
 async fn table(state: &AppState) -> ApiResult<Json<RateTableOut>> {
-    let t = state.rates.table_for(state.store.as_ref(), &[]).await;
+    let t = state.rates.table_for_all(state.store.as_ref()).await;
     Ok(Json(RateTableOut {
         base: state.base.to_string(),
         rates: t.rates().iter().map(RateOut::from).collect(),
