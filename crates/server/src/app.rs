@@ -119,6 +119,7 @@ pub fn state(parts: AppParts) -> AppState {
             config.server.rate_limit_burst,
         ),
         rates: RateBook::new(base.clone(), manual),
+        answers: crate::answers::AnswerCache::new(config.cache.ttl, config.cache.capacity),
         base,
         metrics: crate::metrics::handle(),
         config: Arc::new(config),

@@ -55,7 +55,12 @@ pub struct CustomerView {
     pub loaded_at: Instant,
     /// The store could not be read; this view is an older one served from memory.
     pub store_unavailable: bool,
+    /// Unique per load: an answer computed from this view can be reused while the view is.
+    pub generation: u64,
 }
+
+/// Source of [`CustomerView::generation`].
+static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl CustomerView {
     pub fn accounts(&self) -> impl Iterator<Item = &Account> {
@@ -334,6 +339,7 @@ impl Freshness {
             providers,
             loaded_at: Instant::now(),
             store_unavailable: false,
+            generation: GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         });
         self.l1
             .insert(customer_id.to_owned(), Arc::clone(&view))

@@ -56,6 +56,11 @@ pub fn cache(outcome: &'static str) {
     counter!("coffer_cache_requests_total", "outcome" => outcome).increment(1);
 }
 
+pub fn answer_cache(hit: bool) {
+    let outcome = if hit { "hit" } else { "miss" };
+    counter!("coffer_answer_cache_requests_total", "outcome" => outcome).increment(1);
+}
+
 pub fn answer_flags(stale: bool, partial: bool) {
     if stale {
         counter!("coffer_stale_answers_total").increment(1);

@@ -3,6 +3,7 @@
 //! admin changes them (here or, through the store's notifications, on another replica).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -19,6 +20,9 @@ pub struct RateBook {
     /// Manual rates from the config file, dated at start-up so an admin's later rate wins.
     config_manual: Vec<Rate>,
     stored: RwLock<Option<(Instant, Arc<Vec<Rate>>)>>,
+    /// Bumped whenever manual rates may have changed, so answers cached with older ones are
+    /// not reused.
+    generation: AtomicU64,
 }
 
 impl RateBook {
@@ -32,6 +36,7 @@ impl RateBook {
             base,
             config_manual,
             stored: RwLock::new(None),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -39,8 +44,16 @@ impl RateBook {
         &self.base
     }
 
+    /// Rates changed (here or on another replica): read them again, and do not reuse answers
+    /// computed with the old ones.
     pub async fn invalidate(&self) {
         *self.stored.write().await = None;
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Changes whenever the manual rates may have.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
     }
 
     /// Rates kept in the store (manual and provider-reported), cached. When the store cannot be
@@ -73,7 +86,7 @@ impl RateBook {
     /// rates of their own: manual rates, then the providers' latest rates, read from the store
     /// now (not from the cache: every snapshot written since may have brought newer ones).
     pub async fn table_for_all(&self, store: &dyn Store) -> RateTable {
-        self.invalidate().await;
+        *self.stored.write().await = None;
         let mut table = self.manual(store).await;
         for r in self
             .stored(store)

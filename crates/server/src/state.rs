@@ -26,6 +26,8 @@ pub struct Inner {
     pub limiter: KeyLimiter,
     pub base: Currency,
     pub rates: RateBook,
+    /// Serialised answers about one customer, reused while nothing they depend on changed.
+    pub answers: crate::answers::AnswerCache,
     pub metrics: PrometheusHandle,
     /// This replica's id, used as lease owner and in logs.
     pub instance_id: String,

@@ -3,13 +3,16 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Path, Query as QueryExtract, State};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use coffer_core::query::{self, Endpoint, ListData, ParamError, ParseOptions, Query, QueryError};
 use coffer_core::rates::RateTable;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::answers::{self, AnswerKey};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::fresh::Need;
@@ -23,11 +26,49 @@ use crate::state::AppState;
 type Pairs = Result<QueryExtract<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
 
 fn parse(state: &AppState, pairs: Pairs, endpoint: Endpoint) -> ApiResult<Query> {
+    parse_pairs(state, pairs, endpoint).map(|(q, _)| q)
+}
+
+/// The parsed query and the raw pairs (the question, for reusing answers).
+fn parse_pairs(
+    state: &AppState,
+    pairs: Pairs,
+    endpoint: Endpoint,
+) -> ApiResult<(Query, Vec<(String, String)>)> {
     let QueryExtract(pairs) = pairs.map_err(|e| ApiError::param("query", e.body_text()))?;
     let mut opts = ParseOptions::new(endpoint);
     opts.max_limit = state.config.server.max_page_size;
     opts.default_limit = opts.default_limit.min(opts.max_limit);
-    query::parse_query(&pairs, &opts).map_err(param_error)
+    let q = query::parse_query(&pairs, &opts).map_err(param_error)?;
+    Ok((q, pairs))
+}
+
+/// Answers from the cache when this exact question about this exact view was answered already;
+/// otherwise computes the answer with `compute`, serialises it, and keeps it when reusable.
+async fn reuse_or<T: Serialize>(
+    state: &AppState,
+    endpoint: &'static str,
+    src: &source::Sourced,
+    pairs: &[(String, String)],
+    compute: impl FnOnce() -> ApiResult<T>,
+) -> ApiResult<Response> {
+    // Read the rates' generation before computing, so an answer computed while they change is
+    // filed under the old generation and never served again.
+    let key = src
+        .generation
+        .map(|g| AnswerKey::new(endpoint, g, state.rates.generation(), pairs));
+    if let Some(k) = &key
+        && let Some(body) = state.answers.get(k).await
+    {
+        return Ok(answers::json(body));
+    }
+    let out = compute()?;
+    let body =
+        Bytes::from(serde_json::to_vec(&out).map_err(|e| ApiError::Internal(e.to_string()))?);
+    if let Some(k) = key {
+        state.answers.put(k, body.clone()).await;
+    }
+    Ok(answers::json(body))
 }
 
 fn param_error(e: ParamError) -> ApiError {
@@ -135,18 +176,23 @@ pub async fn balance(
     State(state): State<AppState>,
     caller: Caller,
     pairs: Pairs,
-) -> ApiResult<Json<BalanceOut>> {
-    let q = parse(&state, pairs, Endpoint::Balance)?;
+) -> ApiResult<Response> {
+    let (q, pairs) = parse_pairs(&state, pairs, Endpoint::Balance)?;
     if caller.is_admin() && q.customer_id.is_none() && !q.details {
-        return all_customer_totals(&state, q).await;
+        return all_customer_totals(&state, q)
+            .await
+            .map(IntoResponse::into_response);
     }
     let src = source::accounts(&state, &caller, &q).await?;
     check_strict(&q, &src.freshness)?;
+    crate::metrics::answer_flags(src.freshness.stale, src.freshness.partial);
     let table = table_for(&state, &src).await;
     check_target(&q, &table)?;
-    let a = query::balance(&src.accounts, &q, &table).map_err(query_error)?;
-    crate::metrics::answer_flags(src.freshness.stale, src.freshness.partial);
-    Ok(Json(balance_out(&a, src.freshness, src.coverage)))
+    reuse_or(&state, "balance", &src, &pairs, || {
+        let a = query::balance(&src.accounts, &q, &table).map_err(query_error)?;
+        Ok(balance_out(&a, src.freshness.clone(), src.coverage.clone()))
+    })
+    .await
 }
 
 /// An admin's all-customer balance without `details`: per-currency sums from the store, so the
@@ -267,14 +313,18 @@ pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     pairs: Pairs,
-) -> ApiResult<Json<ListOut>> {
-    let q = parse(&state, pairs, Endpoint::List)?;
+) -> ApiResult<Response> {
+    let (q, pairs) = parse_pairs(&state, pairs, Endpoint::List)?;
     let src = source::accounts(&state, &caller, &q).await?;
     check_strict(&q, &src.freshness)?;
+    crate::metrics::answer_flags(src.freshness.stale, src.freshness.partial);
     let table = table_for(&state, &src).await;
     check_target(&q, &table)?;
-    let page = query::list(&src.accounts, &q, &table).map_err(query_error)?;
-    crate::metrics::answer_flags(src.freshness.stale, src.freshness.partial);
+    reuse_or(&state, "list", &src, &pairs, || list_out(&src, &q, &table)).await
+}
+
+fn list_out(src: &source::Sourced, q: &Query, table: &RateTable) -> ApiResult<ListOut> {
+    let page = query::list(&src.accounts, q, table).map_err(query_error)?;
     let target = page.currency.clone();
     let data = match &page.data {
         ListData::Accounts(items) => serde_json::to_value(
@@ -298,16 +348,16 @@ pub async fn list(
         ),
     }
     .map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Json(ListOut {
+    Ok(ListOut {
         data,
         next_cursor: page.next_cursor.clone(),
         currency: target.to_string(),
         matched: page.matched,
         rates: dto::rates(&page.rates),
         unconverted: page.unconverted.iter().map(dto::unconverted).collect(),
-        freshness: src.freshness.into(),
-        coverage: src.coverage,
-    }))
+        freshness: src.freshness.clone().into(),
+        coverage: src.coverage.clone(),
+    })
 }
 
 #[derive(Debug, Serialize, ToSchema)]

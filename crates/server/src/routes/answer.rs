@@ -33,7 +33,7 @@ pub struct Warning {
 }
 
 /// Freshness over the views an answer is built from.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Freshness {
     pub as_of: Vec<ProviderAsOf>,
     pub stale: bool,

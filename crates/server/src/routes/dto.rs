@@ -199,7 +199,7 @@ impl From<Freshness> for FreshnessOut {
 }
 
 /// What an all-customer answer (read from the store) covers.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CoverageOut {
     pub customers: u64,
     pub oldest_as_of: Option<DateTime<Utc>>,

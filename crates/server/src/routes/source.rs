@@ -27,6 +27,9 @@ pub struct Sourced {
     pub freshness: Freshness,
     /// Set for all-customer answers read from the store.
     pub coverage: Option<CoverageOut>,
+    /// For one customer whose data is all fresh: the view's generation. An answer computed from
+    /// it may be reused for the same question while the view lives.
+    pub generation: Option<u64>,
 }
 
 /// The accounts for `q`, as the caller may see them.
@@ -68,10 +71,16 @@ pub async fn accounts(state: &AppState, caller: &Caller, q: &Query) -> ApiResult
 fn from_views(views: Vec<Arc<CustomerView>>) -> Sourced {
     let freshness = freshness_of(&views);
     let accounts = views.iter().flat_map(|v| v.accounts().cloned()).collect();
+    // Only a fresh answer is reusable: a stale one's warnings carry ages that grow.
+    let generation = match views.as_slice() {
+        [v] if !v.has_failures() && freshness.warnings.is_empty() => Some(v.generation),
+        _ => None,
+    };
     Sourced {
         accounts,
         freshness,
         coverage: None,
+        generation,
     }
 }
 
@@ -117,6 +126,7 @@ pub async fn all_totals(state: &AppState, filter: &Filter) -> ApiResult<(Sourced
                 oldest_as_of: totals.oldest_as_of,
                 newest_as_of: totals.newest_as_of,
             }),
+            generation: None,
         },
         counts,
     ))
@@ -133,5 +143,6 @@ async fn all_from_store(state: &AppState, filter: &Filter) -> ApiResult<Sourced>
             oldest_as_of: totals.oldest_as_of,
             newest_as_of: totals.newest_as_of,
         }),
+        generation: None,
     })
 }
