@@ -3,7 +3,7 @@
 //! These types mirror the provider's field names and nesting; they hold no Coffer concepts.
 //! Unknown fields are ignored, optional fields are `Option`. Money comes as JSON numbers and is
 //! kept as the exact text sent ([`DecimalText`], from `coffer-provider-kit`); only `map.rs` turns it into decimals, so nothing
-//! here goes through `f64`.
+//! here goes through floating point.
 
 use serde::Deserialize;
 use serde_json::Value;

@@ -1,6 +1,6 @@
 //! The wire helpers every adapter's `wire.rs` builds on: numbers kept as the exact text the
 //! provider sent ([`DecimalText`], read by [`exact`]), and list elements that may fail alone
-//! ([`Lenient`]). Nothing here goes through `f64`.
+//! ([`Lenient`]). Nothing here goes through floating point.
 
 use coffer_core::money::parse_decimal;
 use rust_decimal::Decimal;
@@ -11,7 +11,7 @@ use serde_json::Value;
 /// A number as the exact text the provider sent, whether a JSON number (`0.09872368`,
 /// `9.872368e-2`, `12345678901234.12345678`) or a JSON string (`"3.000000"`). Relies on
 /// `serde_json/arbitrary_precision`, which keeps a number's digits instead of going through
-/// `f64`.
+/// floating point.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecimalText {
     pub text: String,
@@ -128,7 +128,7 @@ mod tests {
 
     #[test]
     fn twenty_eight_digits_survive_as_json_numbers() {
-        // 28 significant digits: the most a Decimal holds; f64 would keep about 16.
+        // 28 significant digits: the most a Decimal holds; a binary float would keep about 16.
         let v = texts("[12345678901234.12345678901234, 1234567890123456789012345678]");
         assert_eq!(v[0].text, "12345678901234.12345678901234");
         assert_eq!(

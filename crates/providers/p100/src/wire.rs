@@ -3,7 +3,7 @@
 //! These types mirror the provider's field names and nesting; they hold no Coffer concepts.
 //! Unknown fields are ignored (serde's default), optional fields are `Option`. Numbers are kept
 //! as the exact text the provider sent ([`DecimalText`], from `coffer-provider-kit`) and only `map.rs` turns them into
-//! decimals, so nothing here ever goes through `f64`.
+//! decimals, so nothing here ever goes through floating point.
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
