@@ -138,6 +138,20 @@ pub async fn cached(url: &str, client: Handle, args: &CachedArgs) -> anyhow::Res
     let until = Until::Elapsed(Duration::from_secs(args.duration));
     let mut best_a: Option<Stats> = None;
     let mut best_b: Option<Stats> = None;
+    let mut ratios = Vec::new();
+    if let Some(which) = args.only {
+        let (name, url) = if which == 'a' {
+            ("(a) GET balance (cached)", balance_url)
+        } else {
+            ("(b) GET /v2/minimal", minimal_url)
+        };
+        lc.run(name, args.concurrency, warmup, until, get(url))
+            .await
+            .print();
+        running.stop().await;
+        sim.shutdown().await;
+        return Ok(());
+    }
     for round in 1..=args.rounds.max(1) {
         let b = lc
             .run(
@@ -163,6 +177,7 @@ pub async fn cached(url: &str, client: Handle, args: &CachedArgs) -> anyhow::Res
             "    round {round}: (a)/(b) = {:.1} %",
             100.0 * a.rps() / b.rps()
         );
+        ratios.push(a.rps() / b.rps());
         if best_a.as_ref().is_none_or(|x| a.rps() > x.rps()) {
             best_a = Some(a);
         }
@@ -173,8 +188,22 @@ pub async fn cached(url: &str, client: Handle, args: &CachedArgs) -> anyhow::Res
     let calls_after = sim.total_calls(Provider::P100) + sim.total_calls(Provider::Corebanq);
     let (a, b) = (best_a.context("no round")?, best_b.context("no round")?);
     let ratio = a.rps() / b.rps();
+    // Other work on a shared machine moves single rounds a lot; the median round is the figure
+    // least moved by it.
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios.get(ratios.len() / 2).copied().unwrap_or(ratio);
     println!(
-        "RESULT cached: (a) {:.0} req/s p50 {} p99 {} p99.9 {} | (b) {:.0} req/s p50 {} p99 {} p99.9 {} | (a)/(b) = {:.1} % (goal >= 60 %: {}) | provider calls during (a): {}",
+        "per-round (a)/(b): {} | median {:.1} % (goal >= 60 %: {})",
+        ratios
+            .iter()
+            .map(|r| format!("{:.1} %", r * 100.0))
+            .collect::<Vec<_>>()
+            .join(", "),
+        median * 100.0,
+        if median >= 0.6 { "met" } else { "MISSED" },
+    );
+    println!(
+        "RESULT cached: (a) {:.0} req/s p50 {} p99 {} p99.9 {} | (b) {:.0} req/s p50 {} p99 {} p99.9 {} | best (a) / best (b) = {:.1} % | provider calls during (a): {}",
         a.rps(),
         ms(a.quantile(0.5)),
         ms(a.quantile(0.99)),
@@ -184,7 +213,6 @@ pub async fn cached(url: &str, client: Handle, args: &CachedArgs) -> anyhow::Res
         ms(b.quantile(0.99)),
         ms(b.quantile(0.999)),
         ratio * 100.0,
-        if ratio >= 0.6 { "met" } else { "MISSED" },
         calls_after - calls_before,
     );
     println!(
@@ -527,7 +555,7 @@ pub async fn sync(url: &str, client: Handle, args: &SyncArgs) -> anyhow::Result<
     let stall_limit = Duration::from_secs(120);
     let mut last_progress = Instant::now();
     let done = loop {
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
         let snaps: i64 = sqlx::query_scalar("SELECT count(*) FROM snapshots")
             .fetch_one(&mut probe)
             .await?;
