@@ -44,13 +44,14 @@ fn parse_pairs(
 }
 
 /// Answers from the cache when this exact question about this exact view was answered already;
-/// otherwise computes the answer with `compute`, serialises it, and keeps it when reusable.
+/// otherwise computes the answer with `compute` (rate table included, so a reused answer costs
+/// none of it), serialises it, and keeps it when reusable.
 async fn reuse_or<T: Serialize>(
     state: &AppState,
     endpoint: &'static str,
     src: &source::Sourced,
     pairs: &[(String, String)],
-    compute: impl FnOnce() -> ApiResult<T>,
+    compute: impl Future<Output = ApiResult<T>>,
 ) -> ApiResult<Response> {
     // Read the rates' generation before computing, so an answer computed while they change is
     // filed under the old generation and never served again.
@@ -62,7 +63,7 @@ async fn reuse_or<T: Serialize>(
     {
         return Ok(answers::json(body));
     }
-    let out = compute()?;
+    let out = compute.await?;
     let body =
         Bytes::from(serde_json::to_vec(&out).map_err(|e| ApiError::Internal(e.to_string()))?);
     if let Some(k) = key {
@@ -186,9 +187,9 @@ pub async fn balance(
     let src = source::accounts(&state, &caller, &q).await?;
     check_strict(&q, &src.freshness)?;
     crate::metrics::answer_flags(src.freshness.stale, src.freshness.partial);
-    let table = table_for(&state, &src).await;
-    check_target(&q, &table)?;
-    reuse_or(&state, "balance", &src, &pairs, || {
+    reuse_or(&state, "balance", &src, &pairs, async {
+        let table = table_for(&state, &src).await;
+        check_target(&q, &table)?;
         let a = query::balance(&src.accounts, &q, &table).map_err(query_error)?;
         Ok(balance_out(&a, src.freshness.clone(), src.coverage.clone()))
     })
@@ -318,9 +319,12 @@ pub async fn list(
     let src = source::accounts(&state, &caller, &q).await?;
     check_strict(&q, &src.freshness)?;
     crate::metrics::answer_flags(src.freshness.stale, src.freshness.partial);
-    let table = table_for(&state, &src).await;
-    check_target(&q, &table)?;
-    reuse_or(&state, "list", &src, &pairs, || list_out(&src, &q, &table)).await
+    reuse_or(&state, "list", &src, &pairs, async {
+        let table = table_for(&state, &src).await;
+        check_target(&q, &table)?;
+        list_out(&src, &q, &table)
+    })
+    .await
 }
 
 fn list_out(src: &source::Sourced, q: &Query, table: &RateTable) -> ApiResult<ListOut> {
