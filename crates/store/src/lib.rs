@@ -219,6 +219,15 @@ pub enum SyncOutcome {
     },
 }
 
+/// One leased pair's finished sync: the snapshot to save (when the provider answered) and the
+/// outcome that releases the lease. Written in batches by [`Store::finish_syncs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncWrite {
+    pub lease: Lease,
+    pub snapshot: Option<(SnapshotMeta, Vec<Account>)>,
+    pub outcome: SyncOutcome,
+}
+
 /// Sync state of one (customer, provider) pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncState {
@@ -343,6 +352,16 @@ pub trait Store: Send + Sync + 'static {
     async fn lease_due(&self, owner: &str, n: u32, lease_for: Duration) -> Result<Vec<Lease>>;
     /// Records the outcome and releases the lease (only if `owner` still holds it).
     async fn release(&self, lease: &Lease, outcome: &SyncOutcome) -> Result<()>;
+    /// Saves each write's snapshot and records its outcome (releasing its lease), as
+    /// [`Store::save_snapshot`] then [`Store::release`] would, one answer per write in order. A
+    /// write whose snapshot is not saved keeps its lease (it expires and the pair is fetched
+    /// again). PostgreSQL writes the whole batch in one transaction with set-based statements
+    /// and announces the changed customers to every replica with it; the default writes one
+    /// pair after the other.
+    async fn finish_syncs(&self, batch: &[SyncWrite]) -> Vec<Result<()>> {
+        let refs: Vec<&SyncWrite> = batch.iter().collect();
+        finish_each(self, &refs).await
+    }
     /// Sync state of every linked provider of a customer.
     async fn sync_states(&self, customer_id: &str) -> Result<Vec<SyncState>>;
 
@@ -376,6 +395,24 @@ pub trait Store: Send + Sync + 'static {
             .await?
             .oldest_as_of)
     }
+}
+
+/// [`Store::finish_syncs`] one write at a time.
+pub(crate) async fn finish_each<S: Store + ?Sized>(
+    store: &S,
+    batch: &[&SyncWrite],
+) -> Vec<Result<()>> {
+    let mut out = Vec::with_capacity(batch.len());
+    for w in batch {
+        if let Some((meta, accounts)) = &w.snapshot
+            && let Err(e) = store.save_snapshot(meta, accounts).await
+        {
+            out.push(Err(e));
+            continue;
+        }
+        out.push(store.release(&w.lease, &w.outcome).await);
+    }
+    out
 }
 
 /// Whether an account passes what a backend could not push down to SQL. `Filter::matches` is

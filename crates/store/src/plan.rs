@@ -3,7 +3,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use coffer_core::Account;
+use chrono::{DateTime, Utc};
+use coffer_core::{Account, Currency};
 use rust_decimal::Decimal;
 
 use crate::{
@@ -206,4 +207,46 @@ pub(crate) fn check_links(links: &[Link]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Several plans merged into the rows one set-based statement per table writes (PostgreSQL
+/// writes a single snapshot and a sync batch alike through it).
+#[derive(Default)]
+pub(crate) struct Writes<'a> {
+    pub upserts: Vec<(&'a Account, i16)>,
+    /// Account id and when it was found closed.
+    pub close: Vec<(String, DateTime<Utc>)>,
+    pub history: Vec<HistoryEntry>,
+    /// One per (provider, currency, quote): a statement may not update a row twice.
+    rates: BTreeMap<(String, Currency, Currency), StoredRate>,
+    pub rollup: Vec<RollupEntry>,
+}
+
+impl<'a> Writes<'a> {
+    pub fn add(&mut self, meta: &SnapshotMeta, p: Plan<'a>) {
+        self.upserts.extend(p.upserts);
+        self.close
+            .extend(p.close.into_iter().map(|id| (id, meta.fetched_at)));
+        self.history.extend(p.history);
+        for r in p.rates {
+            let key = (
+                r.provider.clone().unwrap_or_default(),
+                r.currency.clone(),
+                r.quote.clone(),
+            );
+            // The latest answer wins, as the stored row's `as_of` guard would decide.
+            match self.rates.get(&key) {
+                Some(old) if old.as_of > r.as_of => {}
+                _ => {
+                    self.rates.insert(key, r);
+                }
+            }
+        }
+        self.rollup.extend(p.rollup);
+    }
+
+    /// Provider rates ordered by key, so concurrent writers lock their rows in one order.
+    pub fn rates(&self) -> impl ExactSizeIterator<Item = &StoredRate> {
+        self.rates.values()
+    }
 }

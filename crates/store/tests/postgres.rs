@@ -311,3 +311,97 @@ async fn heartbeats_count_live_replicas() {
     assert_eq!(s.oldest_snapshot().await.unwrap(), None);
     s.close().await;
 }
+
+/// Sync batches racing with each other and with single snapshot writes (requests) of the same
+/// customers: the rollup and the covered-customers count stay exact, and each batch announces
+/// its customers to the other replicas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_batches_race_with_requests_and_stay_exact() {
+    use coffer_store::{SyncOutcome, SyncWrite};
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let s = store(&db).await;
+    let other = PgStore::connect(&db.url).await.unwrap();
+    let mut rx = other.subscribe_changes().await.unwrap().unwrap();
+    let n = 40;
+    for i in 0..n {
+        let c = format!("c{i:02}");
+        s.create_customer(&customer(&c, &[("p100", &c), ("bank", &c)]))
+            .await
+            .unwrap();
+    }
+    let leases = s
+        .lease_due("w", 1000, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(leases.len(), 2 * n);
+    let writes: Vec<SyncWrite> = leases
+        .iter()
+        .map(|l| {
+            let c = &l.customer_id;
+            let accounts = vec![
+                account(
+                    c,
+                    &l.provider_id,
+                    &format!("{c}-eur"),
+                    "EUR",
+                    "0.09872368",
+                    5,
+                ),
+                account(c, &l.provider_id, &format!("{c}-btc"), "BTC", "0.0000001", 5),
+            ];
+            SyncWrite {
+                lease: l.clone(),
+                snapshot: Some((meta(c, &l.provider_id, 5), accounts)),
+                outcome: SyncOutcome::Success {
+                    next_due: chrono::Utc::now() + chrono::Duration::hours(1),
+                },
+            }
+        })
+        .collect();
+    let mut tasks = vec![];
+    for chunk in writes.chunks(20) {
+        let (s, chunk) = (s.clone(), chunk.to_vec());
+        tasks.push(tokio::spawn(async move {
+            let r = s.finish_syncs(&chunk).await;
+            assert!(r.iter().all(Result::is_ok), "{r:?}");
+        }));
+    }
+    // Requests refreshing the bank pairs meanwhile, with newer data.
+    for i in (0..n).step_by(3) {
+        let (s, c) = (s.clone(), format!("c{i:02}"));
+        tasks.push(tokio::spawn(async move {
+            let a = account(&c, "bank", &format!("{c}-eur"), "EUR", "1.5", 6);
+            s.save_snapshot(&meta(&c, "bank", 6), &[a]).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let before = s.totals(&Scope::All, &Filter::default()).await.unwrap();
+    assert_eq!(before.customers, 40);
+    let listed = s
+        .list_accounts(&Scope::All, &Filter::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.len(),
+        4 * 40 - 14,
+        "the 14 requests closed one bank account each"
+    );
+    s.rebuild_totals_rollup().await.unwrap();
+    assert_eq!(
+        s.totals(&Scope::All, &Filter::default()).await.unwrap(),
+        before
+    );
+    // Every customer announced to the other replica.
+    let mut heard = std::collections::BTreeSet::new();
+    while heard.len() < n {
+        let c = recv(&mut rx).await;
+        assert!(!c.local);
+        heard.insert(c.customer_id.expect("a customer"));
+    }
+    s.close().await;
+    other.close().await;
+}

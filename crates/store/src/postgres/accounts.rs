@@ -7,7 +7,7 @@ use sqlx::{Postgres, QueryBuilder, Transaction};
 
 use super::PgStore;
 use crate::error::db_err;
-use crate::plan::{self, Existing, Plan};
+use crate::plan::{self, Existing, Writes};
 use crate::rows::{self, AccountCols, HistoryCols};
 use crate::{
     CurrencyTotal, CustomerAccounts, HistoryEntry, Result, SaveOutcome, Scope, SnapshotMeta,
@@ -234,9 +234,12 @@ impl PgStore {
             .map(AccountRow::into_existing)
             .collect::<Result<Vec<_>>>()?;
         let plan = plan::plan(meta, accounts, existing);
-        write_plan(&mut tx, meta, &plan).await.map_err(db_err)?;
+        let outcome = plan.outcome.clone();
+        let mut writes = Writes::default();
+        writes.add(meta, plan);
+        write_all(&mut tx, &writes).await.map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
-        Ok(plan.outcome)
+        Ok(outcome)
     }
 
     pub(super) async fn customer_accounts_impl(
@@ -442,6 +445,34 @@ impl PgStore {
     }
 }
 
+/// Locks (in id order) and reads the stored rows of several (customer, provider) pairs and any
+/// stored row whose id is in `ids`: what [`plan::plan`] needs for each pair of a batch.
+pub(super) async fn lock_existing_many(
+    tx: &mut Transaction<'static, Postgres>,
+    customers: Vec<String>,
+    providers: Vec<String>,
+    ids: Vec<String>,
+) -> Result<Vec<Existing>> {
+    // Two index lookups united, not an OR over the table (which would scan it).
+    let rows: Vec<AccountRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        account_cols!(),
+        " FROM accounts WHERE id IN (
+             SELECT a.id FROM accounts a
+             JOIN UNNEST($1::text[], $2::text[]) AS p(c, pr)
+               ON a.customer_id = p.c AND a.provider_id = p.pr
+             UNION SELECT unnest($3::text[]))
+         ORDER BY id FOR UPDATE"
+    ))
+    .bind(customers)
+    .bind(providers)
+    .bind(ids)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    rows.into_iter().map(AccountRow::into_existing).collect()
+}
+
 /// A customer's first snapshot (of any provider) adds it to the covered-customers count. The
 /// customer row lock (NO KEY UPDATE: it does not conflict with the foreign-key checks of
 /// concurrent snapshot writes) makes the first writers of two providers take turns, so exactly
@@ -470,24 +501,27 @@ async fn count_first_snapshot(
     Ok(())
 }
 
-/// Writes a plan with one statement per table (arrays through UNNEST).
-async fn write_plan(
+/// Writes merged plans with one statement per table (arrays through UNNEST). Rows are written in
+/// key order, so concurrent writers (a request's snapshot, a sync batch) lock them in one order.
+pub(super) async fn write_all(
     tx: &mut Transaction<'static, Postgres>,
-    meta: &SnapshotMeta,
-    p: &Plan<'_>,
+    w: &Writes<'_>,
 ) -> std::result::Result<(), sqlx::Error> {
-    if !p.upserts.is_empty() {
-        upsert_accounts(tx, p).await?;
+    if !w.upserts.is_empty() {
+        upsert_accounts(tx, &w.upserts).await?;
     }
-    if !p.close.is_empty() {
-        sqlx::query("UPDATE accounts SET closed = true, closed_at = $2 WHERE id = ANY($1)")
-            .bind(&p.close)
-            .bind(meta.fetched_at)
-            .execute(&mut **tx)
-            .await?;
+    if !w.close.is_empty() {
+        sqlx::query(
+            "UPDATE accounts SET closed = true, closed_at = t.at
+             FROM UNNEST($1::text[], $2::timestamptz[]) AS t(id, at) WHERE accounts.id = t.id",
+        )
+        .bind(w.close.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>())
+        .bind(w.close.iter().map(|(_, at)| *at).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
     }
-    if !p.history.is_empty() {
-        let h = &p.history;
+    if !w.history.is_empty() {
+        let h = &w.history;
         sqlx::query(
             "INSERT INTO balance_history (account_id, customer_id, balance, status, closed, recorded_at)
              SELECT a, c, b::numeric, s, x, r
@@ -503,34 +537,38 @@ async fn write_plan(
         .execute(&mut **tx)
         .await?;
     }
-    if !p.rates.is_empty() {
-        let r = &p.rates;
+    if w.rates().len() > 0 {
         sqlx::query(
             "INSERT INTO rates (source, provider, currency, quote, rate, as_of)
-             SELECT 'provider', $1, c, q, v::numeric, $5
-             FROM UNNEST($2::text[], $3::text[], $4::text[]) AS t(c, q, v)
+             SELECT 'provider', p, c, q, v::numeric, t
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+                  AS t(p, c, q, v, t)
              ON CONFLICT (source, provider, currency, quote) DO UPDATE
              SET rate = excluded.rate, as_of = excluded.as_of
              WHERE rates.as_of <= excluded.as_of",
         )
-        .bind(&meta.provider_id)
         .bind(
-            r.iter()
+            w.rates()
+                .map(|x| x.provider.clone().unwrap_or_default())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            w.rates()
                 .map(|x| x.currency.code().to_owned())
                 .collect::<Vec<_>>(),
         )
         .bind(
-            r.iter()
+            w.rates()
                 .map(|x| x.quote.code().to_owned())
                 .collect::<Vec<_>>(),
         )
-        .bind(r.iter().map(|x| x.rate.to_string()).collect::<Vec<_>>())
-        .bind(meta.fetched_at)
+        .bind(w.rates().map(|x| x.rate.to_string()).collect::<Vec<_>>())
+        .bind(w.rates().map(|x| x.as_of).collect::<Vec<_>>())
         .execute(&mut **tx)
         .await?;
     }
-    if !p.rollup.is_empty() {
-        let r = &p.rollup;
+    if !w.rollup.is_empty() {
+        let r = &w.rollup;
         // Summed per row in SQL (exact, unbounded NUMERIC) and applied in key order, so
         // concurrent writers lock rollup rows in the same order.
         sqlx::query(
@@ -561,9 +599,8 @@ async fn write_plan(
 
 async fn upsert_accounts(
     tx: &mut Transaction<'static, Postgres>,
-    p: &Plan<'_>,
+    u: &[(&Account, i16)],
 ) -> std::result::Result<(), sqlx::Error> {
-    let u = &p.upserts;
     let text = |f: fn(&Account) -> String| u.iter().map(|(a, _)| f(a)).collect::<Vec<String>>();
     let opt = |f: fn(&Account) -> Option<String>| {
         u.iter().map(|(a, _)| f(a)).collect::<Vec<Option<String>>>()

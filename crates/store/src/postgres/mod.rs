@@ -5,6 +5,7 @@
 //! exactly: the value and its scale survive byte for byte.
 
 mod accounts;
+mod batch;
 mod customers;
 mod notify;
 mod sync;
@@ -25,7 +26,7 @@ use crate::rows::{ApiKeyCols, RateCols};
 use crate::{
     ApiKey, Change, ConnectOptions, Customer, CustomerAccounts, HistoryEntry, Lease, NewApiKey,
     NewCustomer, Result, SaveOutcome, Scope, SnapshotMeta, Store, StoreError, StoredRate,
-    SyncOutcome, SyncState, Totals,
+    SyncOutcome, SyncState, SyncWrite, Totals,
 };
 use coffer_core::Account;
 
@@ -338,6 +339,10 @@ impl Store for PgStore {
 
     async fn release(&self, lease: &Lease, outcome: &SyncOutcome) -> Result<()> {
         self.release_impl(lease, outcome).await
+    }
+
+    async fn finish_syncs(&self, batch: &[SyncWrite]) -> Vec<Result<()>> {
+        self.finish_syncs_impl(batch).await
     }
 
     async fn sync_states(&self, customer_id: &str) -> Result<Vec<SyncState>> {

@@ -1,6 +1,7 @@
 //! Cache invalidation across replicas through PostgreSQL `LISTEN/NOTIFY`.
 //!
-//! Payload: `"{instance} {customer_id}"`, or `"{instance} "` for "anything changed". The
+//! Payload: `"{instance} {customer_id}"` (a sync batch sends several ids, space-separated: ids
+//! hold no spaces), or `"{instance} "` for "anything changed". The
 //! listener runs in its own task on its own connection, reconnects with backoff, and after a
 //! reconnection announces "anything changed", since notifications sent meanwhile are lost.
 
@@ -15,12 +16,46 @@ use crate::{Change, Result};
 
 pub(crate) const CHANNEL: &str = "coffer_changes";
 
-fn parse(payload: &str, instance: &str) -> Change {
-    let (from, customer) = payload.split_once(' ').unwrap_or((payload, ""));
-    Change {
-        customer_id: (!customer.is_empty()).then(|| customer.to_owned()),
-        local: from == instance,
+/// PostgreSQL refuses payloads of 8,000 bytes or more.
+const PAYLOAD_MAX: usize = 7_900;
+
+fn parse(payload: &str, instance: &str) -> Vec<Change> {
+    let (from, customers) = payload.split_once(' ').unwrap_or((payload, ""));
+    let local = from == instance;
+    let mut out: Vec<Change> = customers
+        .split_ascii_whitespace()
+        .map(|c| Change {
+            customer_id: Some(c.to_owned()),
+            local,
+        })
+        .collect();
+    if out.is_empty() {
+        out.push(Change {
+            customer_id: None,
+            local,
+        });
     }
+    out
+}
+
+/// The payloads announcing that `customers` changed, as few as fit.
+pub(super) fn payloads(instance: &str, customers: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    for c in customers {
+        if !cur.is_empty() && cur.len() + 1 + c.len() > PAYLOAD_MAX {
+            out.push(std::mem::take(&mut cur));
+        }
+        if cur.is_empty() {
+            cur.push_str(instance);
+        }
+        cur.push(' ');
+        cur.push_str(c);
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
 }
 
 impl PgStore {
@@ -68,8 +103,10 @@ async fn run(
         match lost {
             Ok(Some(n)) => {
                 backoff = Duration::from_millis(100);
-                if tx.send(parse(n.payload(), &instance)).await.is_err() {
-                    return;
+                for change in parse(n.payload(), &instance) {
+                    if tx.send(change).await.is_err() {
+                        return;
+                    }
                 }
                 continue;
             }
@@ -109,20 +146,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn payloads() {
+    fn payloads_parse() {
         assert_eq!(
             parse("abc c-1", "abc"),
-            Change {
+            vec![Change {
                 customer_id: Some("c-1".into()),
                 local: true
-            }
+            }]
         );
         assert_eq!(
             parse("abc ", "xyz"),
-            Change {
+            vec![Change {
                 customer_id: None,
                 local: false
-            }
+            }]
         );
+        let both: Vec<_> = parse("abc c-1 c-2", "xyz")
+            .into_iter()
+            .map(|c| c.customer_id.unwrap())
+            .collect();
+        assert_eq!(both, ["c-1", "c-2"]);
+    }
+
+    #[test]
+    fn many_customers_split_into_payloads_under_the_limit() {
+        let ids: Vec<String> = (0..2_000).map(|i| format!("customer-{i:06}")).collect();
+        let p = payloads("inst", &ids);
+        assert!(p.len() > 1, "{}", p.len());
+        assert!(p.iter().all(|x| x.len() < 8_000));
+        let back: Vec<String> = p
+            .iter()
+            .flat_map(|x| parse(x, "inst"))
+            .map(|c| {
+                assert!(c.local);
+                c.customer_id.unwrap()
+            })
+            .collect();
+        assert_eq!(back, ids);
     }
 }

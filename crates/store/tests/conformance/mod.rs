@@ -15,12 +15,14 @@ use coffer_store::{
 };
 use rust_decimal::Decimal;
 
+mod batch;
 mod customers;
 mod keys_rates;
 mod queries;
 mod snapshots;
 mod sync;
 
+pub use batch::*;
 pub use customers::*;
 pub use keys_rates::*;
 pub use queries::*;
@@ -49,6 +51,10 @@ macro_rules! conformance_tests {
             history_between_times,
             delete_customer_removes_everything,
             account_reopens_and_moves,
+            sync_batch_writes_like_pair_by_pair,
+            sync_batch_with_a_pair_twice_keeps_the_newest,
+            sync_batch_with_a_deleted_customer_writes_the_others,
+            sync_batch_with_an_account_in_two_pairs,
         );
     };
     (@each $run:path; $($case:ident),* $(,)?) => {

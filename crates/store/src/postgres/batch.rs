@@ -1,0 +1,335 @@
+//! A sync batch in one transaction: every leased pair's snapshot, the covered-customers count,
+//! the released leases and the cross-replica announcement, with one set-based statement per
+//! table instead of a dozen round trips per pair.
+//!
+//! The batch writes exactly what `save_snapshot` and `release` would write pair by pair (the
+//! same [`plan::plan`] per pair, merged). When the batch cannot be written as one (a customer
+//! deleted meanwhile, a deadlock with a request's write), its pairs are written one by one, so
+//! one bad pair costs the others nothing.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::Utc;
+use coffer_core::Account;
+use sqlx::{Postgres, Transaction};
+
+use super::PgStore;
+use super::accounts::{lock_existing_many, write_all};
+use super::notify::{CHANNEL, payloads};
+use crate::error::db_err;
+use crate::plan::{self, Existing, Writes};
+use crate::{Result, SnapshotMeta, Store, StoreError, SyncOutcome, SyncWrite};
+
+type Snap<'a> = (&'a SnapshotMeta, &'a [Account]);
+
+impl PgStore {
+    pub(super) async fn finish_syncs_impl(&self, batch: &[SyncWrite]) -> Vec<Result<()>> {
+        let mut out: Vec<Option<Result<()>>> = Vec::with_capacity(batch.len());
+        let mut valid = Vec::with_capacity(batch.len());
+        for w in batch {
+            match &w.snapshot {
+                Some((meta, accounts)) => match plan::validate(meta, accounts) {
+                    Ok(()) => {
+                        out.push(None);
+                        valid.push(w);
+                    }
+                    Err(e) => out.push(Some(Err(e))),
+                },
+                None => {
+                    out.push(None);
+                    valid.push(w);
+                }
+            }
+        }
+        let results = if distinct(&valid) {
+            match self.write_batch(&valid).await {
+                Ok(()) => valid.iter().map(|_| Ok(())).collect(),
+                Err(e) if e.is_retryable() && self.ping().await.is_err() => valid
+                    .iter()
+                    .map(|_| Err(StoreError::Unavailable(e.to_string())))
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, pairs = valid.len(), "sync batch not written at once; writing its pairs one by one");
+                    crate::finish_each(self, &valid).await
+                }
+            }
+        } else {
+            // A pair (or an account) twice in one batch: one statement may not write a row
+            // twice, and the later write must see the earlier one.
+            crate::finish_each(self, &valid).await
+        };
+        let mut results = results.into_iter();
+        out.into_iter()
+            .map(|o| {
+                o.unwrap_or_else(|| {
+                    results
+                        .next()
+                        .unwrap_or_else(|| Err(StoreError::Other("sync write lost".into())))
+                })
+            })
+            .collect()
+    }
+
+    async fn write_batch(&self, items: &[&SyncWrite]) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        // As for one snapshot: a copy of what providers said, re-fetched if a crash loses it.
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let mut snaps: Vec<Snap<'_>> = items
+            .iter()
+            .filter_map(|w| w.snapshot.as_ref().map(|(m, a)| (m, a.as_slice())))
+            .collect();
+        // Key order: concurrent writers lock snapshot rows in one order.
+        snaps.sort_by(|a, b| {
+            (&a.0.customer_id, &a.0.provider_id).cmp(&(&b.0.customer_id, &b.0.provider_id))
+        });
+        let changed = if snaps.is_empty() {
+            Vec::new()
+        } else {
+            save_snapshots(&mut tx, &snaps).await?
+        };
+        release_all(&mut tx, items).await.map_err(db_err)?;
+        if !changed.is_empty() {
+            // Delivered at commit, with the data.
+            sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+                .bind(CHANNEL)
+                .bind(payloads(&self.instance, &changed))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+}
+
+/// Whether every pair, and every account id, appears once in the batch.
+fn distinct(items: &[&SyncWrite]) -> bool {
+    let mut pairs = HashSet::new();
+    let mut ids = HashSet::new();
+    items.iter().all(|w| {
+        pairs.insert((&w.lease.customer_id, &w.lease.provider_id))
+            && w.snapshot.as_ref().is_none_or(|(m, a)| {
+                (m.customer_id == w.lease.customer_id && m.provider_id == w.lease.provider_id)
+                    && a.iter().all(|a| ids.insert(&a.id))
+            })
+    })
+}
+
+/// Writes the snapshots (sorted by pair); returns the customers whose data changed.
+async fn save_snapshots(
+    tx: &mut Transaction<'static, Postgres>,
+    snaps: &[Snap<'_>],
+) -> Result<Vec<String>> {
+    // A write older than the stored snapshot changes nothing (and comes back without a row).
+    let applied: Vec<(String, String, bool)> = sqlx::query_as(
+        "INSERT INTO snapshots (customer_id, provider_id, provider_customer_ref, fetched_at, rejected)
+         SELECT c, p, r, f, j
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[])
+              AS t(c, p, r, f, j)
+         ORDER BY c, p
+         ON CONFLICT (customer_id, provider_id) DO UPDATE
+         SET provider_customer_ref = excluded.provider_customer_ref,
+             fetched_at = excluded.fetched_at, rejected = excluded.rejected
+         WHERE snapshots.fetched_at <= excluded.fetched_at
+         RETURNING customer_id, provider_id, xmax = 0 AS inserted",
+    )
+    .bind(snaps.iter().map(|s| s.0.customer_id.clone()).collect::<Vec<_>>())
+    .bind(snaps.iter().map(|s| s.0.provider_id.clone()).collect::<Vec<_>>())
+    .bind(
+        snaps
+            .iter()
+            .map(|s| s.0.provider_customer_ref.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(snaps.iter().map(|s| s.0.fetched_at).collect::<Vec<_>>())
+    .bind(
+        snaps
+            .iter()
+            .map(|s| crate::rows::strings_json(&s.0.rejected))
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    let mut first: BTreeMap<String, i64> = BTreeMap::new();
+    let mut live: HashSet<(String, String)> = HashSet::with_capacity(applied.len());
+    for (c, p, inserted) in applied {
+        if inserted {
+            *first.entry(c.clone()).or_default() += 1;
+        }
+        live.insert((c, p));
+    }
+    if !first.is_empty() {
+        count_first_snapshots(tx, &first).await.map_err(db_err)?;
+    }
+    let live: Vec<Snap<'_>> = snaps
+        .iter()
+        .filter(|s| live.contains(&(s.0.customer_id.clone(), s.0.provider_id.clone())))
+        .copied()
+        .collect();
+    if live.is_empty() {
+        return Ok(Vec::new());
+    }
+    let existing = lock_existing_many(
+        tx,
+        live.iter().map(|s| s.0.customer_id.clone()).collect(),
+        live.iter().map(|s| s.0.provider_id.clone()).collect(),
+        live.iter()
+            .flat_map(|s| s.1.iter().map(|a| a.id.clone()))
+            .collect(),
+    )
+    .await?;
+    let mut per_pair = assign(&live, existing)?;
+    let mut writes = Writes::default();
+    for (i, (meta, accounts)) in live.iter().enumerate() {
+        writes.add(
+            meta,
+            plan::plan(meta, accounts, std::mem::take(&mut per_pair[i])),
+        );
+    }
+    write_all(tx, &writes).await.map_err(db_err)?;
+    let mut changed: Vec<String> = live.iter().map(|s| s.0.customer_id.clone()).collect();
+    changed.dedup();
+    Ok(changed)
+}
+
+/// Hands each stored row to the one pair whose plan needs it: its own pair, or the pair whose
+/// snapshot holds its id. A row two pairs would need (an account moving between customers
+/// within one batch) cannot be planned in one pass: the batch is refused.
+fn assign(live: &[Snap<'_>], existing: Vec<Existing>) -> Result<Vec<Vec<Existing>>> {
+    let by_pair: HashMap<(&str, &str), usize> = live
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ((s.0.customer_id.as_str(), s.0.provider_id.as_str()), i))
+        .collect();
+    let by_id: HashMap<&str, usize> = live
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| s.1.iter().map(move |a| (a.id.as_str(), i)))
+        .collect();
+    let mut out: Vec<Vec<Existing>> = live.iter().map(|_| Vec::new()).collect();
+    for e in existing {
+        let own = by_pair
+            .get(&(
+                e.account.customer_id.as_str(),
+                e.account.provider_id.as_str(),
+            ))
+            .copied();
+        let named = by_id.get(e.account.id.as_str()).copied();
+        let i = match (own, named) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(StoreError::Conflict(format!(
+                    "account {} moves between two pairs of one sync batch",
+                    e.account.id
+                )));
+            }
+            (Some(i), _) | (None, Some(i)) => i,
+            (None, None) => continue,
+        };
+        out[i].push(e);
+    }
+    Ok(out)
+}
+
+/// A customer's first snapshots (of any provider) add it to the covered-customers count. As for
+/// one snapshot, the customer rows are locked (NO KEY UPDATE, in id order) so the first writers
+/// of two providers take turns and exactly one of them counts the customer.
+async fn count_first_snapshots(
+    tx: &mut Transaction<'static, Postgres>,
+    first: &BTreeMap<String, i64>,
+) -> std::result::Result<(), sqlx::Error> {
+    let ids: Vec<String> = first.keys().cloned().collect();
+    sqlx::query("SELECT 1 FROM customers WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
+        .bind(&ids)
+        .execute(&mut **tx)
+        .await?;
+    let counts: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT customer_id, count(*) FROM snapshots WHERE customer_id = ANY($1)
+         GROUP BY customer_id",
+    )
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    // Covered now, and by none but this batch's snapshots: newly covered.
+    let mut shards: BTreeMap<i16, i64> = BTreeMap::new();
+    for (c, n) in counts {
+        if first.get(&c) == Some(&n) {
+            *shards.entry(plan::shard_of(&c)).or_default() += 1;
+        }
+    }
+    if !shards.is_empty() {
+        sqlx::query(
+            "INSERT INTO snapshot_customers (shard, customers)
+             SELECT s, n FROM UNNEST($1::int2[], $2::int8[]) AS t(s, n) ORDER BY s
+             ON CONFLICT (shard) DO UPDATE
+             SET customers = snapshot_customers.customers + excluded.customers",
+        )
+        .bind(shards.keys().copied().collect::<Vec<_>>())
+        .bind(shards.values().copied().collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Records every outcome and releases the leases still held, as `release` does for one.
+async fn release_all(
+    tx: &mut Transaction<'static, Postgres>,
+    items: &[&SyncWrite],
+) -> std::result::Result<(), sqlx::Error> {
+    let mut c = Vec::with_capacity(items.len());
+    let mut p = Vec::with_capacity(items.len());
+    let mut owner = Vec::with_capacity(items.len());
+    let mut ok = Vec::with_capacity(items.len());
+    let mut due = Vec::with_capacity(items.len());
+    let mut msg: Vec<Option<String>> = Vec::with_capacity(items.len());
+    let mut kind: Vec<Option<&'static str>> = Vec::with_capacity(items.len());
+    for w in items {
+        c.push(w.lease.customer_id.clone());
+        p.push(w.lease.provider_id.clone());
+        owner.push(w.lease.owner.clone());
+        match &w.outcome {
+            SyncOutcome::Success { next_due } => {
+                ok.push(true);
+                due.push(*next_due);
+                msg.push(None);
+                kind.push(None);
+            }
+            SyncOutcome::Failure {
+                kind: k,
+                message,
+                next_due,
+            } => {
+                ok.push(false);
+                due.push(*next_due);
+                msg.push(Some(message.clone()));
+                kind.push(Some(k.as_str()));
+            }
+        }
+    }
+    sqlx::query(
+        "UPDATE sync_state s SET lease_owner = NULL, lease_expires = NULL,
+             last_success = CASE WHEN t.ok THEN $8 ELSE s.last_success END,
+             failures = CASE WHEN t.ok THEN 0 ELSE s.failures + 1 END,
+             last_error = CASE WHEN t.ok THEN s.last_error ELSE t.msg END,
+             last_error_kind = CASE WHEN t.ok THEN s.last_error_kind ELSE t.kind END,
+             last_error_at = CASE WHEN t.ok THEN s.last_error_at ELSE $8 END,
+             next_due = t.due
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bool[], $5::timestamptz[],
+                     $6::text[], $7::text[]) AS t(c, p, o, ok, due, msg, kind)
+         WHERE s.customer_id = t.c AND s.provider_id = t.p AND s.lease_owner = t.o",
+    )
+    .bind(c)
+    .bind(p)
+    .bind(owner)
+    .bind(ok)
+    .bind(due)
+    .bind(msg)
+    .bind(kind)
+    .bind(Utc::now())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
