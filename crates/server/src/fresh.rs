@@ -377,44 +377,14 @@ impl Freshness {
         }
     }
 
-    /// Fetches one (customer, provider) pair now, coalesced with any fetch of the same pair in
-    /// flight, and writes the snapshot. Shared by requests and the sync worker.
-    pub async fn fetch_pair(
-        self: &Arc<Self>,
+    /// Fetches one pair now, coalesced like [`Self::fetch_pair`], without writing it: the sync
+    /// worker writes its snapshots in batches (and drops the customers from L1 then).
+    pub async fn fetch_snapshot(
+        &self,
         customer_id: &str,
         provider_id: &str,
         external_id: &str,
     ) -> Result<(Vec<Account>, SnapshotMeta), ProviderError> {
-        self.fetch_and_save(customer_id, provider_id, external_id)
-            .await
-            .map(|(accounts, meta, _)| (accounts, meta))
-    }
-
-    /// [`Self::fetch_pair`] for the sync worker: `Ok(false)` when the provider answered but the
-    /// snapshot could not be written (the store is down), so the pair is not synced. A written
-    /// snapshot drops the customer from this replica's L1 (other replicas hear of it through
-    /// the store).
-    pub async fn sync_pair(
-        self: &Arc<Self>,
-        customer_id: &str,
-        provider_id: &str,
-        external_id: &str,
-    ) -> Result<bool, ProviderError> {
-        let (_, _, saved) = self
-            .fetch_and_save(customer_id, provider_id, external_id)
-            .await?;
-        if saved {
-            self.invalidate(customer_id).await;
-        }
-        Ok(saved)
-    }
-
-    async fn fetch_and_save(
-        self: &Arc<Self>,
-        customer_id: &str,
-        provider_id: &str,
-        external_id: &str,
-    ) -> Result<(Vec<Account>, SnapshotMeta, bool), ProviderError> {
         let provider = self.providers.get(provider_id).ok_or_else(|| {
             ProviderError::new(
                 provider_id,
@@ -451,20 +421,33 @@ impl Freshness {
                 })
                 .collect(),
         };
-        let saved = match self.store.save_snapshot(&meta, &accounts).await {
+        Ok((accounts, meta))
+    }
+
+    /// Fetches one (customer, provider) pair now, coalesced with any fetch of the same pair in
+    /// flight (a request's and the sync worker's alike), and writes the snapshot at once,
+    /// announced to the other replicas.
+    pub async fn fetch_pair(
+        &self,
+        customer_id: &str,
+        provider_id: &str,
+        external_id: &str,
+    ) -> Result<(Vec<Account>, SnapshotMeta), ProviderError> {
+        let (accounts, meta) = self
+            .fetch_snapshot(customer_id, provider_id, external_id)
+            .await?;
+        match self.store.save_snapshot(&meta, &accounts).await {
             Ok(_) => {
                 if let Some(f) = &self.on_saved {
                     f(customer_id);
                 }
-                true
             }
             // The answer is still good; the next fetch writes it again.
             Err(e) => {
                 tracing::warn!(customer = customer_id, provider = provider_id, error = %e, "snapshot not saved");
-                false
             }
-        };
-        Ok((accounts, meta, saved))
+        }
+        Ok((accounts, meta))
     }
 }
 

@@ -6,6 +6,11 @@
 //! stays under the configured quota. The fetch itself goes through the same loader as requests,
 //! so a request and a sync of the same pair share one provider call.
 //!
+//! Fetches hand their results to writer tasks, which write whatever has accumulated as one
+//! batch (`Store::finish_syncs`: snapshots, released leases and the announcement to the other
+//! replicas in one transaction), so the database costs a few statements per batch, not a dozen
+//! round trips per pair.
+//!
 //! Exactly once per cycle: a pair is due again `interval` (plus up to 10 % jitter, never less)
 //! after its fetch ended, and a lease always outlives the fetch it covers (it is at least the
 //! provider's whole request budget plus a margin; a fetch that could not start in time is not
@@ -18,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use coffer_core::ProviderErrorKind;
-use coffer_store::{Lease, SyncOutcome};
+use coffer_store::{Lease, SyncOutcome, SyncWrite};
 use rand::Rng;
-use tokio::sync::{Mutex, Semaphore, watch};
+use tokio::sync::{Mutex, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::config::SyncConfig;
@@ -33,6 +38,9 @@ const LAG_EVERY: Duration = Duration::from_secs(10);
 /// Time a lease must leave after a fetch's whole budget, for writing the snapshot and the
 /// outcome.
 const LEASE_MARGIN: Duration = Duration::from_secs(2);
+/// Batches written at once: one fills while the other is written, so fetching, preparing a
+/// batch and the database's work on the previous one overlap.
+const WRITERS: usize = 2;
 
 /// Runs until `shutdown` turns true. Returns after the fetches in flight have finished. When
 /// the task running it is aborted (a killed replica), its fetches in flight and its heartbeat
@@ -48,6 +56,19 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         shutdown.clone(),
     )));
     let permits = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
+    let max_batch = usize::try_from(cfg.batch.max(1)).unwrap_or(usize::MAX);
+    // Bounded: when the database falls behind, fetches wait instead of piling up results.
+    let (writes, queue) = mpsc::channel::<SyncWrite>(max_batch * WRITERS);
+    let queue = Arc::new(Mutex::new(queue));
+    let writers: Vec<AbortOnDrop> = (0..WRITERS)
+        .map(|_| {
+            AbortOnDrop(tokio::spawn(write_batches(
+                state.clone(),
+                Arc::clone(&queue),
+                max_batch,
+            )))
+        })
+        .collect();
     let mut tasks = JoinSet::new();
     let lag_every = LAG_EVERY.min(cfg.interval).max(Duration::from_millis(100));
     tracing::info!(instance = %state.instance_id, interval = ?cfg.interval, lease = ?lease_for, "sync worker started");
@@ -97,14 +118,22 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             let state = state.clone();
             let buckets = Arc::clone(&buckets);
             let cfg = cfg.clone();
+            let writes = writes.clone();
             tasks.spawn(async move {
-                sync_one(&state, &buckets, &cfg, lease).await;
+                if let Some(w) = sync_one(&state, &buckets, &cfg, lease).await {
+                    // Only fails when the writers are gone (shutdown): the lease expires.
+                    let _ = writes.send(w).await;
+                }
                 drop(permit);
             });
         }
     }
-    // Drain: wait for the fetches in flight.
+    // Drain: wait for the fetches in flight, then for the writers to write what they left.
     while tasks.join_next().await.is_some() {}
+    drop(writes);
+    for mut w in writers {
+        let _ = (&mut w.0).await;
+    }
     let mut heartbeat = heartbeat;
     let _ = (&mut heartbeat.0).await;
     tracing::info!("sync worker stopped");
@@ -160,7 +189,13 @@ async fn heartbeat(state: AppState, replicas: Arc<AtomicU32>, mut shutdown: watc
     }
 }
 
-async fn sync_one(state: &AppState, buckets: &ProviderBuckets, cfg: &SyncConfig, lease: Lease) {
+/// Fetches one leased pair; `None` when the fetch was not started (the lease ran short).
+async fn sync_one(
+    state: &AppState,
+    buckets: &ProviderBuckets,
+    cfg: &SyncConfig,
+    lease: Lease,
+) -> Option<SyncWrite> {
     buckets.acquire(&lease.provider_id).await;
     // Waiting for the quota may have eaten the lease: a fetch that could outlive it might run
     // alongside another replica's. Leave the pair; it is leased again when the lease expires.
@@ -170,38 +205,79 @@ async fn sync_one(state: &AppState, buckets: &ProviderBuckets, cfg: &SyncConfig,
         .unwrap_or(Duration::ZERO);
     if left < budget {
         tracing::debug!(customer = %lease.customer_id, provider = %lease.provider_id, "sync: lease too short to fetch now; left for later");
-        return;
+        return None;
     }
     let result = state
         .fresh
-        .sync_pair(&lease.customer_id, &lease.provider_id, &lease.external_id)
+        .fetch_snapshot(&lease.customer_id, &lease.provider_id, &lease.external_id)
         .await;
     let now = Utc::now();
-    let outcome = match &result {
-        // The provider answered but the store did not take the snapshot (it is down): the pair
-        // is not synced; its lease expires and it is fetched again then.
-        Ok(false) => return,
-        Ok(true) => {
-            crate::metrics::sync_run(&lease.provider_id, None);
-            SyncOutcome::Success {
+    Some(match result {
+        Ok(snapshot) => SyncWrite {
+            lease,
+            snapshot: Some((snapshot.1, snapshot.0)),
+            outcome: SyncOutcome::Success {
                 next_due: now + jitter(cfg.interval),
-            }
-        }
+            },
+        },
         Err(e) => {
-            crate::metrics::sync_run(&lease.provider_id, Some(e.kind));
             tracing::warn!(customer = %lease.customer_id, provider = %lease.provider_id, error = %e, "sync failed");
             let wait = retry_wait(cfg, e.kind, e.retry_after, lease.failures);
-            SyncOutcome::Failure {
-                kind: e.kind,
-                message: e.message.clone(),
-                next_due: now
-                    + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1)),
+            SyncWrite {
+                outcome: SyncOutcome::Failure {
+                    kind: e.kind,
+                    message: e.message.clone(),
+                    next_due: now
+                        + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1)),
+                },
+                lease,
+                snapshot: None,
             }
         }
-    };
-    if let Err(e) = state.store.release(&lease, &outcome).await {
-        // The lease expires by itself; the pair is picked up again then.
-        tracing::warn!(error = %e, "sync: outcome not recorded");
+    })
+}
+
+/// Writes what the fetches hand over, as batches of up to `max` pairs, until every sender is
+/// gone and the queue is empty.
+async fn write_batches(state: AppState, queue: Arc<Mutex<mpsc::Receiver<SyncWrite>>>, max: usize) {
+    let mut batch = Vec::with_capacity(max);
+    loop {
+        // Whatever has accumulated (at least one): no timer, so a lone pair is not delayed.
+        let got = queue.lock().await.recv_many(&mut batch, max).await;
+        if got == 0 {
+            return;
+        }
+        write_batch(&state, &batch).await;
+        batch.clear();
+    }
+}
+
+async fn write_batch(state: &AppState, batch: &[SyncWrite]) {
+    let results = state.store.finish_syncs(batch).await;
+    let mut lost = 0usize;
+    let mut last_error = None;
+    for (w, r) in batch.iter().zip(results) {
+        match r {
+            Ok(()) => {
+                let kind = match &w.outcome {
+                    SyncOutcome::Success { .. } => None,
+                    SyncOutcome::Failure { kind, .. } => Some(*kind),
+                };
+                crate::metrics::sync_run(&w.lease.provider_id, kind);
+                if w.snapshot.is_some() {
+                    // Other replicas heard of it through the store.
+                    state.fresh.invalidate(&w.lease.customer_id).await;
+                }
+            }
+            // Not synced: the lease expires and the pair is fetched again then.
+            Err(e) => {
+                lost += 1;
+                last_error = Some(e);
+            }
+        }
+    }
+    if let Some(e) = last_error {
+        tracing::warn!(pairs = lost, error = %e, "sync: results not recorded; the pairs are fetched again when their leases expire");
     }
 }
 

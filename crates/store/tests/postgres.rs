@@ -349,7 +349,14 @@ async fn sync_batches_race_with_requests_and_stay_exact() {
                     "0.09872368",
                     5,
                 ),
-                account(c, &l.provider_id, &format!("{c}-btc"), "BTC", "0.0000001", 5),
+                account(
+                    c,
+                    &l.provider_id,
+                    &format!("{c}-btc"),
+                    "BTC",
+                    "0.0000001",
+                    5,
+                ),
             ];
             SyncWrite {
                 lease: l.clone(),
