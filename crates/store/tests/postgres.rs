@@ -74,6 +74,22 @@ async fn too_wide_numeric_is_refused_and_detected() {
         .await;
         assert!(r.is_err(), "{wide} was accepted");
     }
+    // The widest values a Decimal holds are accepted.
+    for widest in [
+        "79228162514264337593543950335",
+        "-7922816251426433759354395033.5",
+        "0.0000000000000000000000000001",
+        "7.9228162514264337593543950335",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE accounts SET balance = {widest}"
+        )))
+        .execute(s.pool())
+        .await
+        .unwrap_or_else(|e| panic!("{widest} was refused: {e}"));
+        let got = s.get_account("p100:a").await.unwrap().balance.to_string();
+        assert_eq!(got, widest);
+    }
     sqlx::query("ALTER TABLE accounts DROP CONSTRAINT accounts_balance_check")
         .execute(s.pool())
         .await

@@ -1,5 +1,7 @@
 //! Snapshots, account reads, filtered lists, totals and history on PostgreSQL.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use coffer_core::Account;
 use coffer_core::query::Filter;
@@ -211,10 +213,13 @@ impl PgStore {
                 ..SaveOutcome::default()
             });
         };
-        if inserted {
-            count_first_snapshot(&mut tx, &meta.customer_id)
+        let mut covered = BTreeMap::new();
+        if inserted
+            && first_snapshot(&mut tx, &meta.customer_id)
                 .await
-                .map_err(db_err)?;
+                .map_err(db_err)?
+        {
+            covered.insert(plan::shard_of(&meta.customer_id), 1);
         }
         let ids: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
         let existing: Vec<AccountRow> = sqlx::query_as(concat!(
@@ -238,6 +243,7 @@ impl PgStore {
         let mut writes = Writes::default();
         writes.add(meta, plan);
         write_all(&mut tx, &writes).await.map_err(db_err)?;
+        add_covered(&mut tx, &covered).await.map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         Ok(outcome)
     }
@@ -473,14 +479,14 @@ pub(super) async fn lock_existing_many(
     rows.into_iter().map(AccountRow::into_existing).collect()
 }
 
-/// A customer's first snapshot (of any provider) adds it to the covered-customers count. The
-/// customer row lock (NO KEY UPDATE: it does not conflict with the foreign-key checks of
-/// concurrent snapshot writes) makes the first writers of two providers take turns, so exactly
-/// one of them sees a single snapshot.
-async fn count_first_snapshot(
+/// Whether this transaction's snapshot is the customer's first (of any provider): it adds the
+/// customer to the covered-customers count. The customer row lock (NO KEY UPDATE: it does not
+/// conflict with the foreign-key checks of concurrent snapshot writes) makes the first writers of
+/// two providers take turns, so exactly one of them sees a single snapshot.
+async fn first_snapshot(
     tx: &mut Transaction<'static, Postgres>,
     customer_id: &str,
-) -> std::result::Result<(), sqlx::Error> {
+) -> std::result::Result<bool, sqlx::Error> {
     sqlx::query("SELECT 1 FROM customers WHERE id = $1 FOR NO KEY UPDATE")
         .bind(customer_id)
         .execute(&mut **tx)
@@ -489,15 +495,29 @@ async fn count_first_snapshot(
         .bind(customer_id)
         .fetch_one(&mut **tx)
         .await?;
-    if n == 1 {
-        sqlx::query(
-            "INSERT INTO snapshot_customers (shard, customers) VALUES ($1, 1)
-             ON CONFLICT (shard) DO UPDATE SET customers = snapshot_customers.customers + 1",
-        )
-        .bind(plan::shard_of(customer_id))
-        .execute(&mut **tx)
-        .await?;
+    Ok(n == 1)
+}
+
+/// Adds newly covered customers to their shards' counts. Every writer of a snapshot may touch
+/// these few rows, so this comes last before the commit (after the rollup, in the same order
+/// everywhere): the rows stay locked as briefly as possible.
+pub(super) async fn add_covered(
+    tx: &mut Transaction<'static, Postgres>,
+    shards: &BTreeMap<i16, i64>,
+) -> std::result::Result<(), sqlx::Error> {
+    if shards.is_empty() {
+        return Ok(());
     }
+    sqlx::query(
+        "INSERT INTO snapshot_customers (shard, customers)
+         SELECT s, n FROM UNNEST($1::int2[], $2::int8[]) AS t(s, n) ORDER BY s
+         ON CONFLICT (shard) DO UPDATE
+         SET customers = snapshot_customers.customers + excluded.customers",
+    )
+    .bind(shards.keys().copied().collect::<Vec<_>>())
+    .bind(shards.values().copied().collect::<Vec<_>>())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

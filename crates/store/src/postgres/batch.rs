@@ -14,7 +14,7 @@ use coffer_core::Account;
 use sqlx::{Postgres, Transaction};
 
 use super::PgStore;
-use super::accounts::{lock_existing_many, write_all};
+use super::accounts::{add_covered, lock_existing_many, write_all};
 use super::notify::{CHANNEL, payloads};
 use crate::error::db_err;
 use crate::plan::{self, Existing, Writes};
@@ -85,12 +85,14 @@ impl PgStore {
         snaps.sort_by(|a, b| {
             (&a.0.customer_id, &a.0.provider_id).cmp(&(&b.0.customer_id, &b.0.provider_id))
         });
+        // The rows no other writer touches first; the shared ones (rates, rollup, covered
+        // count) last, so they stay locked only until the commit that follows.
+        release_all(&mut tx, items).await.map_err(db_err)?;
         let changed = if snaps.is_empty() {
             Vec::new()
         } else {
             save_snapshots(&mut tx, &snaps).await?
         };
-        release_all(&mut tx, items).await.map_err(db_err)?;
         if !changed.is_empty() {
             // Delivered at commit, with the data.
             sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
@@ -161,9 +163,11 @@ async fn save_snapshots(
         }
         live.insert((c, p));
     }
-    if !first.is_empty() {
-        count_first_snapshots(tx, &first).await.map_err(db_err)?;
-    }
+    let covered = if first.is_empty() {
+        BTreeMap::new()
+    } else {
+        first_snapshots(tx, &first).await.map_err(db_err)?
+    };
     let live: Vec<Snap<'_>> = snaps
         .iter()
         .filter(|s| live.contains(&(s.0.customer_id.clone(), s.0.provider_id.clone())))
@@ -190,6 +194,7 @@ async fn save_snapshots(
         );
     }
     write_all(tx, &writes).await.map_err(db_err)?;
+    add_covered(tx, &covered).await.map_err(db_err)?;
     let mut changed: Vec<String> = live.iter().map(|s| s.0.customer_id.clone()).collect();
     changed.dedup();
     Ok(changed)
@@ -233,13 +238,13 @@ fn assign(live: &[Snap<'_>], existing: Vec<Existing>) -> Result<Vec<Vec<Existing
     Ok(out)
 }
 
-/// A customer's first snapshots (of any provider) add it to the covered-customers count. As for
-/// one snapshot, the customer rows are locked (NO KEY UPDATE, in id order) so the first writers
-/// of two providers take turns and exactly one of them counts the customer.
-async fn count_first_snapshots(
+/// The customers whose first snapshots (of any provider) are in this batch, counted per shard.
+/// As for one snapshot, the customer rows are locked (NO KEY UPDATE, in id order) so the first
+/// writers of two providers take turns and exactly one of them counts the customer.
+async fn first_snapshots(
     tx: &mut Transaction<'static, Postgres>,
     first: &BTreeMap<String, i64>,
-) -> std::result::Result<(), sqlx::Error> {
+) -> std::result::Result<BTreeMap<i16, i64>, sqlx::Error> {
     let ids: Vec<String> = first.keys().cloned().collect();
     sqlx::query("SELECT 1 FROM customers WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
         .bind(&ids)
@@ -259,19 +264,7 @@ async fn count_first_snapshots(
             *shards.entry(plan::shard_of(&c)).or_default() += 1;
         }
     }
-    if !shards.is_empty() {
-        sqlx::query(
-            "INSERT INTO snapshot_customers (shard, customers)
-             SELECT s, n FROM UNNEST($1::int2[], $2::int8[]) AS t(s, n) ORDER BY s
-             ON CONFLICT (shard) DO UPDATE
-             SET customers = snapshot_customers.customers + excluded.customers",
-        )
-        .bind(shards.keys().copied().collect::<Vec<_>>())
-        .bind(shards.values().copied().collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
+    Ok(shards)
 }
 
 /// Records every outcome and releases the leases still held, as `release` does for one.

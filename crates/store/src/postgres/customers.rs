@@ -203,6 +203,14 @@ impl PgStore {
                 what: format!("customer {id}"),
             });
         }
+        // Then its snapshot rows: a snapshot write in flight (which holds its row) finishes
+        // first, so the rollup below sees its accounts; a later one waits, then finds no
+        // customer.
+        sqlx::query("SELECT 1 FROM snapshots WHERE customer_id = $1 FOR UPDATE")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         sqlx::query(
             "INSERT INTO totals_rollup
                  (shard, currency, is_crypto, provider_id, status, active, balance, accounts)
@@ -228,12 +236,22 @@ impl PgStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        // Links, snapshots, accounts, history and sync state go by cascade.
+        // Links, snapshots and sync state go by cascade; accounts and history have no foreign
+        // key (migration 0004: it cost a trigger per written row).
         sqlx::query("DELETE FROM customers WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+        for table in ["accounts", "balance_history"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE customer_id = $1"
+            )))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
         tx.commit().await.map_err(db_err)
     }
 }
