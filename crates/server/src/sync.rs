@@ -70,6 +70,10 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         })
         .collect();
     let mut tasks = JoinSet::new();
+    let lease_at_least = cfg
+        .batch
+        .min(u32::try_from(cfg.concurrency / 2).unwrap_or(u32::MAX))
+        .max(1);
     let lag_every = LAG_EVERY.min(cfg.interval).max(Duration::from_millis(100));
     tracing::info!(instance = %state.instance_id, interval = ?cfg.interval, lease = ?lease_for, "sync worker started");
     let mut last_lag: Option<Instant> = None;
@@ -82,10 +86,17 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             update_lag(&state).await;
             last_lag = Some(Instant::now());
         }
-        // Lease no more than we can start now, so leases are not held while waiting for permits.
+        // Lease no more than we can start now, so leases are not held while waiting for permits,
+        // and (while fetches are running) no fewer than half a batch: leasing the one or two
+        // permits each ending fetch frees would cost a round trip per pair.
         let free = u32::try_from(permits.available_permits())
             .unwrap_or(u32::MAX)
             .min(cfg.batch);
+        let free = if free < lease_at_least && !tasks.is_empty() {
+            0
+        } else {
+            free
+        };
         let leases = if free == 0 {
             Vec::new()
         } else {
