@@ -242,6 +242,7 @@ impl PgStore {
         let outcome = plan.outcome.clone();
         let mut writes = Writes::default();
         writes.add(meta, plan);
+        // Every stored row these ids name was read (and locked) above.
         write_all(&mut tx, &writes).await.map_err(db_err)?;
         add_covered(&mut tx, &covered).await.map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
@@ -451,28 +452,23 @@ impl PgStore {
     }
 }
 
-/// Locks (in id order) and reads the stored rows of several (customer, provider) pairs and any
-/// stored row whose id is in `ids`: what [`plan::plan`] needs for each pair of a batch.
-pub(super) async fn lock_existing_many(
+/// Locks (in id order) and reads the stored rows of several (customer, provider) pairs. Rows of
+/// other pairs whose ids a snapshot names (an account moving between customers) are not read:
+/// [`write_all`] reports them, and the batch is then written pair by pair.
+pub(super) async fn lock_pairs(
     tx: &mut Transaction<'static, Postgres>,
     customers: Vec<String>,
     providers: Vec<String>,
-    ids: Vec<String>,
 ) -> Result<Vec<Existing>> {
-    // Two index lookups united, not an OR over the table (which would scan it).
     let rows: Vec<AccountRow> = sqlx::query_as(concat!(
         "SELECT ",
         account_cols!(),
-        " FROM accounts WHERE id IN (
-             SELECT a.id FROM accounts a
-             JOIN UNNEST($1::text[], $2::text[]) AS p(c, pr)
-               ON a.customer_id = p.c AND a.provider_id = p.pr
-             UNION SELECT unnest($3::text[]))
+        " FROM accounts WHERE (customer_id, provider_id) IN
+             (SELECT c, p FROM UNNEST($1::text[], $2::text[]) AS t(c, p))
          ORDER BY id FOR UPDATE"
     ))
     .bind(customers)
     .bind(providers)
-    .bind(ids)
     .fetch_all(&mut **tx)
     .await
     .map_err(db_err)?;
@@ -523,13 +519,16 @@ pub(super) async fn add_covered(
 
 /// Writes merged plans with one statement per table (arrays through UNNEST). Rows are written in
 /// key order, so concurrent writers (a request's snapshot, a sync batch) lock them in one order.
+/// Returns the ids of the upserted accounts that were already stored.
 pub(super) async fn write_all(
     tx: &mut Transaction<'static, Postgres>,
     w: &Writes<'_>,
-) -> std::result::Result<(), sqlx::Error> {
-    if !w.upserts.is_empty() {
-        upsert_accounts(tx, &w.upserts).await?;
-    }
+) -> std::result::Result<Vec<String>, sqlx::Error> {
+    let stored = if w.upserts.is_empty() {
+        Vec::new()
+    } else {
+        upsert_accounts(tx, &w.upserts).await?
+    };
     if !w.close.is_empty() {
         sqlx::query(
             "UPDATE accounts SET closed = true, closed_at = t.at
@@ -614,13 +613,14 @@ pub(super) async fn write_all(
         .execute(&mut **tx)
         .await?;
     }
-    Ok(())
+    Ok(stored)
 }
 
+/// Returns the ids that were already stored (updated, not inserted).
 async fn upsert_accounts(
     tx: &mut Transaction<'static, Postgres>,
     u: &[(&Account, i16)],
-) -> std::result::Result<(), sqlx::Error> {
+) -> std::result::Result<Vec<String>, sqlx::Error> {
     let text = |f: fn(&Account) -> String| u.iter().map(|(a, _)| f(a)).collect::<Vec<String>>();
     let opt = |f: fn(&Account) -> Option<String>| {
         u.iter().map(|(a, _)| f(a)).collect::<Vec<Option<String>>>()
@@ -629,7 +629,7 @@ async fn upsert_accounts(
     for (a, _) in u {
         wallets.push(rows::wallets_json(&a.wallets).map_err(|e| sqlx::Error::Encode(e.into()))?);
     }
-    sqlx::query(
+    let rows: Vec<(String, bool)> = sqlx::query_as(
         "INSERT INTO accounts (id, customer_id, provider_id, provider_account_id,
              provider_customer_ref, currency, is_crypto, status, active, balance, wallets, iban,
              provider_rate, provider_rate_quote, fetched_at, closed, closed_at, rollup_shard)
@@ -648,7 +648,8 @@ async fn upsert_accounts(
              provider_rate = excluded.provider_rate,
              provider_rate_quote = excluded.provider_rate_quote,
              fetched_at = excluded.fetched_at, closed = false, closed_at = NULL,
-             rollup_shard = excluded.rollup_shard",
+             rollup_shard = excluded.rollup_shard
+         RETURNING id, xmax <> 0 AS stored",
     )
     .bind(text(|a| a.id.clone()))
     .bind(text(|a| a.customer_id.clone()))
@@ -666,7 +667,10 @@ async fn upsert_accounts(
     .bind(opt(|a| a.provider_rate.as_ref().map(|r| r.quote.code().to_owned())))
     .bind(u.iter().map(|(a, _)| a.fetched_at).collect::<Vec<_>>())
     .bind(u.iter().map(|(_, sh)| *sh).collect::<Vec<_>>())
-    .execute(&mut **tx)
+    .fetch_all(&mut **tx)
     .await?;
-    Ok(())
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, stored)| stored.then_some(id))
+        .collect())
 }

@@ -14,7 +14,7 @@ use coffer_core::Account;
 use sqlx::{Postgres, Transaction};
 
 use super::PgStore;
-use super::accounts::{add_covered, lock_existing_many, write_all};
+use super::accounts::{add_covered, lock_pairs, write_all};
 use super::notify::{CHANNEL, payloads};
 use crate::error::db_err;
 use crate::plan::{self, Existing, Writes};
@@ -176,66 +176,52 @@ async fn save_snapshots(
     if live.is_empty() {
         return Ok(Vec::new());
     }
-    let existing = lock_existing_many(
+    let existing = lock_pairs(
         tx,
         live.iter().map(|s| s.0.customer_id.clone()).collect(),
         live.iter().map(|s| s.0.provider_id.clone()).collect(),
-        live.iter()
-            .flat_map(|s| s.1.iter().map(|a| a.id.clone()))
-            .collect(),
     )
     .await?;
-    let mut per_pair = assign(&live, existing)?;
+    let mut per_pair = split_by_pair(&live, existing);
     let mut writes = Writes::default();
+    let mut known: HashSet<String> = HashSet::new();
     for (i, (meta, accounts)) in live.iter().enumerate() {
-        writes.add(
-            meta,
-            plan::plan(meta, accounts, std::mem::take(&mut per_pair[i])),
-        );
+        let rows = std::mem::take(&mut per_pair[i]);
+        known.extend(rows.iter().map(|e| e.account.id.clone()));
+        writes.add(meta, plan::plan(meta, accounts, rows));
     }
-    write_all(tx, &writes).await.map_err(db_err)?;
+    let stored = write_all(tx, &writes).await.map_err(db_err)?;
+    // An account that was stored under another pair (it moved between customers) was planned
+    // as new: its old pair's rollup and history would be wrong. Rare; refuse the batch, and
+    // it is written pair by pair, each reading the rows its ids name.
+    if let Some(id) = stored.iter().find(|id| !known.contains(*id)) {
+        return Err(StoreError::Conflict(format!(
+            "account {id} moves between pairs; written pair by pair"
+        )));
+    }
     add_covered(tx, &covered).await.map_err(db_err)?;
     let mut changed: Vec<String> = live.iter().map(|s| s.0.customer_id.clone()).collect();
     changed.dedup();
     Ok(changed)
 }
 
-/// Hands each stored row to the one pair whose plan needs it: its own pair, or the pair whose
-/// snapshot holds its id. A row two pairs would need (an account moving between customers
-/// within one batch) cannot be planned in one pass: the batch is refused.
-fn assign(live: &[Snap<'_>], existing: Vec<Existing>) -> Result<Vec<Vec<Existing>>> {
+/// Each stored row goes to its own pair's plan.
+fn split_by_pair(live: &[Snap<'_>], existing: Vec<Existing>) -> Vec<Vec<Existing>> {
     let by_pair: HashMap<(&str, &str), usize> = live
         .iter()
         .enumerate()
         .map(|(i, s)| ((s.0.customer_id.as_str(), s.0.provider_id.as_str()), i))
         .collect();
-    let by_id: HashMap<&str, usize> = live
-        .iter()
-        .enumerate()
-        .flat_map(|(i, s)| s.1.iter().map(move |a| (a.id.as_str(), i)))
-        .collect();
     let mut out: Vec<Vec<Existing>> = live.iter().map(|_| Vec::new()).collect();
     for e in existing {
-        let own = by_pair
-            .get(&(
-                e.account.customer_id.as_str(),
-                e.account.provider_id.as_str(),
-            ))
-            .copied();
-        let named = by_id.get(e.account.id.as_str()).copied();
-        let i = match (own, named) {
-            (Some(a), Some(b)) if a != b => {
-                return Err(StoreError::Conflict(format!(
-                    "account {} moves between two pairs of one sync batch",
-                    e.account.id
-                )));
-            }
-            (Some(i), _) | (None, Some(i)) => i,
-            (None, None) => continue,
-        };
-        out[i].push(e);
+        if let Some(&i) = by_pair.get(&(
+            e.account.customer_id.as_str(),
+            e.account.provider_id.as_str(),
+        )) {
+            out[i].push(e);
+        }
     }
-    Ok(out)
+    out
 }
 
 /// The customers whose first snapshots (of any provider) are in this batch, counted per shard.

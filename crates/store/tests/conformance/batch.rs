@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use coffer_core::{Currency, ProviderErrorKind, ProviderRate};
+use coffer_core::{Account, Currency, ProviderErrorKind, ProviderRate};
 use coffer_store::{Lease, RateSource, Scope, Store, StoreError, SyncOutcome, SyncWrite};
 
 use super::*;
@@ -282,4 +282,62 @@ pub async fn sync_batch_with_an_account_in_two_pairs(s: &dyn Store) {
         s.totals(&Scope::All, &all()).await.unwrap().by_currency[0].accounts,
         1
     );
+}
+
+/// An account stored under one customer arrives in a batch under another (the provider moved
+/// it): the batch still ends as pair-by-pair writes would, counts and history included.
+pub async fn sync_batch_moves_an_account_stored_elsewhere(s: &dyn Store) {
+    for c in ["c1", "c2", "c3"] {
+        s.create_customer(&customer(c, &[("p100", c)]))
+            .await
+            .unwrap();
+    }
+    save(
+        s,
+        "c1",
+        "p100",
+        0,
+        &[account("c1", "p100", "m", "USD", "0.09872368", 0)],
+    )
+    .await;
+    let leases = s
+        .lease_due("w", 10, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let moved = account("c2", "p100", "m", "USD", "0.09872368", 10);
+    let other = account("c3", "p100", "o", "USD", "1", 10);
+    let results = s
+        .finish_syncs(&[
+            ok_write(lease_of(&leases, "c2", "p100"), 10, vec![moved.clone()]),
+            ok_write(lease_of(&leases, "c3", "p100"), 10, vec![other.clone()]),
+        ])
+        .await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert!(s.customer_accounts("c1").await.unwrap().accounts.is_empty());
+    assert_eq!(
+        s.customer_accounts("c2").await.unwrap().accounts,
+        vec![moved]
+    );
+    assert_eq!(
+        s.customer_accounts("c3").await.unwrap().accounts,
+        vec![other]
+    );
+    let totals = s.totals(&Scope::All, &all()).await.unwrap();
+    assert_eq!(
+        (
+            totals.by_currency[0].balance.to_string(),
+            totals.by_currency[0].accounts
+        ),
+        ("1.09872368".to_owned(), 2)
+    );
+    assert_eq!(totals.customers, 3);
+    let h = s
+        .account_history(&Account::make_id("p100", "m"), t(5), t(15))
+        .await
+        .unwrap();
+    // As for one snapshot: a move with the same balance and status is no balance change.
+    assert!(h.is_empty(), "{h:?}");
+    for c in ["c2", "c3"] {
+        assert!(s.sync_states(c).await.unwrap()[0].lease_owner.is_none());
+    }
 }

@@ -55,6 +55,7 @@ macro_rules! conformance_tests {
             sync_batch_with_a_pair_twice_keeps_the_newest,
             sync_batch_with_a_deleted_customer_writes_the_others,
             sync_batch_with_an_account_in_two_pairs,
+            sync_batch_moves_an_account_stored_elsewhere,
         );
     };
     (@each $run:path; $($case:ident),* $(,)?) => {
