@@ -436,10 +436,10 @@ pub struct SyncArgs {
     #[arg(long, default_value_t = 20)]
     pub latency_ms: u64,
     /// `sync.concurrency`: provider fetches in flight.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 1024)]
     pub sync_concurrency: usize,
-    /// `sync.batch`: pairs leased per round trip.
-    #[arg(long, default_value_t = 256)]
+    /// `sync.batch`: pairs leased per round trip and written per transaction.
+    #[arg(long, default_value_t = 1024)]
     pub sync_batch: u32,
     /// The store's connection pool.
     #[arg(long, default_value_t = 32)]

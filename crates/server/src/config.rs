@@ -117,7 +117,7 @@ pub struct SyncConfig {
     pub interval: Duration,
     /// Provider fetches in flight at once, per replica.
     pub concurrency: usize,
-    /// Pairs leased per round trip to the database.
+    /// Pairs leased per round trip to the database, and the most written per transaction.
     pub batch: u32,
     /// How long a lease lasts; a replica that dies loses its pairs after this.
     #[serde(with = "humantime_serde")]
