@@ -428,3 +428,56 @@ async fn sync_batches_race_with_requests_and_stay_exact() {
     s.close().await;
     other.close().await;
 }
+
+/// A batch written pair by pair (one of its customers was deleted meanwhile) still tells the
+/// other replicas which customers changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_written_pair_by_pair_is_announced_too() {
+    use coffer_store::{SyncOutcome, SyncWrite};
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let s = store(&db).await;
+    let other = PgStore::connect(&db.url).await.unwrap();
+    let mut rx = other.subscribe_changes().await.unwrap().unwrap();
+    for c in ["c1", "gone"] {
+        s.create_customer(&customer(c, &[("p100", c)]))
+            .await
+            .unwrap();
+    }
+    let leases = s
+        .lease_due("w", 10, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    s.delete_customer("gone").await.unwrap();
+    let writes: Vec<SyncWrite> = leases
+        .iter()
+        .map(|l| SyncWrite {
+            lease: l.clone(),
+            snapshot: Some((
+                meta(&l.customer_id, "p100", 5),
+                vec![account(
+                    &l.customer_id,
+                    "p100",
+                    &l.customer_id,
+                    "EUR",
+                    "1",
+                    5,
+                )],
+            )),
+            outcome: SyncOutcome::Success {
+                next_due: chrono::Utc::now() + chrono::Duration::hours(1),
+            },
+        })
+        .collect();
+    let results = s.finish_syncs(&writes).await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    let c = recv(&mut rx).await;
+    assert_eq!((c.customer_id.as_deref(), c.local), (Some("c1"), false));
+    s.close().await;
+    other.close().await;
+}

@@ -4,8 +4,8 @@
 //!
 //! The batch writes exactly what `save_snapshot` and `release` would write pair by pair (the
 //! same [`plan::plan`] per pair, merged). When the batch cannot be written as one (a customer
-//! deleted meanwhile, a deadlock with a request's write), its pairs are written one by one, so
-//! one bad pair costs the others nothing.
+//! deleted meanwhile, an account moving in from another pair, a deadlock with a request's
+//! write), its pairs are written one by one, so one bad pair costs the others nothing.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -21,6 +21,9 @@ use crate::plan::{self, Existing, Writes};
 use crate::{Result, SnapshotMeta, Store, StoreError, SyncOutcome, SyncWrite};
 
 type Snap<'a> = (&'a SnapshotMeta, &'a [Account]);
+
+/// One notification per payload.
+const NOTIFY_MANY: &str = "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p";
 
 impl PgStore {
     pub(super) async fn finish_syncs_impl(&self, batch: &[SyncWrite]) -> Vec<Result<()>> {
@@ -50,13 +53,13 @@ impl PgStore {
                     .collect(),
                 Err(e) => {
                     tracing::warn!(error = %e, pairs = valid.len(), "sync batch not written at once; writing its pairs one by one");
-                    crate::finish_each(self, &valid).await
+                    self.finish_each_announced(&valid).await
                 }
             }
         } else {
             // A pair (or an account) twice in one batch: one statement may not write a row
             // twice, and the later write must see the earlier one.
-            crate::finish_each(self, &valid).await
+            self.finish_each_announced(&valid).await
         };
         let mut results = results.into_iter();
         out.into_iter()
@@ -68,6 +71,30 @@ impl PgStore {
                 })
             })
             .collect()
+    }
+
+    /// Pair by pair, then the other replicas are told which customers changed (the batch
+    /// tells them in its transaction).
+    async fn finish_each_announced(&self, items: &[&SyncWrite]) -> Vec<Result<()>> {
+        let results = crate::finish_each(self, items).await;
+        let mut changed: Vec<String> = items
+            .iter()
+            .zip(&results)
+            .filter(|(w, r)| r.is_ok() && w.snapshot.is_some())
+            .map(|(w, _)| w.lease.customer_id.clone())
+            .collect();
+        changed.sort();
+        changed.dedup();
+        if !changed.is_empty()
+            && let Err(e) = sqlx::query(NOTIFY_MANY)
+                .bind(CHANNEL)
+                .bind(payloads(&self.instance, &changed))
+                .execute(&self.pool)
+                .await
+        {
+            tracing::warn!(error = %e, "synced customers not announced to other replicas");
+        }
+        results
     }
 
     async fn write_batch(&self, items: &[&SyncWrite]) -> Result<()> {
@@ -95,7 +122,7 @@ impl PgStore {
         };
         if !changed.is_empty() {
             // Delivered at commit, with the data.
-            sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+            sqlx::query(NOTIFY_MANY)
                 .bind(CHANNEL)
                 .bind(payloads(&self.instance, &changed))
                 .execute(&mut *tx)
