@@ -224,9 +224,9 @@ async fn sync_one(
         .await;
     let now = Utc::now();
     Some(match result {
-        Ok(snapshot) => SyncWrite {
+        Ok((accounts, meta)) => SyncWrite {
             lease,
-            snapshot: Some((snapshot.1, snapshot.0)),
+            snapshot: Some((meta, accounts)),
             outcome: SyncOutcome::Success {
                 next_due: now + jitter(cfg.interval),
             },
