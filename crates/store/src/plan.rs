@@ -36,8 +36,9 @@ pub(crate) struct RollupEntry {
 }
 
 pub(crate) struct Plan<'a> {
-    /// Every account of the snapshot, with its rollup shard: all are upserted (open).
-    pub upserts: Vec<(&'a Account, i16)>,
+    /// Every account of the snapshot, with its rollup shard and whether a row with its id was
+    /// stored (read) before: all are upserted (open).
+    pub upserts: Vec<(&'a Account, i16, bool)>,
     /// Previously open accounts of this (customer, provider) absent from the snapshot.
     pub close: Vec<String>,
     pub history: Vec<HistoryEntry>,
@@ -136,7 +137,7 @@ pub(crate) fn plan<'a>(
                 p.outcome.inserted += 1;
                 p.history.push(history(a, false, meta));
                 p.rollup.push(rollup_entry(a, new_shard, 1));
-                p.upserts.push((a, new_shard));
+                p.upserts.push((a, new_shard, false));
             }
             Some(old) => {
                 let o = &old.account;
@@ -157,7 +158,7 @@ pub(crate) fn plan<'a>(
                     }
                     p.rollup.push(rollup_entry(a, old.shard, 1));
                 }
-                p.upserts.push((a, old.shard));
+                p.upserts.push((a, old.shard, true));
             }
         }
     }
@@ -213,7 +214,10 @@ pub(crate) fn check_links(links: &[Link]) -> Result<()> {
 /// writes a single snapshot and a sync batch alike through it).
 #[derive(Default)]
 pub(crate) struct Writes<'a> {
+    /// Accounts whose rows were read: updated (or inserted, if gone meanwhile).
     pub upserts: Vec<(&'a Account, i16)>,
+    /// Accounts no row was read for.
+    pub inserts: Vec<(&'a Account, i16)>,
     /// Account id and when it was found closed.
     pub close: Vec<(String, DateTime<Utc>)>,
     pub history: Vec<HistoryEntry>,
@@ -224,7 +228,13 @@ pub(crate) struct Writes<'a> {
 
 impl<'a> Writes<'a> {
     pub fn add(&mut self, meta: &SnapshotMeta, p: Plan<'a>) {
-        self.upserts.extend(p.upserts);
+        for (a, shard, stored) in p.upserts {
+            if stored {
+                self.upserts.push((a, shard));
+            } else {
+                self.inserts.push((a, shard));
+            }
+        }
         self.close
             .extend(p.close.into_iter().map(|id| (id, meta.fetched_at)));
         self.history.extend(p.history);

@@ -243,7 +243,9 @@ impl PgStore {
         let mut writes = Writes::default();
         writes.add(meta, plan);
         // Every stored row these ids name was read (and locked) above.
-        write_all(&mut tx, &writes).await.map_err(db_err)?;
+        write_all(&mut tx, &writes, NewRows::Upsert)
+            .await
+            .map_err(db_err)?;
         add_covered(&mut tx, &covered).await.map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         Ok(outcome)
@@ -454,7 +456,8 @@ impl PgStore {
 
 /// Locks (in id order) and reads the stored rows of several (customer, provider) pairs. Rows of
 /// other pairs whose ids a snapshot names (an account moving between customers) are not read:
-/// [`write_all`] reports them, and the batch is then written pair by pair.
+/// [`write_all`] with [`NewRows::Insert`] refuses them, and the batch is then written pair by
+/// pair.
 pub(super) async fn lock_pairs(
     tx: &mut Transaction<'static, Postgres>,
     customers: Vec<String>,
@@ -517,18 +520,34 @@ pub(super) async fn add_covered(
     Ok(())
 }
 
+/// How accounts no stored row was read for are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NewRows {
+    /// Upserted: a row inserted meanwhile (by another customer's snapshot naming the same
+    /// account) is taken over.
+    Upsert,
+    /// Plainly inserted (cheaper): a row stored meanwhile or elsewhere — an account moving in
+    /// from a pair whose rows were not read — fails the write with a conflict.
+    Insert,
+}
+
 /// Writes merged plans with one statement per table (arrays through UNNEST). Rows are written in
 /// key order, so concurrent writers (a request's snapshot, a sync batch) lock them in one order.
-/// Returns the ids of the upserted accounts that were already stored.
 pub(super) async fn write_all(
     tx: &mut Transaction<'static, Postgres>,
     w: &Writes<'_>,
-) -> std::result::Result<Vec<String>, sqlx::Error> {
-    let stored = if w.upserts.is_empty() {
-        Vec::new()
-    } else {
-        upsert_accounts(tx, &w.upserts).await?
-    };
+    new_rows: NewRows,
+) -> std::result::Result<(), sqlx::Error> {
+    match new_rows {
+        NewRows::Upsert => {
+            let all: Vec<(&Account, i16)> = w.upserts.iter().chain(&w.inserts).copied().collect();
+            write_accounts(tx, &all, true).await?;
+        }
+        NewRows::Insert => {
+            write_accounts(tx, &w.upserts, true).await?;
+            write_accounts(tx, &w.inserts, false).await?;
+        }
+    }
     if !w.close.is_empty() {
         sqlx::query(
             "UPDATE accounts SET closed = true, closed_at = t.at
@@ -613,14 +632,18 @@ pub(super) async fn write_all(
         .execute(&mut **tx)
         .await?;
     }
-    Ok(stored)
+    Ok(())
 }
 
-/// Returns the ids that were already stored (updated, not inserted).
-async fn upsert_accounts(
+/// Inserts the accounts, or with `upsert` updates the rows already stored under their ids.
+async fn write_accounts(
     tx: &mut Transaction<'static, Postgres>,
     u: &[(&Account, i16)],
-) -> std::result::Result<Vec<String>, sqlx::Error> {
+    upsert: bool,
+) -> std::result::Result<(), sqlx::Error> {
+    if u.is_empty() {
+        return Ok(());
+    }
     let text = |f: fn(&Account) -> String| u.iter().map(|(a, _)| f(a)).collect::<Vec<String>>();
     let opt = |f: fn(&Account) -> Option<String>| {
         u.iter().map(|(a, _)| f(a)).collect::<Vec<Option<String>>>()
@@ -629,15 +652,17 @@ async fn upsert_accounts(
     for (a, _) in u {
         wallets.push(rows::wallets_json(&a.wallets).map_err(|e| sqlx::Error::Encode(e.into()))?);
     }
-    let rows: Vec<(String, bool)> = sqlx::query_as(
-        "INSERT INTO accounts (id, customer_id, provider_id, provider_account_id,
+    let insert = "INSERT INTO accounts (id, customer_id, provider_id, provider_account_id,
              provider_customer_ref, currency, is_crypto, status, active, balance, wallets, iban,
              provider_rate, provider_rate_quote, fetched_at, closed, closed_at, rollup_shard)
          SELECT id, c, p, pa, pr, cur, k, s, act, b::numeric, w, iban, r::numeric, q, f, false, NULL, sh
          FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                      $7::bool[], $8::text[], $9::bool[], $10::text[], $11::text[], $12::text[],
                      $13::text[], $14::text[], $15::timestamptz[], $16::int2[])
-              AS t(id, c, p, pa, pr, cur, k, s, act, b, w, iban, r, q, f, sh)
+              AS t(id, c, p, pa, pr, cur, k, s, act, b, w, iban, r, q, f, sh)";
+    let sql = if upsert {
+        format!(
+            "{insert}
          ON CONFLICT (id) DO UPDATE SET
              customer_id = excluded.customer_id, provider_id = excluded.provider_id,
              provider_account_id = excluded.provider_account_id,
@@ -648,29 +673,33 @@ async fn upsert_accounts(
              provider_rate = excluded.provider_rate,
              provider_rate_quote = excluded.provider_rate_quote,
              fetched_at = excluded.fetched_at, closed = false, closed_at = NULL,
-             rollup_shard = excluded.rollup_shard
-         RETURNING id, xmax <> 0 AS stored",
-    )
-    .bind(text(|a| a.id.clone()))
-    .bind(text(|a| a.customer_id.clone()))
-    .bind(text(|a| a.provider_id.clone()))
-    .bind(text(|a| a.provider_account_id.clone()))
-    .bind(opt(|a| a.provider_customer_ref.clone()))
-    .bind(text(|a| a.currency.code().to_owned()))
-    .bind(u.iter().map(|(a, _)| a.is_crypto).collect::<Vec<_>>())
-    .bind(text(|a| a.status.as_str().to_owned()))
-    .bind(u.iter().map(|(a, _)| a.active).collect::<Vec<_>>())
-    .bind(text(|a| a.balance.to_string()))
-    .bind(wallets)
-    .bind(opt(|a| a.iban.clone()))
-    .bind(opt(|a| a.provider_rate.as_ref().map(|r| r.rate.to_string())))
-    .bind(opt(|a| a.provider_rate.as_ref().map(|r| r.quote.code().to_owned())))
-    .bind(u.iter().map(|(a, _)| a.fetched_at).collect::<Vec<_>>())
-    .bind(u.iter().map(|(_, sh)| *sh).collect::<Vec<_>>())
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(id, stored)| stored.then_some(id))
-        .collect())
+             rollup_shard = excluded.rollup_shard"
+        )
+    } else {
+        insert.to_owned()
+    };
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(text(|a| a.id.clone()))
+        .bind(text(|a| a.customer_id.clone()))
+        .bind(text(|a| a.provider_id.clone()))
+        .bind(text(|a| a.provider_account_id.clone()))
+        .bind(opt(|a| a.provider_customer_ref.clone()))
+        .bind(text(|a| a.currency.code().to_owned()))
+        .bind(u.iter().map(|(a, _)| a.is_crypto).collect::<Vec<_>>())
+        .bind(text(|a| a.status.as_str().to_owned()))
+        .bind(u.iter().map(|(a, _)| a.active).collect::<Vec<_>>())
+        .bind(text(|a| a.balance.to_string()))
+        .bind(wallets)
+        .bind(opt(|a| a.iban.clone()))
+        .bind(opt(|a| {
+            a.provider_rate.as_ref().map(|r| r.rate.to_string())
+        }))
+        .bind(opt(|a| {
+            a.provider_rate.as_ref().map(|r| r.quote.code().to_owned())
+        }))
+        .bind(u.iter().map(|(a, _)| a.fetched_at).collect::<Vec<_>>())
+        .bind(u.iter().map(|(_, sh)| *sh).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

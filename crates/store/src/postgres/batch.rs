@@ -14,7 +14,7 @@ use coffer_core::Account;
 use sqlx::{Postgres, Transaction};
 
 use super::PgStore;
-use super::accounts::{add_covered, lock_pairs, write_all};
+use super::accounts::{NewRows, add_covered, lock_pairs, write_all};
 use super::notify::{CHANNEL, payloads};
 use crate::error::db_err;
 use crate::plan::{self, Existing, Writes};
@@ -211,21 +211,19 @@ async fn save_snapshots(
     .await?;
     let mut per_pair = split_by_pair(&live, existing);
     let mut writes = Writes::default();
-    let mut known: HashSet<String> = HashSet::new();
     for (i, (meta, accounts)) in live.iter().enumerate() {
-        let rows = std::mem::take(&mut per_pair[i]);
-        known.extend(rows.iter().map(|e| e.account.id.clone()));
-        writes.add(meta, plan::plan(meta, accounts, rows));
+        writes.add(
+            meta,
+            plan::plan(meta, accounts, std::mem::take(&mut per_pair[i])),
+        );
     }
-    let stored = write_all(tx, &writes).await.map_err(db_err)?;
-    // An account that was stored under another pair (it moved between customers) was planned
-    // as new: its old pair's rollup and history would be wrong. Rare; refuse the batch, and
-    // it is written pair by pair, each reading the rows its ids name.
-    if let Some(id) = stored.iter().find(|id| !known.contains(*id)) {
-        return Err(StoreError::Conflict(format!(
-            "account {id} moves between pairs; written pair by pair"
-        )));
-    }
+    // Accounts the batch's pairs did not hold are inserted plainly: one stored under another
+    // pair (it moved between customers) would be planned as new, its old pair's rollup and
+    // history left wrong. Rare; the insert refuses it, and the batch is written pair by pair,
+    // each pair reading the rows its ids name.
+    write_all(tx, &writes, NewRows::Insert)
+        .await
+        .map_err(db_err)?;
     add_covered(tx, &covered).await.map_err(db_err)?;
     let mut changed: Vec<String> = live.iter().map(|s| s.0.customer_id.clone()).collect();
     changed.dedup();

@@ -370,7 +370,7 @@ async fn write_plan(
     meta: &SnapshotMeta,
     p: &Plan<'_>,
 ) -> Result<()> {
-    for (a, _) in &p.upserts {
+    for (a, _, _) in &p.upserts {
         sqlx::query(
             "INSERT INTO accounts (id, customer_id, provider_id, provider_account_id,
                  provider_customer_ref, currency, is_crypto, status, active, balance, wallets,
