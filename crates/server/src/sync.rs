@@ -38,9 +38,10 @@ const LAG_EVERY: Duration = Duration::from_secs(10);
 /// Time a lease must leave after a fetch's whole budget, for writing the snapshot and the
 /// outcome.
 const LEASE_MARGIN: Duration = Duration::from_secs(2);
-/// Batches written at once: one fills while the other is written, so fetching, preparing a
-/// batch and the database's work on the previous one overlap.
-const WRITERS: usize = 2;
+/// Batches written at once: one fills while others are written, so fetching, preparing a
+/// batch and the database's work on earlier ones overlap. Three measured faster than two on 2
+/// cores (docs/benchmarks.md).
+const WRITERS: usize = 3;
 
 /// Runs until `shutdown` turns true. Returns after the fetches in flight have finished. When
 /// the task running it is aborted (a killed replica), its fetches in flight and its heartbeat
