@@ -333,7 +333,7 @@ async fn heartbeats_count_live_replicas() {
 /// its customers to the other replicas.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_batches_race_with_requests_and_stay_exact() {
-    use coffer_store::{SyncOutcome, SyncWrite};
+    use coffer_store::SyncWrite;
     let Some(db) = TestDb::create().await else {
         return;
     };
@@ -374,13 +374,7 @@ async fn sync_batches_race_with_requests_and_stay_exact() {
                     5,
                 ),
             ];
-            SyncWrite {
-                lease: l.clone(),
-                snapshot: Some((meta(c, &l.provider_id, 5), accounts)),
-                outcome: SyncOutcome::Success {
-                    next_due: chrono::Utc::now() + chrono::Duration::hours(1),
-                },
-            }
+            conformance::ok_write(l, 5, accounts)
         })
         .collect();
     let mut tasks = vec![];
@@ -433,41 +427,20 @@ async fn sync_batches_race_with_requests_and_stay_exact() {
 /// other replicas which customers changed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_written_pair_by_pair_is_announced_too() {
-    use coffer_store::{SyncOutcome, SyncWrite};
+    use coffer_store::SyncWrite;
     let Some(db) = TestDb::create().await else {
         return;
     };
     let s = store(&db).await;
     let other = PgStore::connect(&db.url).await.unwrap();
     let mut rx = other.subscribe_changes().await.unwrap().unwrap();
-    for c in ["c1", "gone"] {
-        s.create_customer(&customer(c, &[("p100", c)]))
-            .await
-            .unwrap();
-    }
-    let leases = s
-        .lease_due("w", 10, Duration::from_secs(3600))
-        .await
-        .unwrap();
+    let leases = conformance::leased_customers(&s, &["c1", "gone"]).await;
     s.delete_customer("gone").await.unwrap();
     let writes: Vec<SyncWrite> = leases
         .iter()
-        .map(|l| SyncWrite {
-            lease: l.clone(),
-            snapshot: Some((
-                meta(&l.customer_id, "p100", 5),
-                vec![account(
-                    &l.customer_id,
-                    "p100",
-                    &l.customer_id,
-                    "EUR",
-                    "1",
-                    5,
-                )],
-            )),
-            outcome: SyncOutcome::Success {
-                next_due: chrono::Utc::now() + chrono::Duration::hours(1),
-            },
+        .map(|l| {
+            let c = &l.customer_id;
+            conformance::ok_write(l, 5, vec![account(c, "p100", c, "EUR", "1", 5)])
         })
         .collect();
     let results = s.finish_syncs(&writes).await;

@@ -16,7 +16,20 @@ fn lease_of<'a>(leases: &'a [Lease], c: &str, p: &str) -> &'a Lease {
         .unwrap_or_else(|| panic!("no lease for {c}/{p}"))
 }
 
-fn ok_write(l: &Lease, at: i64, accounts: Vec<coffer_core::Account>) -> SyncWrite {
+/// Customers linked to `p100` (external id = customer id), their pairs leased to `w`.
+pub async fn leased_customers(s: &dyn Store, ids: &[&str]) -> Vec<Lease> {
+    for c in ids {
+        s.create_customer(&customer(c, &[("p100", c)]))
+            .await
+            .unwrap();
+    }
+    s.lease_due("w", 1000, Duration::from_secs(3600))
+        .await
+        .unwrap()
+}
+
+/// A successful sync of `l`: its snapshot fetched at `at`, due again in an hour.
+pub fn ok_write(l: &Lease, at: i64, accounts: Vec<coffer_core::Account>) -> SyncWrite {
     SyncWrite {
         lease: l.clone(),
         snapshot: Some((meta(&l.customer_id, &l.provider_id, at), accounts)),
@@ -212,15 +225,7 @@ pub async fn sync_batch_with_a_pair_twice_keeps_the_newest(s: &dyn Store) {
 }
 
 pub async fn sync_batch_with_a_deleted_customer_writes_the_others(s: &dyn Store) {
-    for c in ["c1", "gone", "c2"] {
-        s.create_customer(&customer(c, &[("p100", c)]))
-            .await
-            .unwrap();
-    }
-    let leases = s
-        .lease_due("w", 10, Duration::from_secs(3600))
-        .await
-        .unwrap();
+    let leases = leased_customers(s, &["c1", "gone", "c2"]).await;
     s.delete_customer("gone").await.unwrap();
     let batch: Vec<SyncWrite> = ["c1", "gone", "c2"]
         .iter()
@@ -251,15 +256,7 @@ pub async fn sync_batch_with_a_deleted_customer_writes_the_others(s: &dyn Store)
 /// An account listed by two pairs of one batch: refused as a whole by the set-based writer, so
 /// written pair by pair; the later pair holds it.
 pub async fn sync_batch_with_an_account_in_two_pairs(s: &dyn Store) {
-    for c in ["c1", "c2"] {
-        s.create_customer(&customer(c, &[("p100", c)]))
-            .await
-            .unwrap();
-    }
-    let leases = s
-        .lease_due("w", 10, Duration::from_secs(3600))
-        .await
-        .unwrap();
+    let leases = leased_customers(s, &["c1", "c2"]).await;
     let mut moved = account("c2", "p100", "same", "USD", "4", 10);
     let results = s
         .finish_syncs(&[
