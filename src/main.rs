@@ -6,6 +6,12 @@ mod demo;
 
 use clap::Parser;
 
+// glibc's malloc was about a quarter of the process's CPU in the sync benchmark (many small,
+// short-lived allocations across threads: JSON, HTTP, accounts); mimalloc serves them from
+// per-thread pages (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

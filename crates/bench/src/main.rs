@@ -64,6 +64,10 @@ struct AllArgs {
     customers: usize,
 }
 
+// The same allocator as the `coffer` binary, so the figures are the service's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);

@@ -548,6 +548,7 @@ pub async fn sync(url: &str, client: Handle, args: &SyncArgs) -> anyhow::Result<
 
     let mut probe = sqlx::PgConnection::connect(url).await?;
     let start = Instant::now();
+    let cpu = setup::CpuTicks::now();
     let running = setup::server(&sim, config, Arc::clone(&store)).await?;
     let target = i64::try_from(2 * n)?;
     let mut last = (Instant::now(), 0_i64);
@@ -583,6 +584,7 @@ pub async fn sync(url: &str, client: Handle, args: &SyncArgs) -> anyhow::Result<
         }
     };
     let elapsed = start.elapsed();
+    let cpu = setup::CpuTicks::now().since(cpu, u64::try_from(2 * n)?, "pair");
     let failures: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM sync_state WHERE failures > 0 OR last_error IS NOT NULL",
     )
@@ -612,6 +614,7 @@ pub async fn sync(url: &str, client: Handle, args: &SyncArgs) -> anyhow::Result<
             "MISSED"
         },
     );
+    println!("  {cpu}");
 
     // The all-customer totals at this size: admin, no customer_id, store only.
     let lc = LoadClient::new(client, 1)?;

@@ -46,6 +46,83 @@ pub fn load_average() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// The machine's CPU counters (`/proc/stat`, in clock ticks), so a run can say how much CPU it
+/// used and how much the hypervisor took: on a shared virtual machine the steal time varies
+/// from run to run, and CPU per unit of work is steadier than a rate.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuTicks {
+    busy: u64,
+    idle: u64,
+    steal: u64,
+    /// This process's own (server, simulators, bench client); the rest is mostly PostgreSQL.
+    process: u64,
+}
+
+impl CpuTicks {
+    pub fn now() -> Self {
+        let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+            return Self::default();
+        };
+        let v: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        let at = |i: usize| v.get(i).copied().unwrap_or(0);
+        // user nice system idle iowait irq softirq steal
+        Self {
+            busy: at(0) + at(1) + at(2) + at(5) + at(6),
+            idle: at(3) + at(4),
+            steal: at(7),
+            process: process_ticks(),
+        }
+    }
+
+    /// "CPU busy 41.2 s (…% of the cores' time), stolen …%, … µs of CPU per <unit>".
+    #[allow(clippy::cast_precision_loss)] // tick counts are far below 2^52
+    pub fn since(self, start: Self, units: u64, unit: &str) -> String {
+        // USER_HZ is 100 on every Linux the bench runs on.
+        let secs = |t: u64| t as f64 / 100.0;
+        let busy = self.busy.saturating_sub(start.busy);
+        let total =
+            busy + self.idle.saturating_sub(start.idle) + self.steal.saturating_sub(start.steal);
+        if total == 0 {
+            return "CPU use unknown (no /proc/stat)".into();
+        }
+        let pct = |t: u64| 100.0 * t as f64 / total as f64;
+        let per_unit = |t: u64| secs(t) * 1e6 / units.max(1) as f64;
+        let process = self.process.saturating_sub(start.process);
+        format!(
+            "CPU busy {:.1} s ({:.0} % of the cores' time), stolen by the hypervisor {:.0} %, {:.0} µs of CPU per {unit} ({:.0} in this process: server, simulators, client; {:.0} elsewhere: PostgreSQL)",
+            secs(busy),
+            pct(busy),
+            pct(self.steal.saturating_sub(start.steal)),
+            per_unit(busy),
+            per_unit(process),
+            per_unit(busy.saturating_sub(process)),
+        )
+    }
+}
+
+/// utime + stime of this process, in clock ticks (`/proc/self/stat` fields 14 and 15; the
+/// command name before them is in parentheses and may hold spaces).
+fn process_ticks() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0;
+    };
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<u64> = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    fields.iter().sum()
+}
+
 /// Drops and recreates the database named in `url` (PostgreSQL), so every run starts empty.
 /// SQLite URLs are left alone (use `sqlite::memory:`).
 pub async fn recreate_database(url: &str) -> anyhow::Result<()> {
