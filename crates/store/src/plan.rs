@@ -112,11 +112,13 @@ fn differs(old: &Account, new: &Account) -> bool {
 }
 
 /// `existing`: the stored rows of this (customer, provider) plus any stored row whose id is in
-/// the snapshot.
+/// the snapshot. `new_shard`: the rollup shard for accounts not stored yet (a stored account
+/// keeps the shard its row names).
 pub(crate) fn plan<'a>(
     meta: &SnapshotMeta,
     accounts: &'a [Account],
     existing: Vec<Existing>,
+    new_shard: i16,
 ) -> Plan<'a> {
     let mut by_id: HashMap<String, Existing> = existing
         .into_iter()
@@ -130,7 +132,6 @@ pub(crate) fn plan<'a>(
         rollup: Vec::new(),
         outcome: SaveOutcome::default(),
     };
-    let new_shard = shard_of(&meta.customer_id);
     for a in accounts {
         match by_id.remove(&a.id) {
             None => {

@@ -238,7 +238,7 @@ impl PgStore {
             .into_iter()
             .map(AccountRow::into_existing)
             .collect::<Result<Vec<_>>>()?;
-        let plan = plan::plan(meta, accounts, existing);
+        let plan = plan::plan(meta, accounts, existing, plan::shard_of(&meta.customer_id));
         let outcome = plan.outcome.clone();
         let mut writes = Writes::default();
         writes.add(meta, plan);

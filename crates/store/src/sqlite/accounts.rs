@@ -203,7 +203,7 @@ impl SqliteStore {
             .into_iter()
             .map(AccountRow::into_existing)
             .collect::<Result<Vec<_>>>()?;
-        let plan = plan::plan(meta, accounts, existing);
+        let plan = plan::plan(meta, accounts, existing, plan::shard_of(&meta.customer_id));
         write_plan(&mut tx, meta, &plan).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(plan.outcome)
