@@ -444,7 +444,11 @@ pub struct SyncArgs {
     /// The store's connection pool.
     #[arg(long, default_value_t = 32)]
     pub pool: u32,
-    /// All-customer totals requests measured after the sync (sequential).
+    /// Sync cycles to measure: the first writes every pair's first snapshot; each later one
+    /// makes every pair due again and syncs it against its stored accounts.
+    #[arg(long, default_value_t = 2)]
+    pub cycles: u32,
+    /// All-customer totals requests measured after the first cycle (sequential).
     #[arg(long, default_value_t = 5)]
     pub totals_requests: u64,
 }
@@ -551,38 +555,8 @@ pub async fn sync(url: &str, client: Handle, args: &SyncArgs) -> anyhow::Result<
     let cpu = setup::CpuTicks::now();
     let running = setup::server(&sim, config, Arc::clone(&store)).await?;
     let target = i64::try_from(2 * n)?;
-    let mut last = (Instant::now(), 0_i64);
-    let mut next_print = Instant::now() + Duration::from_secs(5);
-    let stall_limit = Duration::from_secs(120);
-    let mut last_progress = Instant::now();
-    let done = loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let snaps: i64 = sqlx::query_scalar("SELECT count(*) FROM snapshots")
-            .fetch_one(&mut probe)
-            .await?;
-        if snaps > last.1 {
-            last_progress = Instant::now();
-        }
-        if Instant::now() >= next_print {
-            let dt = last.0.elapsed().as_secs_f64();
-            #[allow(clippy::cast_precision_loss)]
-            let rate = (snaps - last.1) as f64 / dt / 2.0;
-            println!(
-                "  {:>6.1} s: {snaps}/{target} pairs have a snapshot ({rate:.0} customers/s lately); provider calls P100 {}, Corebanq {}",
-                start.elapsed().as_secs_f64(),
-                sim.total_calls(Provider::P100),
-                sim.total_calls(Provider::Corebanq)
-            );
-            last = (Instant::now(), snaps);
-            next_print = Instant::now() + Duration::from_secs(5);
-        }
-        if snaps >= target {
-            break true;
-        }
-        if last_progress.elapsed() > stall_limit {
-            break false;
-        }
-    };
+    // Cycle 1: every pair's first snapshot (every account and history row is new).
+    let done = wait_for_pairs(&mut probe, &sim, None, target, start).await?;
     let elapsed = start.elapsed();
     let cpu = setup::CpuTicks::now().since(cpu, u64::try_from(2 * n)?, "pair");
     let failures: i64 = sqlx::query_scalar(
@@ -659,6 +633,9 @@ pub async fn sync(url: &str, client: Handle, args: &SyncArgs) -> anyhow::Result<
         ms(lat.last().copied().unwrap_or_default()),
         lat.len(),
     );
+    for cycle in 2..=args.cycles {
+        resync(&mut probe, &sim, n, cycle).await?;
+    }
     probe.close().await?;
     println!(
         "load average (1, 5, 15 min) at end: {}",
@@ -666,5 +643,102 @@ pub async fn sync(url: &str, client: Handle, args: &SyncArgs) -> anyhow::Result<
     );
     running.stop().await;
     sim.shutdown().await;
+    Ok(())
+}
+
+/// Polls once a second until `target` pairs are done (true) or the count stops moving for two
+/// minutes (false), printing progress every 5 s. A pair is done when it has a snapshot, or with
+/// `since`, when its last success was recorded after it.
+async fn wait_for_pairs(
+    probe: &mut sqlx::PgConnection,
+    sim: &coffer_sim::SimHandle,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    target: i64,
+    start: Instant,
+) -> anyhow::Result<bool> {
+    let mut last = (Instant::now(), 0_i64);
+    let mut next_print = Instant::now() + Duration::from_secs(5);
+    let stall_limit = Duration::from_secs(120);
+    let mut last_progress = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let done: i64 = match since {
+            None => sqlx::query_scalar("SELECT count(*) FROM snapshots"),
+            Some(t) => {
+                sqlx::query_scalar("SELECT count(*) FROM sync_state WHERE last_success >= $1")
+                    .bind(t)
+            }
+        }
+        .fetch_one(&mut *probe)
+        .await?;
+        if done > last.1 {
+            last_progress = Instant::now();
+        }
+        if Instant::now() >= next_print {
+            let dt = last.0.elapsed().as_secs_f64();
+            #[allow(clippy::cast_precision_loss)]
+            let rate = (done - last.1) as f64 / dt / 2.0;
+            println!(
+                "  {:>6.1} s: {done}/{target} pairs done ({rate:.0} customers/s lately); provider calls P100 {}, Corebanq {}",
+                start.elapsed().as_secs_f64(),
+                sim.total_calls(Provider::P100),
+                sim.total_calls(Provider::Corebanq)
+            );
+            last = (Instant::now(), done);
+            next_print = Instant::now() + Duration::from_secs(5);
+        }
+        if done >= target {
+            return Ok(true);
+        }
+        if last_progress.elapsed() > stall_limit {
+            return Ok(false);
+        }
+    }
+}
+
+/// A later cycle: every pair made due now, as its interval ending would, and synced again
+/// against stored accounts. The simulators answer what they answered before, so this is the
+/// steady state of a cycle in which no balance changed: every account is rewritten (its
+/// `fetched_at`), no history row is.
+async fn resync(
+    probe: &mut sqlx::PgConnection,
+    sim: &coffer_sim::SimHandle,
+    n: usize,
+    cycle: u32,
+) -> anyhow::Result<()> {
+    let target = i64::try_from(2 * n)?;
+    let calls_before = sim.total_calls(Provider::P100) + sim.total_calls(Provider::Corebanq);
+    let history_before: i64 = sqlx::query_scalar("SELECT count(*) FROM balance_history")
+        .fetch_one(&mut *probe)
+        .await?;
+    let start = Instant::now();
+    let cpu = setup::CpuTicks::now();
+    // `now()` of this statement: a pair is done once its success is recorded after it.
+    let since: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("UPDATE sync_state SET next_due = now() RETURNING now()")
+            .fetch_one(&mut *probe)
+            .await?;
+    println!("cycle {cycle}: every pair due again");
+    let done = wait_for_pairs(probe, sim, Some(since), target, start).await?;
+    let elapsed = start.elapsed();
+    let cpu = setup::CpuTicks::now().since(cpu, u64::try_from(2 * n)?, "pair");
+    let calls =
+        sim.total_calls(Provider::P100) + sim.total_calls(Provider::Corebanq) - calls_before;
+    let history: i64 = sqlx::query_scalar("SELECT count(*) FROM balance_history")
+        .fetch_one(&mut *probe)
+        .await?;
+    #[allow(clippy::cast_precision_loss)]
+    let per_s = n as f64 / elapsed.as_secs_f64();
+    println!(
+        "RESULT sync cycle {cycle}: {n} customers {} again in {:.1} s = {per_s:.0} customers/s | provider calls {calls}; new history rows {}",
+        if done {
+            "synced"
+        } else {
+            "NOT all synced (stalled)"
+        },
+        elapsed.as_secs_f64(),
+        history - history_before,
+    );
+    println!("  {cpu}");
     Ok(())
 }
