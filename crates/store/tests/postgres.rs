@@ -1,5 +1,6 @@
 //! The conformance suite on PostgreSQL, plus what only PostgreSQL has: NUMERIC width checks,
-//! the totals rollup, LISTEN/NOTIFY, and recovering from killed connections.
+//! the totals rollup, LISTEN/NOTIFY, recovering from killed connections, and room on account
+//! pages for rewrites.
 //! Each test runs in its own fresh database (see `pg/mod.rs` for how the server is found).
 #![allow(clippy::unwrap_used)]
 
