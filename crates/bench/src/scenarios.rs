@@ -715,7 +715,7 @@ async fn resync(
     let cpu = setup::CpuTicks::now();
     // `now()` of this statement: a pair is done once its success is recorded after it.
     let since: chrono::DateTime<chrono::Utc> =
-        sqlx::query_scalar("UPDATE sync_state SET next_due = now() RETURNING now()")
+        sqlx::query_scalar("WITH due AS (UPDATE sync_state SET next_due = now()) SELECT now()")
             .fetch_one(&mut *probe)
             .await?;
     println!("cycle {cycle}: every pair due again");
