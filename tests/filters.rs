@@ -250,6 +250,43 @@ fn rate_of(answer: &Value, currency: &str) -> Decimal {
     dec(&r["rate"])
 }
 
+both!(
+    a_currency_both_providers_hold_is_valued_at_the_stated_rate,
+    common::Options::default(),
+    |app: common::TestApp| async move {
+        // Corebanq's rates are quotients of amounts rounded to cents and `bank` sorts before
+        // `p100`: by id alone a Corebanq quotient would value this customer's P100 holdings too.
+        app.customer("t1", Some("gen-000002"), Some("gen-000002"))
+            .await;
+        let b = app
+            .ok("/v2/accounts/balance?customer_id=t1&details=true")
+            .await;
+        let all = detail_accounts(&b);
+        let stated = |provider: &str, cur: &str| -> Option<Decimal> {
+            all.iter()
+                .filter(|a| a["provider"] == provider && a["currency"] == cur)
+                .find_map(|a| a["provider_rate"].get("rate").map(dec))
+        };
+        let mut shared = 0;
+        for r in b["rates"].as_array().unwrap() {
+            let cur = r["currency"].as_str().unwrap();
+            let (Some(p100), Some(_)) = (stated(common::P100, cur), stated(common::BANK, cur))
+            else {
+                continue;
+            };
+            shared += 1;
+            assert_eq!(r["provider"], common::P100, "{r}");
+            assert_eq!(dec(&r["rate"]), p100, "{r}");
+        }
+        assert!(
+            shared > 0,
+            "no currency with a rate at both providers: {}",
+            b["rates"]
+        );
+        app.stop().await;
+    }
+);
+
 fn assert_close(got: Decimal, want: Decimal) {
     assert!((got - want).abs() < Decimal::new(1, 9), "{got} != {want}");
 }

@@ -19,6 +19,12 @@ pub trait BalanceProvider: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
     /// Every balance the provider holds for one customer, by the provider's external id.
     async fn fetch(&self, external_id: &str) -> Result<ProviderSnapshot, ProviderError>;
+    /// Whether the accounts' `provider_rate` is a quotient this adapter computes from rounded
+    /// amounts (Corebanq's `balance_in_base ÷ balance`) rather than a rate the provider states:
+    /// such rates rank after stated ones ([`crate::rates::RateTable::with_derived_providers`]).
+    fn rates_are_derived(&self) -> bool {
+        false
+    }
 }
 
 /// Extra headers an adapter adds to every request, computed per request (the server passes the

@@ -266,3 +266,75 @@ fn the_newest_manual_rate_wins() {
         .unwrap();
     assert_eq!(table.rate(&c("USD")).unwrap().value, d("0.92"));
 }
+
+fn derived_account(id: &str, balance: &str, rate: &str) -> Account {
+    let mut a = account("USDC", Some((rate, "EUR")));
+    a.id = format!("bank:{id}");
+    a.provider_id = "bank".into();
+    a.provider_account_id = id.into();
+    a.balance = d(balance);
+    a
+}
+
+#[test]
+fn a_stated_rate_ranks_before_a_derived_one_whatever_the_ids() {
+    // `bank` sorts before `p100`: by id alone its quotient would value USDC.
+    let rates = [
+        provider("USDC", "EUR", "0.9166666666666666666666666667", "bank", 2),
+        provider("USDC", "EUR", "0.858814", "p100", 1),
+    ];
+    let mut plain = RateTable::default();
+    let mut marked = RateTable::default().with_derived_providers(["bank".to_owned()]);
+    for r in rates {
+        plain.insert(r.clone()).unwrap();
+        marked.insert(r).unwrap();
+    }
+    assert_eq!(
+        plain.rate(&c("USDC")).unwrap().value,
+        d("0.9166666666666666666666666667")
+    );
+    let r = marked.rate(&c("USDC")).unwrap();
+    assert_eq!(r.value, d("0.858814"));
+    assert_eq!(r.used[0].provider.as_deref(), Some("p100"));
+    // A derived rate still values what nothing else can.
+    marked
+        .insert(provider("EURC", "EUR", "0.999906", "bank", 2))
+        .unwrap();
+    assert_eq!(marked.rate(&c("EURC")).unwrap().value, d("0.999906"));
+    // Manual still beats both.
+    marked
+        .insert(Rate::manual(c("USDC"), c("EUR"), d("0.86"), t(0)))
+        .unwrap();
+    assert_eq!(marked.rate(&c("USDC")).unwrap().value, d("0.86"));
+}
+
+#[test]
+fn of_one_fetch_the_largest_balance_gives_the_rate() {
+    // Quotients of balance_in_base rounded to cents: 0.11 / 0.12 and 10305.77 / 12000.
+    let small = derived_account("s", "0.12", "0.9166666666666666666666666667");
+    let large = derived_account("l", "12000", "0.8588141666666666666666666667");
+    let negative_large = derived_account("n", "-50000", "0.85881400");
+    for accounts in [
+        vec![small.clone(), large.clone()],
+        vec![large.clone(), small.clone()],
+    ] {
+        let table = RateTable::from_accounts(c("EUR"), &accounts);
+        assert_eq!(table.rates().len(), 1);
+        assert_eq!(
+            table.rate(&c("USDC")).unwrap().value,
+            d("0.8588141666666666666666666667")
+        );
+    }
+    // The size of a balance, not its sign (an overdraft is as precise as a holding).
+    let table = RateTable::from_accounts(c("EUR"), &[large.clone(), negative_large, small.clone()]);
+    assert_eq!(table.rate(&c("USDC")).unwrap().value, d("0.85881400"));
+    // A newer fetch still replaces an older one, however small.
+    let mut newer = small;
+    newer.fetched_at = t(4);
+    let table = RateTable::from_accounts(c("EUR"), &[large, newer]);
+    let r = table.rate(&c("USDC")).unwrap();
+    assert_eq!(
+        (r.value, r.used[0].as_of),
+        (d("0.9166666666666666666666666667"), t(4))
+    );
+}

@@ -108,6 +108,11 @@ pub fn state(parts: AppParts) -> AppState {
         .filter_map(|(c, v)| Some((coffer_core::Currency::known(c)?, v.parse().ok()?)))
         .collect();
     let base = config.base_currency();
+    let derived = providers
+        .all()
+        .filter(|p| p.rates_are_derived())
+        .map(|p| p.id().to_owned())
+        .collect();
     AppState(Arc::new(Inner {
         keys: KeyResolver::new(
             Arc::clone(&store),
@@ -118,7 +123,7 @@ pub fn state(parts: AppParts) -> AppState {
             config.server.rate_limit_per_key,
             config.server.rate_limit_burst,
         ),
-        rates: RateBook::new(base.clone(), manual),
+        rates: RateBook::new(base.clone(), manual, derived),
         answers: crate::answers::AnswerCache::new(config.cache.ttl, config.cache.capacity),
         base,
         metrics: crate::metrics::handle(),

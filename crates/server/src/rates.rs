@@ -17,6 +17,9 @@ const STORED_TTL: Duration = Duration::from_secs(30);
 
 pub struct RateBook {
     base: Currency,
+    /// Provider instances whose rates are derived from rounded amounts: they rank after the
+    /// rates other providers state.
+    derived: Vec<String>,
     /// Manual rates from the config file, dated at start-up so an admin's later rate wins.
     config_manual: Vec<Rate>,
     stored: RwLock<Option<(Instant, Arc<Vec<Rate>>)>>,
@@ -26,7 +29,11 @@ pub struct RateBook {
 }
 
 impl RateBook {
-    pub fn new(base: Currency, config_manual: Vec<(Currency, rust_decimal::Decimal)>) -> Self {
+    pub fn new(
+        base: Currency,
+        config_manual: Vec<(Currency, rust_decimal::Decimal)>,
+        derived: Vec<String>,
+    ) -> Self {
         let now = Utc::now();
         let config_manual = config_manual
             .into_iter()
@@ -34,6 +41,7 @@ impl RateBook {
             .collect();
         Self {
             base,
+            derived,
             config_manual,
             stored: RwLock::new(None),
             generation: AtomicU64::new(0),
@@ -111,7 +119,8 @@ impl RateBook {
 
     /// Manual rates: the config's, then the admin's (newer, so they win).
     async fn manual(&self, store: &dyn Store) -> RateTable {
-        let mut table = RateTable::new(self.base.clone());
+        let mut table =
+            RateTable::new(self.base.clone()).with_derived_providers(self.derived.iter().cloned());
         for r in self.config_manual.iter().cloned() {
             insert(&mut table, r);
         }

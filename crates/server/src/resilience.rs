@@ -41,6 +41,10 @@ impl Guarded {
         self.inner.kind()
     }
 
+    pub fn rates_are_derived(&self) -> bool {
+        self.inner.rates_are_derived()
+    }
+
     pub fn breaker_state(&self) -> BreakerState {
         self.breaker.state()
     }

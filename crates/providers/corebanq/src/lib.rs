@@ -122,6 +122,12 @@ impl BalanceProvider for CorebanqProvider {
         KIND
     }
 
+    /// `balance_in_base ÷ balance` (map::rate): only as precise as Corebanq's rounding of
+    /// `balance_in_base`.
+    fn rates_are_derived(&self) -> bool {
+        true
+    }
+
     async fn fetch(&self, external_id: &str) -> Result<ProviderSnapshot, ProviderError> {
         let span = tracing::info_span!(
             "provider.fetch",

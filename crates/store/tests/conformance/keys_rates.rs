@@ -255,3 +255,41 @@ pub async fn account_reopens_and_moves(s: &dyn Store) {
 pub fn dec(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap()
 }
+
+/// Of one snapshot's accounts in one currency, the largest balance gives the stored provider
+/// rate, whichever comes last: where a provider's rate is a quotient of rounded amounts
+/// (Corebanq), that is the most precise one.
+pub async fn provider_rate_comes_from_the_largest_balance(s: &dyn Store) {
+    let eur = Currency::new("EUR");
+    s.create_customer(&customer("c1", &[])).await.unwrap();
+    let with_rate = |id: &str, balance: &str, rate: &str| {
+        let mut a = account("c1", "bank", id, "USDC", balance, 10);
+        a.provider_rate = Some(ProviderRate {
+            rate: d(rate),
+            quote: eur.clone(),
+        });
+        a
+    };
+    let small = with_rate("s", "0.12", "0.9166666666666666666666666667");
+    let large = with_rate("l", "-12000", "0.8588141666666666666666666667");
+    for (at, accounts) in [(10, [small.clone(), large.clone()]), (20, [large, small])] {
+        let accounts: Vec<Account> = accounts
+            .into_iter()
+            .map(|mut a| {
+                a.fetched_at = t(at);
+                a
+            })
+            .collect();
+        save(s, "c1", "bank", at, &accounts).await;
+        let rates = s.rates().await.unwrap();
+        let usdc: Vec<_> = rates
+            .iter()
+            .filter(|r| r.currency.code() == "USDC")
+            .collect();
+        assert_eq!(usdc.len(), 1, "{usdc:?}");
+        assert_eq!(
+            (usdc[0].rate.to_string().as_str(), usdc[0].as_of),
+            ("0.8588141666666666666666666667", t(at))
+        );
+    }
+}

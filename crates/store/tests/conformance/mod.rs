@@ -48,6 +48,7 @@ macro_rules! conformance_tests {
             links_drive_sync_pairs,
             api_keys_by_hash,
             rates_keep_both_sources,
+            provider_rate_comes_from_the_largest_balance,
             history_between_times,
             delete_customer_removes_everything,
             account_reopens_and_moves,
