@@ -149,20 +149,28 @@ impl Default for RateTable {
 /// How deep triangulation may go (C → Q → … → base); cycles are cut before that.
 const MAX_HOPS: usize = 4;
 
-/// Why the table would refuse `rate`: a rate of 0 would turn a balance into nothing, which is
-/// exactly the silent loss the table prevents, and a currency quoted in itself says nothing.
-fn refusal(rate: &Rate) -> Option<RateError> {
-    if rate.value <= Decimal::ZERO {
-        return Some(RateError::NotPositive {
-            currency: rate.currency.clone(),
-            quote: rate.quote.clone(),
-            value: rate.value,
-        });
+/// The accounts whose `provider_rate` is taken, one per provider, currency and quote: of the
+/// newest fetch, the one with the largest balance (by size; the last of equals), in the order
+/// first seen. Where a provider's rate is a quotient of a rounded amount (Corebanq's
+/// `balance_in_base ÷ balance`), that is the most precise one (±0.005 over 0.12 is ±4 %, over
+/// 12,000 ±4·10⁻⁷); where the provider states its rate, every account carries the same. The
+/// rate table and the store both choose with this.
+pub fn rate_givers(accounts: &[Account]) -> Vec<&Account> {
+    let mut slots: HashMap<(&Currency, &Currency, &str), usize> = HashMap::new();
+    let mut chosen: Vec<&Account> = Vec::new();
+    for a in accounts {
+        let Some(pr) = &a.provider_rate else { continue };
+        let rank = |a: &Account| (a.fetched_at, a.balance.abs());
+        match slots.get(&(&a.currency, &pr.quote, a.provider_id.as_str())) {
+            Some(&i) if rank(a) >= rank(chosen[i]) => chosen[i] = a,
+            Some(_) => {}
+            None => {
+                slots.insert((&a.currency, &pr.quote, &a.provider_id), chosen.len());
+                chosen.push(a);
+            }
+        }
     }
-    if rate.currency == rate.quote {
-        return Some(RateError::SelfQuoted(rate.currency.clone()));
-    }
-    None
+    chosen
 }
 
 impl RateTable {
@@ -210,8 +218,15 @@ impl RateTable {
     /// otherwise. Non-positive rates and a currency quoted in itself are refused: a rate of 0
     /// would turn a balance into nothing, which is exactly the silent loss the table prevents.
     pub fn insert(&mut self, rate: Rate) -> Result<(), RateError> {
-        if let Some(e) = refusal(&rate) {
-            return Err(e);
+        if rate.value <= Decimal::ZERO {
+            return Err(RateError::NotPositive {
+                currency: rate.currency,
+                quote: rate.quote,
+                value: rate.value,
+            });
+        }
+        if rate.currency == rate.quote {
+            return Err(RateError::SelfQuoted(rate.currency));
         }
         match self.rates.iter_mut().find(|r| r.slot() == rate.slot()) {
             Some(old) if old.as_of <= rate.as_of => *old = rate,
@@ -221,53 +236,27 @@ impl RateTable {
         Ok(())
     }
 
-    /// Adds every account's `provider_rate` as a provider-reported rate, as of the account's
-    /// `fetched_at`. Rates the table refuses (0, negative, a currency in itself — P100 sends
-    /// `"rate": 1` for EUR in EUR) are skipped; the accounts concerned then either convert at 1
-    /// (the base) or show up as unconverted. Returns how many rates were offered to the table
-    /// (one per provider, currency and quote).
-    ///
-    /// Of several accounts of one provider, currency and fetch, the one with the largest balance
-    /// gives the rate: where a provider's rate is a quotient of a rounded amount, that is the most
-    /// precise one (±0.005 over 0.12 is ±4 %, over 12,000 ±4·10⁻⁷), and where the provider states
-    /// its rate they all carry the same one.
+    /// Adds the provider rates of `accounts` (one per provider, currency and quote, chosen by
+    /// [`rate_givers`]) as provider-reported rates, as of the accounts' `fetched_at`. Rates the
+    /// table refuses (0, negative, a currency in itself — P100 sends `"rate": 1` for EUR in EUR)
+    /// are skipped; the accounts concerned then either convert at 1 (the base) or show up as
+    /// unconverted. Returns how many rates were taken.
     pub fn add_from_accounts(&mut self, accounts: &[Account]) -> usize {
-        // Per slot, in the order first seen: the newest fetch, and in it the largest balance
-        // (the last of equals).
-        let mut slots: HashMap<(Currency, Currency, String), usize> = HashMap::new();
-        let mut chosen: Vec<(Decimal, Rate)> = Vec::new();
-        for a in accounts {
-            let Some(pr) = &a.provider_rate else { continue };
-            let rate = Rate {
-                currency: a.currency.clone(),
-                quote: pr.quote.clone(),
-                value: pr.rate,
-                source: RateSource::Provider,
-                provider: Some(a.provider_id.clone()),
-                as_of: a.fetched_at,
-            };
-            if refusal(&rate).is_some() {
-                continue;
-            }
-            let size = a.balance.abs();
-            let key = (a.currency.clone(), pr.quote.clone(), a.provider_id.clone());
-            match slots.get(&key) {
-                Some(&i) => {
-                    let (s, r) = &chosen[i];
-                    if (rate.as_of, size) >= (r.as_of, *s) {
-                        chosen[i] = (size, rate);
-                    }
-                }
-                None => {
-                    slots.insert(key, chosen.len());
-                    chosen.push((size, rate));
+        let mut n = 0;
+        for a in rate_givers(accounts) {
+            if let Some(pr) = &a.provider_rate {
+                let rate = Rate {
+                    currency: a.currency.clone(),
+                    quote: pr.quote.clone(),
+                    value: pr.rate,
+                    source: RateSource::Provider,
+                    provider: Some(a.provider_id.clone()),
+                    as_of: a.fetched_at,
+                };
+                if self.insert(rate).is_ok() {
+                    n += 1;
                 }
             }
-        }
-        let n = chosen.len();
-        for (_, rate) in chosen {
-            // Valid (checked above); the slot rule decides against a rate already held.
-            let _ = self.insert(rate);
         }
         n
     }

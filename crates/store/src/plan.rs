@@ -176,36 +176,25 @@ pub(crate) fn plan<'a>(
         }
     }
     p.outcome.history_rows = p.history.len();
-    // Provider rates, one per (currency, quote): the account with the largest balance gives it
-    // (the last of equals). Where a provider derives its rates from rounded amounts, that is
-    // the most precise one; where it states them, every account carries the same.
-    let mut rates: BTreeMap<(Currency, Currency), (Decimal, StoredRate)> = BTreeMap::new();
-    for a in accounts {
+    // Provider rates, one per (currency, quote), chosen as the rate table chooses them (the
+    // largest balance gives it); keyed so they are written in key order.
+    let mut rates = BTreeMap::new();
+    for a in coffer_core::rates::rate_givers(accounts) {
         if let Some(r) = &a.provider_rate {
-            let key = (a.currency.clone(), r.quote.clone());
-            if rates
-                .get(&key)
-                .is_some_and(|(size, _)| *size > a.balance.abs())
-            {
-                continue;
-            }
             rates.insert(
-                key,
-                (
-                    a.balance.abs(),
-                    StoredRate {
-                        currency: a.currency.clone(),
-                        quote: r.quote.clone(),
-                        rate: r.rate,
-                        source: RateSource::Provider,
-                        provider: Some(meta.provider_id.clone()),
-                        as_of: meta.fetched_at,
-                    },
-                ),
+                (a.currency.clone(), r.quote.clone()),
+                StoredRate {
+                    currency: a.currency.clone(),
+                    quote: r.quote.clone(),
+                    rate: r.rate,
+                    source: RateSource::Provider,
+                    provider: Some(meta.provider_id.clone()),
+                    as_of: meta.fetched_at,
+                },
             );
         }
     }
-    p.rates = rates.into_values().map(|(_, r)| r).collect();
+    p.rates = rates.into_values().collect();
     p
 }
 
