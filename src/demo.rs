@@ -144,5 +144,6 @@ fn provider_config(id: &str, kind: &str, url: &str) -> ProviderConfig {
         rate_limit: 0,
         retries: 2,
         quote_currency: None,
+        max_retry_after: coffer_server::provider::DEFAULT_MAX_RETRY_AFTER,
     }
 }

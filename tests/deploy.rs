@@ -1129,6 +1129,7 @@ fn operations_doc_covers_every_key_and_metric() {
         rate_limit: 0,
         retries: 0,
         quote_currency: None,
+        max_retry_after: coffer_server::provider::DEFAULT_MAX_RETRY_AFTER,
     };
     for key in serde_json::to_value(provider)
         .unwrap()

@@ -314,3 +314,158 @@ both!(
         app.stop().await;
     }
 );
+
+/// Waits (polling the simulator's counter) until a call for `customer` has reached it.
+async fn call_reached(app: &common::TestApp, provider: Provider, customer: &str, before: u64) {
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while app.sim.calls(provider, customer) == before {
+        assert!(
+            std::time::Instant::now() < until,
+            "no call reached the simulator"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+// A provider's `Retry-After: 18446744073709551615` once overflowed `Instant` arithmetic and
+// panicked the request's worker: the client's connection closed with no answer.
+both!(
+    a_retry_after_beyond_any_clock_is_an_answer_not_a_panic,
+    common::Options::default(),
+    |app: common::TestApp| async move {
+        app.customer("ra1", Some("gen-000001"), Some("gen-000001"))
+            .await;
+        app.sim.set_fault(
+            Provider::P100,
+            Target::customer("gen-000001"),
+            Some(Fault::RateLimited {
+                retry_after: coffer_sim::RetryAfter::Seconds(u64::MAX),
+            }),
+        );
+        let path = "/v2/accounts/balance?customer_id=ra1&details=true";
+        for _ in 0..2 {
+            let r = app.get(path).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            assert_eq!(r.body["partial"], true, "{}", r.body);
+            let w = warnings(&r.body);
+            assert!(
+                w.iter()
+                    .any(|w| w["provider"] == "p100" && w["error"] == "rate_limited"),
+                "{}",
+                r.body
+            );
+            assert!(
+                detail_accounts(&r.body)
+                    .iter()
+                    .any(|a| a["provider"] == common::BANK),
+                "the other provider's accounts are served: {}",
+                r.body
+            );
+        }
+        app.stop().await;
+    }
+);
+
+// `max_age=0` and refresh need data fetched after they asked: they once joined an ordinary
+// load already in flight and got data fetched before.
+both!(
+    max_age_zero_and_refresh_never_join_an_older_load,
+    common::Options::default(),
+    |app: common::TestApp| async move {
+        app.sim
+            .set_latency(Provider::P100, Duration::from_millis(600));
+        for (customer, external, newer) in [
+            (
+                "mz",
+                "gen-000003",
+                "/v2/accounts/balance?customer_id=mz&max_age=0",
+            ),
+            ("mr", "gen-000004", "/v2/customers/mr/refresh"),
+        ] {
+            app.customer(customer, Some(external), None).await;
+            let before = app.sim.calls(Provider::P100, external);
+            let asked = std::sync::Mutex::new(None);
+            let ordinary_path = format!("/v2/accounts/balance?customer_id={customer}");
+            let (ordinary, forced) = tokio::join!(app.get(&ordinary_path), async {
+                call_reached(&app, Provider::P100, external, before).await;
+                *asked.lock().unwrap() = Some(chrono::Utc::now());
+                if newer.ends_with("refresh") {
+                    app.post(newer, serde_json::json!({})).await
+                } else {
+                    app.get(newer).await
+                }
+            });
+            assert_eq!(ordinary.status, 200, "{}", ordinary.body);
+            assert_eq!(forced.status, 200, "{newer}: {}", forced.body);
+            assert_eq!(
+                app.sim.calls(Provider::P100, external) - before,
+                2,
+                "{newer} joined the load that was in flight when it asked"
+            );
+            // What the forced caller got was fetched after it asked.
+            let asked = micros(&Value::String(
+                asked.lock().unwrap().expect("asked").to_rfc3339(),
+            ));
+            // The balance answer keys `as_of` by provider; refresh lists them.
+            let got = match &forced.body["as_of"] {
+                Value::Array(list) => list
+                    .iter()
+                    .find(|p| p["provider"] == "p100")
+                    .map_or(Value::Null, |p| p["as_of"].clone()),
+                by_provider => by_provider["p100"].clone(),
+            };
+            assert!(got.is_string(), "{newer}: {}", forced.body);
+            assert!(
+                micros(&got) >= asked,
+                "{newer}: {got} is older than its ask, {asked}"
+            );
+        }
+        app.sim.set_latency(Provider::P100, Duration::ZERO);
+        app.stop().await;
+    }
+);
+
+// A provider slower than the request's deadline: the answer comes in time, with the other
+// provider's accounts and a warning naming the slow one (it was an empty 503 once, and the
+// accounts already fetched were lost).
+both!(
+    a_slow_provider_does_not_cost_the_answer,
+    common::Options {
+        configure: Box::new(|c| c.server.request_timeout = Duration::from_millis(1500)),
+        ..Default::default()
+    },
+    |app: common::TestApp| async move {
+        app.customer("sl", Some("gen-000002"), Some("gen-000002"))
+            .await;
+        // Slower than the request's whole deadline (an attempt times out after 2 s).
+        app.sim
+            .set_latency(Provider::P100, Duration::from_millis(1900));
+        let started = std::time::Instant::now();
+        let r = app
+            .get("/v2/accounts/balance?customer_id=sl&details=true")
+            .await;
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["partial"], true, "{}", r.body);
+        let w = warnings(&r.body);
+        assert!(
+            w.iter()
+                .any(|w| w["provider"] == "p100" && w["error"] == "timeout"),
+            "{}",
+            r.body
+        );
+        assert!(
+            detail_accounts(&r.body)
+                .iter()
+                .any(|a| a["provider"] == common::BANK),
+            "{}",
+            r.body
+        );
+        app.sim.set_latency(Provider::P100, Duration::ZERO);
+        app.stop().await;
+    }
+);

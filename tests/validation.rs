@@ -187,6 +187,40 @@ both!(
             assert_eq!(r.status, 400, "{bad}: {}", r.body);
             assert_eq!(r.body["error"], "invalid_body", "{bad}: {}", r.body);
         }
+        // A body must be an object: serde once read `[null, null]` as a customer's fields in
+        // order, creating one (POST) or removing every link (PUT).
+        for (bad, says) in [
+            (json!([null, null]), "an array"),
+            (json!(["ok1", "One"]), "an array"),
+            (json!("ok1"), "a string"),
+            (json!(7), "a number"),
+            (json!(null), "null"),
+        ] {
+            let r = app.post("/v2/customers", bad.clone()).await;
+            assert_eq!(r.status, 400, "{bad}: {}", r.body);
+            assert_eq!(r.body["error"], "invalid_body", "{bad}: {}", r.body);
+            let message = r.body["message"].as_str().unwrap_or_default();
+            assert!(
+                message.contains("must be a JSON object") && message.contains(says),
+                "{bad}: {message}"
+            );
+        }
+        // A wrong type is named by its path.
+        let r = app
+            .post(
+                "/v2/customers",
+                json!({"id": "ok1", "links": [{"provider": 5, "external_id": "e"}]}),
+            )
+            .await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(
+            r.body["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("links[0].provider"),
+            "{}",
+            r.body
+        );
         // Nothing was created by any of the above.
         assert_eq!(app.ok("/v2/customers").await["data"], json!([]));
 
@@ -200,6 +234,13 @@ both!(
         assert_eq!(r.status, 201, "{}", r.body);
         assert_eq!(r.body["id"], "ok1");
         assert_eq!(r.body["links"], link);
+        // PUT with a non-object body changes nothing.
+        for bad in [json!([null, null]), json!([]), json!("x")] {
+            let r = app.put("/v2/customers/ok1", bad.clone()).await;
+            assert_eq!(r.status, 400, "{bad}: {}", r.body);
+            assert_eq!(r.body["error"], "invalid_body", "{bad}: {}", r.body);
+        }
+        assert_eq!(app.ok("/v2/customers/ok1").await["links"], link);
         let r = app
             .post("/v2/customers", json!({"id": "ok1", "links": []}))
             .await;

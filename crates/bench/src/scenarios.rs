@@ -368,7 +368,7 @@ async fn probe_cold_path(
     for i in customers.clone().take(50) {
         let ext = coffer_sim::generate::customer_id(i);
         let t = Instant::now();
-        bank.fetch(&ext, Instant::now() + Duration::from_secs(5))
+        bank.fetch(&ext, None)
             .await
             .map_err(|e| anyhow::anyhow!("fetch {ext}: {e}"))?;
         slow.push(t.elapsed());
@@ -391,7 +391,7 @@ async fn probe_cold_path(
         reads.push(t0.elapsed());
         let t1 = Instant::now();
         let snap = bank
-            .fetch(&ext, Instant::now() + Duration::from_secs(5))
+            .fetch(&ext, None)
             .await
             .map_err(|e| anyhow::anyhow!("fetch {ext}: {e}"))?;
         fetches.push(t1.elapsed());

@@ -210,6 +210,7 @@ fn provider_configs(sim: &SimHandle, timeout: Duration) -> Vec<ProviderConfig> {
         rate_limit: 0,
         retries: 1,
         quote_currency: None,
+        max_retry_after: coffer_server::provider::DEFAULT_MAX_RETRY_AFTER,
     })
     .collect()
 }

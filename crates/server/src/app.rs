@@ -5,14 +5,14 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use coffer_store::Store;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -82,6 +82,8 @@ pub fn state(parts: AppParts) -> AppState {
         bootstrap_admin_key,
         instance_id,
     } = parts;
+    // Providers added by hand (tests, the demo) take their quotas from the config too.
+    providers.apply_quotas(&config.providers);
     let providers = Arc::new(providers);
     // After a snapshot is written, other replicas drop that customer from their L1.
     let announcer = Arc::clone(&store);
@@ -155,7 +157,7 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     let api = Arc::new(api);
     let cfg = Arc::clone(&state.config);
-    router
+    let router = router
         .route(
             "/openapi.json",
             axum::routing::get(move || {
@@ -164,14 +166,24 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .route("/v2/minimal", axum::routing::get(minimal))
-        .with_state(state)
-        .layer(middleware::from_fn(record_metrics))
+        .with_state(state);
+    with_middleware(router, &cfg.server)
+}
+
+/// Every route's middleware, outermost last: request id, trace span, metrics, the request's
+/// deadline, CORS, compression, and the panic guard.
+fn with_middleware(router: Router, cfg: &crate::config::ServerConfig) -> Router {
+    router
+        // A panic in a handler is a 500 with the error body, never a dropped connection.
+        .layer(CatchPanicLayer::custom(crate::error::panic_response))
         .layer(CompressionLayer::new())
-        .layer(cors(&cfg.server.cors_origins))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            cfg.server.request_timeout,
+        .layer(cors(&cfg.cors_origins))
+        .layer(middleware::from_fn_with_state(
+            cfg.request_timeout,
+            deadline,
         ))
+        // Outside the deadline, so requests that run out of time are counted too.
+        .layer(middleware::from_fn(record_metrics))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req
@@ -213,6 +225,19 @@ fn cors(origins: &[String]) -> CorsLayer {
             http::header::CONTENT_TYPE,
             HeaderName::from_static("x-api-key"),
         ])
+}
+
+/// `server.request_timeout`, in one place: past it the client gets the error body (the
+/// loader answers before, with what it has: see `fresh.rs`).
+async fn deadline(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => crate::error::ApiError::Timeout(limit).into_response(),
+    }
 }
 
 async fn record_metrics(req: Request, next: Next) -> Response {
@@ -259,4 +284,81 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutdown signal received; draining requests in flight");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    fn app(timeout: Duration) -> Router {
+        let cfg = crate::config::ServerConfig {
+            request_timeout: timeout,
+            ..Default::default()
+        };
+        let router = Router::new()
+            .route(
+                "/slow",
+                axum::routing::get(|| async {
+                    std::future::pending::<()>().await;
+                    "never"
+                }),
+            )
+            .route(
+                "/panics",
+                axum::routing::get(|| async {
+                    let answers: Vec<&str> = Vec::new();
+                    // An index out of bounds: a handler bug.
+                    answers[std::hint::black_box(3)]
+                }),
+            );
+        with_middleware(router, &cfg)
+    }
+
+    async fn call(app: Router, path: &str) -> (u16, serde_json::Value) {
+        let resp = app
+            .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+            .await
+            .expect("an answer");
+        let status = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    // Past `server.request_timeout` the answer was an empty 503 (tower-http's TimeoutLayer).
+    #[tokio::test]
+    async fn a_request_out_of_time_gets_the_error_body_and_is_counted() {
+        let metrics = crate::metrics::handle();
+        let (status, body) = call(app(Duration::from_millis(50)), "/slow").await;
+        assert_eq!(status, 503);
+        assert_eq!(body["error"], "timeout", "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("server.request_timeout")),
+            "{body}"
+        );
+        // The metrics layer sat inside the timeout once: such requests were never counted.
+        let text = metrics.render();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("coffer_http_requests_total")
+                    && l.contains("route=\"/slow\"")
+                    && l.contains("status=\"503\"")),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_gets_a_500_with_the_error_body() {
+        let (status, body) = call(app(Duration::from_secs(5)), "/panics").await;
+        assert_eq!(status, 500);
+        assert_eq!(body["error"], "internal", "{body}");
+    }
 }

@@ -213,6 +213,14 @@ pub struct ProviderConfig {
     /// The currency the provider is asked to value balances in (Corebanq `currency=`).
     #[serde(default)]
     pub quote_currency: Option<String>,
+    /// The longest `Retry-After` honoured: a provider asking for more is treated as "not
+    /// now" and asked again after this long.
+    #[serde(default = "default_max_retry_after", with = "humantime_serde")]
+    pub max_retry_after: Duration,
+}
+
+fn default_max_retry_after() -> Duration {
+    crate::provider::DEFAULT_MAX_RETRY_AFTER
 }
 
 fn default_provider_timeout() -> Duration {
@@ -401,6 +409,7 @@ mod tests {
             rate_limit: 0,
             retries: 0,
             quote_currency: None,
+            max_retry_after: crate::provider::DEFAULT_MAX_RETRY_AFTER,
         });
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("providers[0].kind"), "{err}");

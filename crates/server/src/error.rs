@@ -43,6 +43,9 @@ pub enum ApiError {
     /// 502: `strict` was asked and a provider failed.
     #[error("provider failure: {message}")]
     Provider { message: String, details: Value },
+    /// 503: the request ran past `server.request_timeout`.
+    #[error("no answer within {0:?} (server.request_timeout)")]
+    Timeout(std::time::Duration),
     /// 503: the store or a dependency is unavailable.
     #[error("service unavailable: {0}")]
     Unavailable(String),
@@ -67,7 +70,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Provider { .. } => StatusCode::BAD_GATEWAY,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -100,6 +103,14 @@ impl ApiError {
             ApiError::Unavailable(_) => (
                 "unavailable",
                 "the service cannot answer right now; retry later".into(),
+                json!({}),
+            ),
+            ApiError::Timeout(limit) => (
+                "timeout",
+                format!(
+                    "no answer within {}s (server.request_timeout); retry later",
+                    limit.as_secs_f64()
+                ),
                 json!({}),
             ),
             ApiError::Internal(_) => ("internal", "internal error".into(), json!({})),
@@ -143,6 +154,17 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
     fn from(e: axum::extract::rejection::JsonRejection) -> Self {
         ApiError::InvalidBody(e.body_text())
     }
+}
+
+/// A handler's panic as an answer (tower-http's `CatchPanicLayer`): a 500 with the error
+/// body, and the one log line every 5xx gets.
+pub fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned());
+    ApiError::Internal(format!("a handler panicked: {what}")).into_response()
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

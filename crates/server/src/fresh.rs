@@ -2,26 +2,29 @@
 //! worker alike).
 //!
 //! Path for one customer: L1 (moka, per customer) → store snapshot newer than the bound →
-//! every linked provider in parallel (timeout, retries, breaker) → snapshot + history written →
-//! answer. Concurrent loads of one customer are coalesced, and so are concurrent fetches of one
-//! (provider, external id), so a request and a sync of the same pair share one provider call.
-//! When a provider fails, its last snapshot is served flagged stale (up to
-//! `cache.stale_if_error`); beyond that its accounts are left out and the answer is partial.
+//! every linked provider in parallel (each through its stack, `provider/`) → snapshot + history
+//! written → answer. Concurrent loads of one customer are coalesced when the load in flight
+//! gives the caller what it needs (a refresh or a `max_age` never joins an older load), and
+//! each provider's stack coalesces its calls the same way, so a request and a sync of the same
+//! pair share one provider call.
+//! When a provider fails, or does not answer before the request's deadline, its last snapshot
+//! is served flagged stale (up to `cache.stale_if_error`); beyond that its accounts are left
+//! out and the answer is partial.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SubsecRound, Utc};
-use coffer_core::{Account, ProviderError, ProviderErrorKind, ProviderSnapshot};
+use coffer_core::{Account, ProviderError, ProviderErrorKind};
 use coffer_store::{SnapshotMeta, Store, StoreError};
 use futures::FutureExt;
 use futures::future::join_all;
 
 use crate::config::CacheConfig;
 use crate::metrics;
+use crate::provider::{Role, SingleFlight};
 use crate::providers::Providers;
-use crate::singleflight::{Role, SingleFlight};
 
 /// What one provider contributed to a customer's view.
 #[derive(Debug, Clone)]
@@ -102,19 +105,49 @@ impl From<LoadError> for crate::error::ApiError {
     }
 }
 
-/// How fresh the caller needs the data.
+/// How fresh the caller needs the data, and by when.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Need {
     /// `max_age`: data older than this is refreshed first.
     pub max_age: Option<Duration>,
     /// Ignore every cache and fetch from the providers now (refresh endpoint).
     pub force: bool,
+    /// Answer by then with what is there: a provider still fetching is served stale or left
+    /// out (its fetch goes on and is written when it ends).
+    pub deadline: Option<Instant>,
 }
 
-type PairKey = (String, String);
+impl Need {
+    /// A request's need: `max_age`, answered before `server.request_timeout` (a tenth of it,
+    /// at most a second, is left to compute and send the answer).
+    pub fn request(max_age: Option<Duration>, force: bool, request_timeout: Duration) -> Self {
+        let margin = (request_timeout / 10).min(Duration::from_secs(1));
+        Self {
+            max_age,
+            force,
+            deadline: Instant::now().checked_add(request_timeout.saturating_sub(margin)),
+        }
+    }
+
+    /// The instant the caller needs data fetched after, asked at `now`; `None`: any data the
+    /// cache policy accepts.
+    fn fresh_after(&self, now: Instant) -> Option<Instant> {
+        if self.force {
+            return Some(now);
+        }
+        self.max_age.map(|m| now.checked_sub(m).unwrap_or(now))
+    }
+
+    /// What a load started at `now` for this need covers.
+    fn covers_from(&self, now: Instant, ttl: Duration) -> Option<Instant> {
+        if self.force {
+            return Some(now);
+        }
+        now.checked_sub(self.max_age.unwrap_or(ttl))
+    }
+}
 /// Called with a customer id after one of its snapshots was written.
 pub type OnSaved = Arc<dyn Fn(&str) + Send + Sync>;
-type FetchResult = Result<ProviderSnapshot, ProviderError>;
 
 /// How long an invalidation is remembered: longer than any load takes.
 const INVALIDATION_MEMORY: Duration = Duration::from_secs(120);
@@ -131,7 +164,6 @@ pub struct Freshness {
     /// (flagged) while the store is down. Shares the views with `l1`.
     last_known: moka::future::Cache<String, Arc<CustomerView>>,
     customers: SingleFlight<String, Result<Arc<CustomerView>, LoadError>>,
-    fetches: SingleFlight<PairKey, FetchResult>,
     /// Called after a snapshot of a customer was written (cross-replica invalidation).
     on_saved: Option<OnSaved>,
     /// When each customer was last invalidated, so a load that began before an invalidation
@@ -160,7 +192,6 @@ impl Freshness {
             l1,
             last_known,
             customers: SingleFlight::default(),
-            fetches: SingleFlight::default(),
             on_saved: None,
             invalidated: moka::future::Cache::builder()
                 .max_capacity(INVALIDATIONS_KEPT)
@@ -223,18 +254,25 @@ impl Freshness {
             metrics::cache("hit");
             return Ok(Arc::clone(v));
         }
-        metrics::cache("miss");
         let this = Arc::clone(self);
         let id = customer_id.to_owned();
+        let now = Instant::now();
         let (res, role) = self
             .customers
-            .run(customer_id.to_owned(), move || {
-                async move { this.load(&id, need).await }.boxed()
-            })
+            .run(
+                customer_id.to_owned(),
+                need.fresh_after(now),
+                need.covers_from(now, self.cfg.ttl),
+                move || async move { this.load(&id, need).await }.boxed(),
+            )
             .await;
-        if role == Role::Follower {
-            metrics::cache("coalesced");
-        }
+        // The outcomes partition the lookups: hit, miss (this lookup loaded) or coalesced.
+        metrics::cache(match role {
+            Role::Leader => "miss",
+            Role::Follower => "coalesced",
+        });
+        let res = res
+            .unwrap_or_else(|_| Err(LoadError::Store("the load failed (a panic, logged)".into())));
         match res {
             Ok(v) => Ok(v),
             Err(LoadError::StoreUnavailable(m)) => match match cached {
@@ -276,6 +314,7 @@ impl Freshness {
         need: Need,
     ) -> Result<Arc<CustomerView>, LoadError> {
         let started = Instant::now();
+        let fresh_after = need.fresh_after(started);
         // Both reads at once, on two connections: they are on the path of every cold request.
         let (customer, stored) = tokio::try_join!(
             self.store.get_customer(customer_id),
@@ -314,10 +353,14 @@ impl Freshness {
                         rejected: m.rejected.clone(),
                     };
                 }
-                match this
-                    .fetch_pair(&customer.id, &link.provider, &link.external_id)
-                    .await
-                {
+                let fetched = this.fetch_by(
+                    &customer.id,
+                    &link.provider,
+                    &link.external_id,
+                    fresh_after,
+                    need.deadline,
+                );
+                match fetched.await {
                     Ok((accounts, meta)) => ProviderView {
                         provider_id: link.provider.clone(),
                         accounts,
@@ -377,13 +420,64 @@ impl Freshness {
         }
     }
 
-    /// Fetches one pair now, coalesced like [`Self::fetch_pair`], without writing it: the sync
-    /// worker writes its snapshots in batches (and drops the customers from L1 then).
+    /// Fetches and writes one pair, waiting at most until `deadline`: past it, the fetch goes
+    /// on (and is written, and this customer dropped from L1, when it ends) and the caller gets
+    /// a timeout naming the deadline.
+    async fn fetch_by(
+        self: &Arc<Self>,
+        customer_id: &str,
+        provider_id: &str,
+        external_id: &str,
+        fresh_after: Option<Instant>,
+        deadline: Option<Instant>,
+    ) -> Result<(Vec<Account>, SnapshotMeta), ProviderError> {
+        let Some(deadline) = deadline else {
+            return self
+                .fetch_pair(customer_id, provider_id, external_id, fresh_after)
+                .await;
+        };
+        let this = Arc::clone(self);
+        let (cid, pid, ext) = (
+            customer_id.to_owned(),
+            provider_id.to_owned(),
+            external_id.to_owned(),
+        );
+        let mut handle =
+            tokio::spawn(async move { this.fetch_pair(&cid, &pid, &ext, fresh_after).await });
+        match tokio::time::timeout_at(deadline.into(), &mut handle).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(ProviderError::new(
+                provider_id,
+                ProviderErrorKind::Unexpected,
+                "the provider call failed inside Coffer (a panic, logged)",
+            )
+            .retryable(false)),
+            Err(_) => {
+                let this = Arc::clone(self);
+                let cid = customer_id.to_owned();
+                tokio::spawn(async move {
+                    if let Ok(Ok(_)) = handle.await {
+                        this.invalidate(&cid).await;
+                    }
+                });
+                Err(ProviderError::new(
+                    provider_id,
+                    ProviderErrorKind::Timeout,
+                    "no answer before the request's deadline (server.request_timeout); the fetch goes on in the background",
+                ))
+            }
+        }
+    }
+
+    /// Fetches one pair through its provider's stack (coalesced with a call in flight that
+    /// gives data fetched after `fresh_after`), without writing it: the sync worker writes its
+    /// snapshots in batches (and drops the customers from L1 then).
     pub async fn fetch_snapshot(
         &self,
         customer_id: &str,
         provider_id: &str,
         external_id: &str,
+        fresh_after: Option<Instant>,
     ) -> Result<(Vec<Account>, SnapshotMeta), ProviderError> {
         let provider = self.providers.get(provider_id).ok_or_else(|| {
             ProviderError::new(
@@ -393,16 +487,7 @@ impl Freshness {
             )
             .retryable(false)
         })?;
-        let deadline = Instant::now() + self.providers.request_budget(provider_id);
-        let ext = external_id.to_owned();
-        let (res, _) = self
-            .fetches
-            .run(
-                (provider_id.to_owned(), external_id.to_owned()),
-                move || async move { provider.fetch(&ext, deadline).await }.boxed(),
-            )
-            .await;
-        let mut snapshot = res?;
+        let mut snapshot = provider.fetch(external_id, fresh_after).await?;
         // The stores keep microseconds: an answer must show the same `as_of` whether it was just
         // fetched or read back from the store.
         snapshot.fetched_at = snapshot.fetched_at.trunc_subsecs(6);
@@ -424,17 +509,17 @@ impl Freshness {
         Ok((accounts, meta))
     }
 
-    /// Fetches one (customer, provider) pair now, coalesced with any fetch of the same pair in
-    /// flight (a request's and the sync worker's alike), and writes the snapshot at once,
-    /// announced to the other replicas.
+    /// Fetches one (customer, provider) pair like [`Self::fetch_snapshot`] and writes the
+    /// snapshot at once, announced to the other replicas.
     pub async fn fetch_pair(
         &self,
         customer_id: &str,
         provider_id: &str,
         external_id: &str,
+        fresh_after: Option<Instant>,
     ) -> Result<(Vec<Account>, SnapshotMeta), ProviderError> {
         let (accounts, meta) = self
-            .fetch_snapshot(customer_id, provider_id, external_id)
+            .fetch_snapshot(customer_id, provider_id, external_id, fresh_after)
             .await?;
         match self.store.save_snapshot(&meta, &accounts).await {
             Ok(_) => {

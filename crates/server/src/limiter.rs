@@ -2,21 +2,15 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Instant;
 
+use crate::bucket::TokenBucket;
 use crate::error::ApiError;
 
 pub struct KeyLimiter {
     /// Tokens added per second; 0 = no limit.
     rate: u32,
     burst: u32,
-    buckets: Mutex<HashMap<String, Bucket>>,
-}
-
-struct Bucket {
-    /// Tokens, in thousandths, so refills need no floating point.
-    milli_tokens: u64,
-    last: Instant,
+    buckets: Mutex<HashMap<String, TokenBucket>>,
 }
 
 impl KeyLimiter {
@@ -33,29 +27,18 @@ impl KeyLimiter {
         if self.rate == 0 {
             return Ok(());
         }
-        let now = Instant::now();
-        let cap = u64::from(self.burst) * 1000;
         let mut map = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let b = map.entry(key_id.to_owned()).or_insert(Bucket {
-            milli_tokens: cap,
-            last: now,
-        });
-        let elapsed_ms = u64::try_from(now.duration_since(b.last).as_millis()).unwrap_or(u64::MAX);
-        b.milli_tokens = b
-            .milli_tokens
-            .saturating_add(elapsed_ms.saturating_mul(u64::from(self.rate)))
-            .min(cap);
-        b.last = now;
-        if b.milli_tokens >= 1000 {
-            b.milli_tokens -= 1000;
-            Ok(())
-        } else {
-            let missing = 1000 - b.milli_tokens;
-            let wait_ms = missing.div_ceil(u64::from(self.rate));
-            Err(ApiError::RateLimited {
-                retry_after_secs: wait_ms.div_ceil(1000).max(1),
+        let bucket = map
+            .entry(key_id.to_owned())
+            .or_insert_with(|| TokenBucket::full(self.burst));
+        bucket
+            .try_take(u64::from(self.rate) * 1000, self.burst)
+            .map_err(|wait| ApiError::RateLimited {
+                retry_after_secs: u64::try_from(wait.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .div_ceil(1000)
+                    .max(1),
             })
-        }
     }
 }
 

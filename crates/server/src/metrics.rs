@@ -52,6 +52,14 @@ pub fn provider_call(provider: &str, error: Option<ProviderErrorKind>, elapsed: 
     }
 }
 
+/// A call the open breaker refused (no call reached the provider): counted as an
+/// `unavailable` error, and on its own.
+pub fn breaker_refusal(provider: &str) {
+    counter!("coffer_provider_errors_total", "provider" => provider.to_owned(), "kind" => ProviderErrorKind::Unavailable.as_str())
+        .increment(1);
+    counter!("coffer_breaker_refusals_total", "provider" => provider.to_owned()).increment(1);
+}
+
 pub fn cache(outcome: &'static str) {
     counter!("coffer_cache_requests_total", "outcome" => outcome).increment(1);
 }

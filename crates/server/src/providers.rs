@@ -3,12 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use coffer_core::{BalanceProvider, ProviderFactory, ProviderSettings};
 
 use crate::config::ProviderConfig;
-use crate::resilience::Guarded;
+use crate::provider::{DEFAULT_MAX_RETRY_AFTER, ProviderStack, StackConfig};
 
 /// Every provider kind a config may name, and how to build it. Adding a provider is one crate
 /// and one line here.
@@ -58,12 +59,13 @@ pub struct ProviderBuildError {
     pub message: String,
 }
 
-/// The configured providers, each behind its resilience layers.
+/// The configured providers, each behind its stack (`provider/`).
 #[derive(Default)]
 pub struct Providers {
-    map: BTreeMap<String, Arc<Guarded>>,
-    /// Per provider: how long one request may spend on it, retries included.
-    budgets: BTreeMap<String, Duration>,
+    map: BTreeMap<String, Arc<ProviderStack>>,
+    /// Live replicas (from the sync worker's heartbeats): each takes its share of every
+    /// provider's quota.
+    replicas: Arc<AtomicU32>,
 }
 
 impl Providers {
@@ -83,23 +85,46 @@ impl Providers {
                 ))
             })?;
             let provider = build(cfg, secret).map_err(err)?;
-            out.insert(provider, cfg.timeout, cfg.retries);
+            out.insert_with(provider, &stack_config(cfg));
         }
         Ok(out)
     }
 
-    /// Adds a provider (tests and the demo register adapters directly).
+    /// Adds a provider (tests and the demo register adapters directly); its quota is set from
+    /// the config by [`Self::apply_quotas`].
     pub fn insert(&mut self, provider: Arc<dyn BalanceProvider>, timeout: Duration, retries: u32) {
-        let id = provider.id().to_owned();
-        // One attempt per retry plus the backoff between them; bounded so a request never
-        // waits on a provider for longer than a few timeouts.
-        let budget = timeout.saturating_mul(retries + 1) + Duration::from_millis(500) * retries;
-        self.budgets.insert(id.clone(), budget);
-        self.map
-            .insert(id, Arc::new(Guarded::new(provider, timeout, retries)));
+        self.insert_with(
+            provider,
+            &StackConfig {
+                timeout,
+                retries,
+                rate_limit: 0,
+                max_retry_after: DEFAULT_MAX_RETRY_AFTER,
+            },
+        );
     }
 
-    pub fn get(&self, id: &str) -> Option<Arc<Guarded>> {
+    pub fn insert_with(&mut self, provider: Arc<dyn BalanceProvider>, cfg: &StackConfig) {
+        let id = provider.id().to_owned();
+        let stack = ProviderStack::new(provider, cfg, Arc::clone(&self.replicas));
+        self.map.insert(id, Arc::new(stack));
+    }
+
+    /// Each configured provider's `rate_limit`, for providers added by [`Self::insert`].
+    pub fn apply_quotas(&self, cfgs: &[ProviderConfig]) {
+        for cfg in cfgs {
+            if let Some(p) = self.map.get(&cfg.id) {
+                p.quota().set_rate(cfg.rate_limit);
+            }
+        }
+    }
+
+    /// How many replicas share the quotas (at least 1).
+    pub fn set_live_replicas(&self, n: u32) {
+        self.replicas.store(n.max(1), Ordering::Relaxed);
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<ProviderStack>> {
         self.map.get(id).cloned()
     }
 
@@ -111,15 +136,24 @@ impl Providers {
         self.map.keys().map(String::as_str)
     }
 
-    pub fn all(&self) -> impl Iterator<Item = &Arc<Guarded>> {
+    pub fn all(&self) -> impl Iterator<Item = &Arc<ProviderStack>> {
         self.map.values()
     }
 
+    /// How long one call to the provider may take, retries included.
     pub fn request_budget(&self, id: &str) -> Duration {
-        self.budgets
+        self.map
             .get(id)
-            .copied()
-            .unwrap_or(Duration::from_secs(5))
+            .map_or(Duration::from_secs(5), |p| p.budget())
+    }
+}
+
+fn stack_config(cfg: &ProviderConfig) -> StackConfig {
+    StackConfig {
+        timeout: cfg.timeout,
+        retries: cfg.retries,
+        rate_limit: cfg.rate_limit,
+        max_retry_after: cfg.max_retry_after,
     }
 }
 
@@ -137,6 +171,7 @@ mod tests {
             rate_limit: 0,
             retries: 0,
             quote_currency: Some("USD".into()),
+            max_retry_after: DEFAULT_MAX_RETRY_AFTER,
         }
     }
 

@@ -409,10 +409,7 @@ pub async fn get_account(
         .fresh
         .customer(
             &stored.customer_id,
-            Need {
-                max_age: q.max_age,
-                force: false,
-            },
+            Need::request(q.max_age, false, state.config.server.request_timeout),
         )
         .await?;
     let freshness = freshness_of(std::slice::from_ref(&view));

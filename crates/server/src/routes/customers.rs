@@ -14,6 +14,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::fresh::Need;
 use crate::routes::answer::{ProviderAsOf, Warning, freshness_of};
+use crate::routes::body::ApiJson;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -151,10 +152,9 @@ fn validate(state: &AppState, id: String, body: CustomerBody) -> ApiResult<NewCu
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<CustomerBody>, axum::extract::rejection::JsonRejection>,
+    ApiJson(body): ApiJson<CustomerBody>,
 ) -> ApiResult<(StatusCode, Json<CustomerOut>)> {
     caller.require_admin()?;
-    let Json(body) = body?;
     let id = body
         .id
         .clone()
@@ -242,10 +242,9 @@ pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Result<Json<CustomerBody>, axum::extract::rejection::JsonRejection>,
+    ApiJson(body): ApiJson<CustomerBody>,
 ) -> ApiResult<Json<CustomerOut>> {
     caller.require_admin()?;
-    let Json(body) = body?;
     if body.id.as_ref().is_some_and(|b| b != &id) {
         return Err(ApiError::param(
             "id",
@@ -296,10 +295,7 @@ pub async fn refresh(
         .fresh
         .customer(
             &id,
-            Need {
-                max_age: None,
-                force: true,
-            },
+            Need::request(None, true, state.config.server.request_timeout),
         )
         .await?;
     let f = freshness_of(std::slice::from_ref(&view));

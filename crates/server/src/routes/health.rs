@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::resilience::BreakerState;
+use crate::provider::BreakerState;
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]

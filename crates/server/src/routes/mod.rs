@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod answer;
+pub mod body;
 pub mod customers;
 pub mod dto;
 pub mod health;

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::routes::body::ApiJson;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -78,10 +79,9 @@ pub struct PutRates {
 pub async fn put_rates(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<PutRates>, axum::extract::rejection::JsonRejection>,
+    ApiJson(body): ApiJson<PutRates>,
 ) -> ApiResult<Json<RateTableOut>> {
     caller.require_admin()?;
-    let Json(body) = body?;
     let mut rates = BTreeMap::new();
     for (code, v) in body.rates {
         let key = format!("rates.{code}");

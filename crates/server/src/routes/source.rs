@@ -34,10 +34,7 @@ pub struct Sourced {
 
 /// The accounts for `q`, as the caller may see them.
 pub async fn accounts(state: &AppState, caller: &Caller, q: &Query) -> ApiResult<Sourced> {
-    let need = Need {
-        max_age: q.max_age,
-        force: false,
-    };
+    let need = Need::request(q.max_age, false, state.config.server.request_timeout);
     if let Some(id) = &q.customer_id {
         if !caller.can_see(id) {
             return Err(ApiError::NotFound("customer".into()));
