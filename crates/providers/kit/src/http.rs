@@ -210,15 +210,27 @@ pub fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3); a date in the past is 0.
+/// `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3), a date in the past
+/// being 0. All three date forms of §5.6.7 are read (IMF-fixdate `Sun, 06 Nov 1994 08:49:37
+/// GMT`, RFC 850 `Sunday, 06-Nov-94 08:49:37 GMT`, asctime `Sun Nov  6 08:49:37 1994`), and,
+/// leniently, RFC 2822 dates with a numeric offset, which some servers send.
+///
+/// A delay too large for `u64` seconds is `u64::MAX` seconds rather than no delay: the
+/// provider asked for a long wait, and ignoring it would retry at once. How long the server
+/// actually waits is its own clamp, not the adapter's.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
     }
-    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = date.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
+    let at = match httpdate::parse_http_date(value) {
+        Ok(at) => at,
+        Err(_) => chrono::DateTime::parse_from_rfc2822(value).ok()?.into(),
+    };
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 #[cfg(test)]
@@ -248,10 +260,61 @@ mod tests {
             Some(Duration::ZERO),
             "a date in the past is no wait"
         );
-        let later = (chrono::Utc::now() + chrono::Duration::seconds(120))
-            .format("%a, %d %b %Y %H:%M:%S GMT")
-            .to_string();
-        let wait = retry_after(&headers(&later)).expect("date");
+        let wait = retry_after(&headers(&in_120s("%a, %d %b %Y %H:%M:%S GMT"))).expect("date");
+        assert_about_120s(wait);
+    }
+
+    /// RFC 9110 §5.6.7: a recipient must accept all three forms; the obsolete two were once
+    /// ignored, so a rate limit's wait was lost.
+    #[test]
+    fn retry_after_reads_the_obsolete_rfc850_and_asctime_dates() {
+        for past in [
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+        ] {
+            assert_eq!(retry_after(&headers(past)), Some(Duration::ZERO), "{past}");
+        }
+        // RFC 850's two-digit year is read as 1970–2069, so a near-future date is near.
+        let wait = retry_after(&headers(&in_120s("%A, %d-%b-%y %H:%M:%S GMT"))).expect("rfc850");
+        assert_about_120s(wait);
+        let wait = retry_after(&headers(&in_120s("%a %b %e %H:%M:%S %Y"))).expect("asctime");
+        assert_about_120s(wait);
+        // Lenient: RFC 2822 with a numeric offset, as some servers send.
+        let wait = retry_after(&headers(&in_120s("%a, %d %b %Y %H:%M:%S +0000"))).expect("2822");
+        assert_about_120s(wait);
+        for bad in [
+            "Sunday, 06-Nov-94 08:49:37",
+            "Mon, 06 Nov 1994 08:49:37 GMT", // the weekday is wrong
+            "Sun Nov 6 08:49:37 1994",       // asctime pads the day with a space
+            "",
+        ] {
+            assert_eq!(retry_after(&headers(bad)), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_keeps_huge_delays_huge() {
+        let max = Some(Duration::from_secs(u64::MAX));
+        assert_eq!(retry_after(&headers("18446744073709551615")), max);
+        assert_eq!(retry_after(&headers("18446744073709551616")), max);
+        assert_eq!(retry_after(&headers(&"9".repeat(400))), max);
+        assert_eq!(
+            retry_after(&headers("Fri, 31 Dec 9999 23:59:59 GMT"))
+                .map(|d| d > Duration::from_secs(200 * 365 * 86_400)),
+            Some(true)
+        );
+        assert_eq!(retry_after(&headers("1e3")), None);
+        assert_eq!(retry_after(&headers("+5")), None);
+    }
+
+    fn in_120s(format: &str) -> String {
+        (chrono::Utc::now() + chrono::Duration::seconds(120))
+            .format(format)
+            .to_string()
+    }
+
+    fn assert_about_120s(wait: Duration) {
         assert!(
             wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),
             "{wait:?}"
