@@ -1,17 +1,16 @@
 //! The HTTP every adapter does the same way: the client built once, credentials as sensitive
 //! header values, per-request headers, the one request with its body read under a size cap,
 //! and the helpers an adapter's `parse_error` maps answers with ([`retry_after`], [`snippet`]).
-//! What an answer *means* stays in each adapter's `parse_error`.
+//! What an answer *means* stays in each adapter's `parse_error`; the call itself is made by
+//! [`crate::adapter::HttpProvider`].
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use coffer_core::{ProviderError, ProviderErrorKind};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode};
-use tracing::Instrument;
 
 use crate::config::ConfigError;
 
@@ -92,7 +91,7 @@ pub struct Answer {
 }
 
 /// Sends the request and reads the answer, at most [`MAX_BODY_BYTES`]; records `status` on
-/// the current span (the adapter's `provider.fetch`). Only transport failures are errors here:
+/// the current span (the kit's `provider.fetch`, [`crate::adapter::HttpProvider`]). Only transport failures are errors here:
 /// every status, 200 or not, comes back as an [`Answer`] for the adapter's `parse_error`.
 pub async fn send(provider: &str, request: RequestBuilder) -> Result<Answer, ProviderError> {
     let mut response = request
@@ -173,16 +172,6 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     out
-}
-
-/// Runs one fetch inside the adapter's `provider.fetch` span and records its `latency_ms`.
-/// The span (and every event about the outcome) is the adapter's own, so logs keep its target.
-pub async fn timed<T>(span: &tracing::Span, call: impl Future<Output = T>) -> T {
-    let started = Instant::now();
-    let result = call.instrument(span.clone()).await;
-    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    span.record("latency_ms", latency_ms);
-    result
 }
 
 /// The first [`SNIPPET_BYTES`] of a body as text, cut on a character boundary; `…` marks a

@@ -1,17 +1,18 @@
-//! The raw HTTP call to P100 and [`parse_error`], the one place where P100's answers become
-//! [`ProviderError`]s.
+//! P100's request and [`parse_error`], the one place where P100's answers become
+//! [`ProviderError`]s, as the kit's [`HttpAdapter`] (the kit makes the call).
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use coffer_core::{ProviderError, ProviderErrorKind};
+use chrono::{DateTime, Utc};
+use coffer_core::{ProviderError, ProviderErrorKind, ProviderSnapshot};
 use coffer_provider_kit::http::{self, truncate};
-use reqwest::StatusCode;
+use coffer_provider_kit::{HttpAdapter, Transport};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{RequestBuilder, StatusCode};
 use url::Url;
 
 use crate::config::{ConfigError, P100Config};
-use crate::wire;
+use crate::{map, wire};
 
 pub use coffer_provider_kit::http::{
     MAX_BODY_BYTES, SNIPPET_BYTES, retry_after, snippet, transport_error,
@@ -20,37 +21,23 @@ pub use coffer_provider_kit::http::{
 pub const P501_BACKOFF: Duration = Duration::from_secs(5);
 
 const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
+/// The headers the per-request hook may never set.
+static CREDENTIAL_HEADERS: [HeaderName; 1] = [API_KEY_HEADER];
 
-/// HTTP access to one P100 instance. Holds the key as a sensitive header value, so neither
-/// reqwest nor hyper print it.
-pub struct P100Client {
-    http: reqwest::Client,
+/// P100's HTTP API as the kit calls it: the request and [`parse_error`]. Holds the key as a
+/// sensitive header value, so neither reqwest nor hyper print it.
+pub struct P100Adapter {
     base_url: Url,
     api_key: HeaderValue,
-    provider: String,
 }
 
-impl P100Client {
-    pub fn new(config: &P100Config) -> Result<Self, ConfigError> {
-        config.validate()?;
-        let api_key = http::sensitive_header(&config.id, config.api_key.expose())?;
-        let user_agent = config.user_agent.clone().unwrap_or_else(|| {
-            concat!("coffer-provider-p100/", env!("CARGO_PKG_VERSION")).to_owned()
-        });
-        Ok(P100Client {
-            http: http::client(&config.id, config.timeout, user_agent)?,
-            base_url: config.base_url.clone(),
-            api_key,
-            provider: config.id.clone(),
-        })
-    }
-
+impl P100Adapter {
     /// `{base}/v1/user/{externalUserId}/balances`, the id percent-encoded as one path segment.
-    pub fn balances_url(&self, external_id: &str) -> Result<Url, ProviderError> {
+    pub fn balances_url(&self, provider: &str, external_id: &str) -> Result<Url, ProviderError> {
         // `url` drops `.` and `..` segments, which would call another endpoint.
         if external_id.is_empty() || matches!(external_id, "." | "..") {
             return Err(ProviderError::new(
-                &self.provider,
+                provider,
                 ProviderErrorKind::InvalidRequest,
                 format!("`{external_id}` cannot be a P100 externalUserId"),
             ));
@@ -59,7 +46,7 @@ impl P100Client {
         url.path_segments_mut()
             .map_err(|()| {
                 ProviderError::new(
-                    &self.provider,
+                    provider,
                     ProviderErrorKind::InvalidRequest,
                     "base_url cannot take a path",
                 )
@@ -68,31 +55,63 @@ impl P100Client {
             .extend(["v1", "user", external_id, "balances"]);
         Ok(url)
     }
+}
 
-    /// The 200 body of the balances call; any other answer is mapped by [`parse_error`].
-    /// `extra_headers` is the hook for per-request headers (W3C `traceparent`, …).
-    pub async fn get_balances(
+#[async_trait::async_trait]
+impl HttpAdapter for P100Adapter {
+    type Config = P100Config;
+    const KIND: &'static str = crate::KIND;
+    const NAME: &'static str = "P100";
+
+    fn from_config(config: P100Config) -> Result<(Self, Transport), ConfigError> {
+        config.validate()?;
+        let api_key = http::sensitive_header(&config.id, config.api_key.expose())?;
+        let user_agent = config.user_agent.unwrap_or_else(|| {
+            concat!("coffer-provider-p100/", env!("CARGO_PKG_VERSION")).to_owned()
+        });
+        let adapter = P100Adapter {
+            base_url: config.base_url,
+            api_key,
+        };
+        let transport = Transport {
+            id: config.id,
+            timeout: config.timeout,
+            user_agent,
+        };
+        Ok((adapter, transport))
+    }
+
+    fn credential_headers(&self) -> &[HeaderName] {
+        &CREDENTIAL_HEADERS
+    }
+
+    async fn build_request(
         &self,
+        http: &reqwest::Client,
+        provider: &str,
         external_id: &str,
-        extra_headers: &HeaderMap,
-    ) -> Result<Bytes, ProviderError> {
-        let url = self.balances_url(external_id)?;
-        let request = self
-            .http
-            .get(url)
-            .header(API_KEY_HEADER, self.api_key.clone());
-        let request = http::with_extra_headers(request, extra_headers, &[API_KEY_HEADER]);
-        let answer = http::send(&self.provider, request).await?;
-        if answer.status == StatusCode::OK {
-            Ok(answer.body)
-        } else {
-            Err(parse_error(
-                &self.provider,
-                answer.status,
-                &answer.headers,
-                &answer.body,
-            ))
-        }
+    ) -> Result<RequestBuilder, ProviderError> {
+        let url = self.balances_url(provider, external_id)?;
+        Ok(http.get(url).header(API_KEY_HEADER, self.api_key.clone()))
+    }
+
+    fn parse_success(
+        &self,
+        provider: &str,
+        body: &[u8],
+        fetched_at: DateTime<Utc>,
+    ) -> Result<ProviderSnapshot, ProviderError> {
+        map::snapshot(provider, body, fetched_at)
+    }
+
+    fn parse_error(
+        &self,
+        provider: &str,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> ProviderError {
+        parse_error(provider, status, headers, body)
     }
 }
 
