@@ -20,6 +20,9 @@ pub use coffer_provider_kit::http::{
 /// Wait suggested after P501 "service temporarily unavailable" when P100 sends no Retry-After.
 pub const P501_BACKOFF: Duration = Duration::from_secs(5);
 
+/// The most of an `errorCode` an error carries.
+pub const MAX_CODE_BYTES: usize = 64;
+
 const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 /// The headers the per-request hook may never set.
 static CREDENTIAL_HEADERS: [HeaderName; 1] = [API_KEY_HEADER];
@@ -164,7 +167,10 @@ pub fn parse_error(
 
     if let Ok(body) = serde_json::from_slice::<wire::ErrorBody>(body) {
         let text = business_text(&body);
-        let e = match body.error_code.as_str() {
+        // A code is a few letters (`P412`); a body that says more is cut, so an error never
+        // carries a body's worth of text.
+        let error_code = truncate(&body.error_code, MAX_CODE_BYTES);
+        let e = match error_code {
             "P412" => err(
                 K::UnknownCustomer,
                 format!("P100 does not know this user: {text}"),
@@ -207,7 +213,7 @@ pub fn parse_error(
             )
             .retryable(false),
         };
-        return e.with_code(body.error_code);
+        return e.with_code(error_code);
     }
 
     if status.is_server_error() {
@@ -233,7 +239,7 @@ fn business_text(body: &wire::ErrorBody) -> String {
         .filter(|s| !s.is_empty())
         .collect();
     let joined = if parts.is_empty() {
-        body.error_code.clone()
+        truncate(&body.error_code, MAX_CODE_BYTES).to_owned()
     } else {
         parts.join(": ")
     };
@@ -269,5 +275,17 @@ mod tests {
         );
         let e = parse_error("p100", StatusCode::NOT_FOUND, &ok, b"<html>nginx</html>");
         assert_eq!(e.kind, ProviderErrorKind::Unexpected);
+    }
+
+    /// Found by the kit's property checks: an `errorCode` is echoed, so a body-sized one made
+    /// a body-sized error.
+    #[test]
+    fn a_huge_error_code_is_cut() {
+        let body = format!(r#"{{"errorCode":"{}"}}"#, "é".repeat(5000));
+        for status in [StatusCode::BAD_REQUEST, StatusCode::BAD_GATEWAY] {
+            let e = parse_error("p100", status, &HeaderMap::new(), body.as_bytes());
+            assert_eq!(e.code.as_deref(), Some("é".repeat(32).as_str()));
+            assert!(e.message.len() < 2 * SNIPPET_BYTES, "{}", e.message.len());
+        }
     }
 }
