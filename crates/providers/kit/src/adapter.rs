@@ -22,7 +22,7 @@ use crate::http::{self, HeaderHook};
 /// What the kit needs to build an instance's HTTP client, once.
 #[derive(Debug, Clone)]
 pub struct Transport {
-    /// The configured instance id (`p100`, `bank`): errors and spans name it.
+    /// The configured instance id: errors and spans name it.
     pub id: String,
     /// The transport's safety net (connect, and the whole answer); the server's own timeout
     /// per attempt is a layer around the provider.
@@ -36,9 +36,9 @@ pub struct Transport {
 pub trait HttpAdapter: Send + Sync + Sized + 'static {
     /// What one instance is built from (the adapter's config struct).
     type Config: Send;
-    /// The config `kind` (`p100`): [`BalanceProvider::kind`] and the span's `kind`.
+    /// The config `kind` (`newbank`): [`BalanceProvider::kind`] and the span's `kind`.
     const KIND: &'static str;
-    /// The provider's name in log lines (`P100`).
+    /// The provider's name in log lines (`Newbank`).
     const NAME: &'static str;
     /// [`BalanceProvider::rates_are_derived`]: whether the adapter computes its rates from
     /// rounded amounts rather than reading rates the provider states.
@@ -207,5 +207,79 @@ fn log_outcome(span: &tracing::Span, name: &str, result: &Result<ProviderSnapsho
             tracing::warn!(kind = %e.kind, retryable = e.retryable, code = e.code.as_deref(),
                 message = %e.message, "{name} balances call failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use coffer_core::ProviderErrorKind as K;
+
+    use super::*;
+
+    /// The smallest adapter: its request fails for the id `bad`, and it holds a secret.
+    struct Toy {
+        secret: String,
+    }
+
+    #[async_trait::async_trait]
+    impl HttpAdapter for Toy {
+        type Config = (String, String);
+        const KIND: &'static str = "toy";
+        const NAME: &'static str = "Toy";
+        const RATES_ARE_DERIVED: bool = true;
+
+        fn from_config((id, secret): (String, String)) -> Result<(Self, Transport), ConfigError> {
+            let transport = Transport {
+                id,
+                timeout: Duration::from_secs(1),
+                user_agent: "toy".into(),
+            };
+            Ok((Toy { secret }, transport))
+        }
+        fn credential_headers(&self) -> &[HeaderName] {
+            &[]
+        }
+        async fn build_request(
+            &self,
+            http: &reqwest::Client,
+            _provider: &str,
+            external_id: &str,
+        ) -> Result<RequestBuilder, ProviderError> {
+            if external_id == "bad" {
+                // As a pluggable credential would: it does not know the instance.
+                return Err(ProviderError::new("", K::Auth, "refresh failed"));
+            }
+            Ok(http.get("http://127.0.0.1:9/").bearer_auth(&self.secret))
+        }
+        fn parse_success(
+            &self,
+            provider: &str,
+            _body: &[u8],
+            _fetched_at: DateTime<Utc>,
+        ) -> Result<ProviderSnapshot, ProviderError> {
+            Err(ProviderError::new(provider, K::MalformedResponse, "toy"))
+        }
+        fn parse_error(
+            &self,
+            provider: &str,
+            _status: StatusCode,
+            _headers: &HeaderMap,
+            _body: &[u8],
+        ) -> ProviderError {
+            ProviderError::new(provider, K::Unexpected, "toy")
+        }
+    }
+
+    #[tokio::test]
+    async fn the_kit_names_the_instance_and_keeps_the_adapter_consts() {
+        let p = HttpProvider::<Toy>::new(("inst".into(), "s3cret".into())).expect("builds");
+        assert_eq!(
+            (p.id(), p.kind(), p.rates_are_derived()),
+            ("inst", "toy", true)
+        );
+        assert!(!format!("{p:?}").contains("s3cret"), "{p:?}");
+        let e = p.fetch("bad").await.expect_err("no request");
+        assert_eq!((e.provider.as_str(), e.kind), ("inst", K::Auth));
+        assert_eq!(e.status, None, "no call was made");
     }
 }

@@ -117,8 +117,8 @@ pub fn string_json() -> BoxedStrategy<String> {
     .boxed()
 }
 
-/// A money field's value: a number, the same digits as a string (P100's `amount`), or any
-/// JSON at all.
+/// A money field's value: a number, the same digits as a string (some providers quote
+/// amounts), or any JSON at all.
 pub fn number_json(keys: &'static [&'static str]) -> BoxedStrategy<String> {
     prop_oneof![
         4 => number_text(),
