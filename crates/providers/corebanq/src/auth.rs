@@ -14,7 +14,7 @@ use crate::config::{ConfigError, Secret};
 #[async_trait::async_trait]
 pub trait CorebanqAuth: Send + Sync + 'static {
     /// The request with its credentials. An error (e.g. a refresh that failed) is returned as
-    /// the fetch's error; its `provider` field is filled in by the client.
+    /// the fetch's error; its `provider` field is filled in by the kit.
     async fn authorize(&self, request: RequestBuilder) -> Result<RequestBuilder, ProviderError>;
 
     /// What kind of credential this is, for logs and `Debug` (never the credential itself).

@@ -1,57 +1,46 @@
-//! The raw HTTP call to Corebanq and [`parse_error`], the one place where Corebanq's answers
-//! become [`ProviderError`]s.
+//! Corebanq's request and [`parse_error`], the one place where Corebanq's answers become
+//! [`ProviderError`]s, as the kit's [`HttpAdapter`] (the kit makes the call).
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use coffer_core::{Currency, ProviderError, ProviderErrorKind};
-use coffer_provider_kit::http::{self, truncate};
-use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, HeaderMap};
+use chrono::{DateTime, Utc};
+use coffer_core::{Currency, ProviderError, ProviderErrorKind, ProviderSnapshot};
+use coffer_provider_kit::http::truncate;
+use coffer_provider_kit::{HttpAdapter, Transport};
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderName};
+use reqwest::{RequestBuilder, StatusCode};
 use url::Url;
 
 use crate::auth::{API_KEY_HEADER, CorebanqAuth};
 use crate::config::{ConfigError, CorebanqConfig};
-use crate::wire;
+use crate::{map, wire};
 
 pub use coffer_provider_kit::http::{
     MAX_BODY_BYTES, SNIPPET_BYTES, retry_after, snippet, transport_error,
 };
 
-/// HTTP access to one Corebanq instance.
-pub struct CorebanqClient {
-    http: reqwest::Client,
+/// The headers the per-request hook may never set, whichever [`CorebanqAuth`] is used.
+static CREDENTIAL_HEADERS: [HeaderName; 2] = [AUTHORIZATION, API_KEY_HEADER];
+
+/// Corebanq's HTTP API as the kit calls it: the request, with its credential from the
+/// pluggable [`CorebanqAuth`], and [`parse_error`].
+pub struct CorebanqAdapter {
     base_url: Url,
     auth: Arc<dyn CorebanqAuth>,
     quote: Currency,
-    provider: String,
 }
 
-impl CorebanqClient {
-    pub fn new(config: &CorebanqConfig) -> Result<Self, ConfigError> {
-        config.validate()?;
-        let user_agent = config.user_agent.clone().unwrap_or_else(|| {
-            concat!("coffer-provider-corebanq/", env!("CARGO_PKG_VERSION")).to_owned()
-        });
-        Ok(CorebanqClient {
-            http: http::client(&config.id, config.timeout, user_agent)?,
-            base_url: config.base_url.clone(),
-            auth: config.auth.clone(),
-            quote: config.quote_currency.clone(),
-            provider: config.id.clone(),
-        })
-    }
-
+impl CorebanqAdapter {
     /// The currency asked for in every call.
     pub fn quote(&self) -> &Currency {
         &self.quote
     }
 
     /// `{base}/v2/accounts/balance?customer_id=…&currency=…&details=true` (seed 004).
-    pub fn balance_url(&self, customer_id: &str) -> Result<Url, ProviderError> {
+    pub fn balance_url(&self, provider: &str, customer_id: &str) -> Result<Url, ProviderError> {
         if customer_id.trim().is_empty() {
             return Err(ProviderError::new(
-                &self.provider,
+                provider,
                 ProviderErrorKind::InvalidRequest,
                 "an empty customer_id cannot be asked for",
             ));
@@ -60,7 +49,7 @@ impl CorebanqClient {
         url.path_segments_mut()
             .map_err(|()| {
                 ProviderError::new(
-                    &self.provider,
+                    provider,
                     ProviderErrorKind::InvalidRequest,
                     "base_url cannot take a path",
                 )
@@ -73,38 +62,73 @@ impl CorebanqClient {
             .append_pair("details", "true");
         Ok(url)
     }
+}
 
-    /// The 200 body of the balance call; any other answer is mapped by [`parse_error`].
-    /// `extra_headers` is the hook for per-request headers (W3C `traceparent`, …).
-    pub async fn get_balance(
+#[async_trait::async_trait]
+impl HttpAdapter for CorebanqAdapter {
+    type Config = CorebanqConfig;
+    const KIND: &'static str = crate::KIND;
+    const NAME: &'static str = "Corebanq";
+    /// `balance_in_base ÷ balance` (map::rate): only as precise as Corebanq's rounding of
+    /// `balance_in_base`.
+    const RATES_ARE_DERIVED: bool = true;
+
+    fn from_config(config: CorebanqConfig) -> Result<(Self, Transport), ConfigError> {
+        config.validate()?;
+        let user_agent = config.user_agent.unwrap_or_else(|| {
+            concat!("coffer-provider-corebanq/", env!("CARGO_PKG_VERSION")).to_owned()
+        });
+        let adapter = CorebanqAdapter {
+            base_url: config.base_url,
+            auth: config.auth,
+            quote: config.quote_currency,
+        };
+        let transport = Transport {
+            id: config.id,
+            timeout: config.timeout,
+            user_agent,
+        };
+        Ok((adapter, transport))
+    }
+
+    fn credential_headers(&self) -> &[HeaderName] {
+        &CREDENTIAL_HEADERS
+    }
+
+    async fn build_request(
         &self,
+        http: &reqwest::Client,
+        provider: &str,
         customer_id: &str,
-        extra_headers: &HeaderMap,
-    ) -> Result<Bytes, ProviderError> {
-        let url = self.balance_url(customer_id)?;
-        // The hook can never set the credential headers, whichever `CorebanqAuth` is used.
-        let request = http::with_extra_headers(
-            self.http.get(url),
-            extra_headers,
-            &[AUTHORIZATION, API_KEY_HEADER],
-        );
-        let request = self.auth.authorize(request).await.map_err(|mut e| {
-            e.provider = self.provider.clone();
-            e
-        })?;
-        let answer = http::send(&self.provider, request).await?;
-        if answer.status == StatusCode::OK {
-            return Ok(answer.body);
-        }
-        if answer.status == StatusCode::UNAUTHORIZED {
+    ) -> Result<RequestBuilder, ProviderError> {
+        let url = self.balance_url(provider, customer_id)?;
+        self.auth.authorize(http.get(url)).await
+    }
+
+    fn parse_success(
+        &self,
+        provider: &str,
+        body: &[u8],
+        fetched_at: DateTime<Utc>,
+    ) -> Result<ProviderSnapshot, ProviderError> {
+        map::snapshot(provider, body, &self.quote, fetched_at)
+    }
+
+    fn parse_error(
+        &self,
+        provider: &str,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> ProviderError {
+        parse_error(provider, status, headers, body)
+    }
+
+    /// A refreshing credential hears of every 401, to drop its token.
+    async fn on_error_answer(&self, status: StatusCode) {
+        if status == StatusCode::UNAUTHORIZED {
             self.auth.rejected().await;
         }
-        Err(parse_error(
-            &self.provider,
-            answer.status,
-            &answer.headers,
-            &answer.body,
-        ))
     }
 }
 

@@ -5,11 +5,11 @@
 //! [`coffer_core::ProviderAccount`]s.
 //!
 //! Files: `config.rs` (what an instance needs), `auth.rs` (the [`CorebanqAuth`] seam: bearer
-//! token or `x-api-key` now, a refresh flow later), `client.rs` (the HTTP call and
-//! `parse_error`), `wire.rs` (Corebanq's JSON), `map.rs` (JSON → account model). Retry,
-//! caching and circuit breaking are the server's layers, not this crate's. What every adapter
-//! does the same way (secret, body cap, `Retry-After`, number text, header hook) is
-//! `coffer-provider-kit`'s.
+//! token or `x-api-key` now, a refresh flow later), `client.rs` (the request and
+//! `parse_error`: the kit's `HttpAdapter`), `wire.rs` (Corebanq's JSON), `map.rs` (JSON →
+//! account model). Retry, caching and circuit breaking are the server's layers, not this
+//! crate's. What every adapter does the same way (the call, its span and logs, secret, body
+//! cap, `Retry-After`, number text, header hook) is `coffer-provider-kit`'s.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -21,8 +21,8 @@ pub mod wire;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coffer_core::{BalanceProvider, Currency, ProviderError, ProviderSnapshot};
-use coffer_provider_kit::header_hook;
+use coffer_core::{BalanceProvider, Currency};
+use coffer_provider_kit::{HttpProvider, header_hook};
 
 pub use auth::{ApiKey, BearerToken, CorebanqAuth};
 pub use coffer_provider_kit::HeaderHook;
@@ -31,38 +31,9 @@ pub use config::{ConfigError, CorebanqConfig, Secret};
 /// The config `kind` of this provider.
 pub const KIND: &str = "corebanq";
 
-/// One configured Corebanq instance.
-pub struct CorebanqProvider {
-    id: String,
-    client: client::CorebanqClient,
-    header_hook: Option<HeaderHook>,
-}
-
-impl std::fmt::Debug for CorebanqProvider {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CorebanqProvider")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl CorebanqProvider {
-    /// Validates the config and builds the HTTP client once.
-    pub fn new(config: CorebanqConfig) -> Result<Self, ConfigError> {
-        let client = client::CorebanqClient::new(&config)?;
-        Ok(CorebanqProvider {
-            id: config.id,
-            client,
-            header_hook: None,
-        })
-    }
-
-    /// Adds headers to every request, computed per request (e.g. trace context).
-    pub fn with_header_hook(mut self, hook: HeaderHook) -> Self {
-        self.header_hook = Some(hook);
-        self
-    }
-}
+/// One configured Corebanq instance: the kit's provider over [`client::CorebanqAdapter`]
+/// (`CorebanqProvider::new(config)`, `.with_header_hook(..)`).
+pub type CorebanqProvider = HttpProvider<client::CorebanqAdapter>;
 
 /// The one-line registration the server uses for `kind = "corebanq"`: a static bearer token,
 /// balances quoted in `quote_currency` (`None`: EUR). For `x-api-key` auth or a refreshing
@@ -110,57 +81,4 @@ pub fn build_with_headers(
         Some(h) => provider.with_header_hook(h),
         None => provider,
     }))
-}
-
-#[async_trait::async_trait]
-impl BalanceProvider for CorebanqProvider {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    /// `balance_in_base ÷ balance` (map::rate): only as precise as Corebanq's rounding of
-    /// `balance_in_base`.
-    fn rates_are_derived(&self) -> bool {
-        true
-    }
-
-    async fn fetch(&self, external_id: &str) -> Result<ProviderSnapshot, ProviderError> {
-        let span = tracing::info_span!(
-            "provider.fetch",
-            provider = %self.id,
-            kind = KIND,
-            customer = %external_id,
-            status = tracing::field::Empty,
-            latency_ms = tracing::field::Empty,
-        );
-        let extra = self.header_hook.as_ref().map(|h| h()).unwrap_or_default();
-        let result = coffer_provider_kit::http::timed(&span, async {
-            let body = self.client.get_balance(external_id, &extra).await?;
-            map::snapshot(&self.id, &body, self.client.quote(), chrono::Utc::now())
-        })
-        .await;
-        let _entered = span.enter();
-        match &result {
-            Ok(s) => {
-                for r in &s.rejected {
-                    tracing::warn!(account = r.provider_account_id.as_deref(), reason = %r.reason,
-                        "Corebanq account rejected");
-                }
-                tracing::debug!(
-                    accounts = s.accounts.len(),
-                    rejected = s.rejected.len(),
-                    "Corebanq balances fetched"
-                );
-            }
-            Err(e) => {
-                tracing::warn!(kind = %e.kind, retryable = e.retryable, code = e.code.as_deref(),
-                message = %e.message, "Corebanq balance call failed")
-            }
-        }
-        result
-    }
 }

@@ -52,6 +52,9 @@ async fn logs_and_errors_never_hold_the_token() {
     let logs = capture.text();
     assert!(logs.contains("provider.fetch"), "spans are logged: {logs}");
     assert!(logs.contains("latency_ms"), "{logs}");
+    // The kit logs each outcome once, naming the provider, inside the span.
+    assert!(logs.contains("Corebanq balances call failed"), "{logs}");
+    assert!(logs.contains("Corebanq balance rejected"), "{logs}");
     assert!(
         logs.contains("Corebanq says our balance request is invalid"),
         "400 is logged loudly"

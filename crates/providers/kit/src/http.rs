@@ -1,17 +1,16 @@
 //! The HTTP every adapter does the same way: the client built once, credentials as sensitive
 //! header values, per-request headers, the one request with its body read under a size cap,
 //! and the helpers an adapter's `parse_error` maps answers with ([`retry_after`], [`snippet`]).
-//! What an answer *means* stays in each adapter's `parse_error`.
+//! What an answer *means* stays in each adapter's `parse_error`; the call itself is made by
+//! [`crate::adapter::HttpProvider`].
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use coffer_core::{ProviderError, ProviderErrorKind};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode};
-use tracing::Instrument;
 
 use crate::config::ConfigError;
 
@@ -92,7 +91,7 @@ pub struct Answer {
 }
 
 /// Sends the request and reads the answer, at most [`MAX_BODY_BYTES`]; records `status` on
-/// the current span (the adapter's `provider.fetch`). Only transport failures are errors here:
+/// the current span (the kit's `provider.fetch`, [`crate::adapter::HttpProvider`]). Only transport failures are errors here:
 /// every status, 200 or not, comes back as an [`Answer`] for the adapter's `parse_error`.
 pub async fn send(provider: &str, request: RequestBuilder) -> Result<Answer, ProviderError> {
     let mut response = request
@@ -175,16 +174,6 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     out
 }
 
-/// Runs one fetch inside the adapter's `provider.fetch` span and records its `latency_ms`.
-/// The span (and every event about the outcome) is the adapter's own, so logs keep its target.
-pub async fn timed<T>(span: &tracing::Span, call: impl Future<Output = T>) -> T {
-    let started = Instant::now();
-    let result = call.instrument(span.clone()).await;
-    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    span.record("latency_ms", latency_ms);
-    result
-}
-
 /// The first [`SNIPPET_BYTES`] of a body as text, cut on a character boundary; `…` marks a
 /// cut.
 pub fn snippet(body: &[u8]) -> String {
@@ -210,15 +199,27 @@ pub fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3); a date in the past is 0.
+/// `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3), a date in the past
+/// being 0. All three date forms of §5.6.7 are read (IMF-fixdate `Sun, 06 Nov 1994 08:49:37
+/// GMT`, RFC 850 `Sunday, 06-Nov-94 08:49:37 GMT`, asctime `Sun Nov  6 08:49:37 1994`), and,
+/// leniently, RFC 2822 dates with a numeric offset, which some servers send.
+///
+/// A delay too large for `u64` seconds is `u64::MAX` seconds rather than no delay: the
+/// provider asked for a long wait, and ignoring it would retry at once. How long the server
+/// actually waits is its own clamp, not the adapter's.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
     }
-    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = date.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(wait.to_std().unwrap_or(Duration::ZERO))
+    let at = match httpdate::parse_http_date(value) {
+        Ok(at) => at,
+        Err(_) => chrono::DateTime::parse_from_rfc2822(value).ok()?.into(),
+    };
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 #[cfg(test)]
@@ -248,10 +249,61 @@ mod tests {
             Some(Duration::ZERO),
             "a date in the past is no wait"
         );
-        let later = (chrono::Utc::now() + chrono::Duration::seconds(120))
-            .format("%a, %d %b %Y %H:%M:%S GMT")
-            .to_string();
-        let wait = retry_after(&headers(&later)).expect("date");
+        let wait = retry_after(&headers(&in_120s("%a, %d %b %Y %H:%M:%S GMT"))).expect("date");
+        assert_about_120s(wait);
+    }
+
+    /// RFC 9110 §5.6.7: a recipient must accept all three forms; the obsolete two were once
+    /// ignored, so a rate limit's wait was lost.
+    #[test]
+    fn retry_after_reads_the_obsolete_rfc850_and_asctime_dates() {
+        for past in [
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+        ] {
+            assert_eq!(retry_after(&headers(past)), Some(Duration::ZERO), "{past}");
+        }
+        // RFC 850's two-digit year is read as 1970–2069, so a near-future date is near.
+        let wait = retry_after(&headers(&in_120s("%A, %d-%b-%y %H:%M:%S GMT"))).expect("rfc850");
+        assert_about_120s(wait);
+        let wait = retry_after(&headers(&in_120s("%a %b %e %H:%M:%S %Y"))).expect("asctime");
+        assert_about_120s(wait);
+        // Lenient: RFC 2822 with a numeric offset, as some servers send.
+        let wait = retry_after(&headers(&in_120s("%a, %d %b %Y %H:%M:%S +0000"))).expect("2822");
+        assert_about_120s(wait);
+        for bad in [
+            "Sunday, 06-Nov-94 08:49:37",
+            "Mon, 06 Nov 1994 08:49:37 GMT", // the weekday is wrong
+            "Sun Nov 6 08:49:37 1994",       // asctime pads the day with a space
+            "",
+        ] {
+            assert_eq!(retry_after(&headers(bad)), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn retry_after_keeps_huge_delays_huge() {
+        let max = Some(Duration::from_secs(u64::MAX));
+        assert_eq!(retry_after(&headers("18446744073709551615")), max);
+        assert_eq!(retry_after(&headers("18446744073709551616")), max);
+        assert_eq!(retry_after(&headers(&"9".repeat(400))), max);
+        assert_eq!(
+            retry_after(&headers("Fri, 31 Dec 9999 23:59:59 GMT"))
+                .map(|d| d > Duration::from_secs(200 * 365 * 86_400)),
+            Some(true)
+        );
+        assert_eq!(retry_after(&headers("1e3")), None);
+        assert_eq!(retry_after(&headers("+5")), None);
+    }
+
+    fn in_120s(format: &str) -> String {
+        (chrono::Utc::now() + chrono::Duration::seconds(120))
+            .format(format)
+            .to_string()
+    }
+
+    fn assert_about_120s(wait: Duration) {
         assert!(
             wait > Duration::from_secs(100) && wait <= Duration::from_secs(120),
             "{wait:?}"

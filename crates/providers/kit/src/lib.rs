@@ -4,13 +4,16 @@
 //! transport errors, snippets), and the per-request [`HeaderHook`].
 //!
 //! A new adapter starts from here (docs/providers.md) and keeps only what is its provider's
-//! own: the wire structs, the mapping, the `parse_error` decisions and the auth.
+//! own: the wire structs, the mapping, the request and the `parse_error` decisions, as one
+//! [`HttpAdapter`]; the kit's [`HttpProvider`] makes the call, its span, logs and timing.
 //!
-//! Files: `config.rs` (secret, config errors, base URL), `http.rs` (client, request, body,
-//! errors), `wire.rs` (numbers as their text, lenient list elements), `testing.rs` (feature
-//! `testing`: what adapters' integration tests share).
+//! Files: `adapter.rs` (the contract, and the provider made of it), `config.rs` (secret,
+//! config errors, base URL), `http.rs` (client, body, errors, `Retry-After`), `wire.rs`
+//! (numbers as their text, lenient list elements), `testing.rs` (feature `testing`: what
+//! adapters' integration tests share).
 #![forbid(unsafe_code)]
 
+pub mod adapter;
 pub mod config;
 pub mod http;
 pub mod wire;
@@ -18,6 +21,7 @@ pub mod wire;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use adapter::{HttpAdapter, HttpProvider, Transport};
 pub use config::{ConfigError, DEFAULT_TIMEOUT, Secret};
 pub use http::{HeaderHook, header_hook};
 pub use wire::{DecimalText, Lenient};

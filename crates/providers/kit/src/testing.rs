@@ -1,7 +1,8 @@
 //! What adapters' integration tests share (feature `testing`, enabled in their
 //! `[dev-dependencies]`): a tiny in-test HTTP server, so an adapter's real HTTP path runs
 //! against recorded bodies; raw and refused servers for the answers no well-behaved server
-//! sends; a log capture to prove what logs do (not) hold.
+//! sends; a log capture to prove what logs do (not) hold; property checks of every adapter's
+//! parse paths over arbitrary answers (`parse`).
 //! Test support: a failure to bind or serve panics, failing the test that asked.
 
 use std::sync::{Arc, Mutex};
@@ -164,6 +165,8 @@ impl Capture {
         String::from_utf8_lossy(&self.0.lock().expect("log capture")).into_owned()
     }
 }
+
+pub mod parse;
 
 /// Conformance checks every adapter runs against its simulator in `coffer-sim`, written once
 /// (after object_store's `integration.rs`): what they assert is the same for every provider.

@@ -1,17 +1,18 @@
-//! The raw HTTP call to P100 and [`parse_error`], the one place where P100's answers become
-//! [`ProviderError`]s.
+//! P100's request and [`parse_error`], the one place where P100's answers become
+//! [`ProviderError`]s, as the kit's [`HttpAdapter`] (the kit makes the call).
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use coffer_core::{ProviderError, ProviderErrorKind};
+use chrono::{DateTime, Utc};
+use coffer_core::{ProviderError, ProviderErrorKind, ProviderSnapshot};
 use coffer_provider_kit::http::{self, truncate};
-use reqwest::StatusCode;
+use coffer_provider_kit::{HttpAdapter, Transport};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{RequestBuilder, StatusCode};
 use url::Url;
 
 use crate::config::{ConfigError, P100Config};
-use crate::wire;
+use crate::{map, wire};
 
 pub use coffer_provider_kit::http::{
     MAX_BODY_BYTES, SNIPPET_BYTES, retry_after, snippet, transport_error,
@@ -19,38 +20,27 @@ pub use coffer_provider_kit::http::{
 /// Wait suggested after P501 "service temporarily unavailable" when P100 sends no Retry-After.
 pub const P501_BACKOFF: Duration = Duration::from_secs(5);
 
-const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
+/// The most of an `errorCode` an error carries.
+pub const MAX_CODE_BYTES: usize = 64;
 
-/// HTTP access to one P100 instance. Holds the key as a sensitive header value, so neither
-/// reqwest nor hyper print it.
-pub struct P100Client {
-    http: reqwest::Client,
+const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
+/// The headers the per-request hook may never set.
+static CREDENTIAL_HEADERS: [HeaderName; 1] = [API_KEY_HEADER];
+
+/// P100's HTTP API as the kit calls it: the request and [`parse_error`]. Holds the key as a
+/// sensitive header value, so neither reqwest nor hyper print it.
+pub struct P100Adapter {
     base_url: Url,
     api_key: HeaderValue,
-    provider: String,
 }
 
-impl P100Client {
-    pub fn new(config: &P100Config) -> Result<Self, ConfigError> {
-        config.validate()?;
-        let api_key = http::sensitive_header(&config.id, config.api_key.expose())?;
-        let user_agent = config.user_agent.clone().unwrap_or_else(|| {
-            concat!("coffer-provider-p100/", env!("CARGO_PKG_VERSION")).to_owned()
-        });
-        Ok(P100Client {
-            http: http::client(&config.id, config.timeout, user_agent)?,
-            base_url: config.base_url.clone(),
-            api_key,
-            provider: config.id.clone(),
-        })
-    }
-
+impl P100Adapter {
     /// `{base}/v1/user/{externalUserId}/balances`, the id percent-encoded as one path segment.
-    pub fn balances_url(&self, external_id: &str) -> Result<Url, ProviderError> {
+    pub fn balances_url(&self, provider: &str, external_id: &str) -> Result<Url, ProviderError> {
         // `url` drops `.` and `..` segments, which would call another endpoint.
         if external_id.is_empty() || matches!(external_id, "." | "..") {
             return Err(ProviderError::new(
-                &self.provider,
+                provider,
                 ProviderErrorKind::InvalidRequest,
                 format!("`{external_id}` cannot be a P100 externalUserId"),
             ));
@@ -59,7 +49,7 @@ impl P100Client {
         url.path_segments_mut()
             .map_err(|()| {
                 ProviderError::new(
-                    &self.provider,
+                    provider,
                     ProviderErrorKind::InvalidRequest,
                     "base_url cannot take a path",
                 )
@@ -68,31 +58,63 @@ impl P100Client {
             .extend(["v1", "user", external_id, "balances"]);
         Ok(url)
     }
+}
 
-    /// The 200 body of the balances call; any other answer is mapped by [`parse_error`].
-    /// `extra_headers` is the hook for per-request headers (W3C `traceparent`, …).
-    pub async fn get_balances(
+#[async_trait::async_trait]
+impl HttpAdapter for P100Adapter {
+    type Config = P100Config;
+    const KIND: &'static str = crate::KIND;
+    const NAME: &'static str = "P100";
+
+    fn from_config(config: P100Config) -> Result<(Self, Transport), ConfigError> {
+        config.validate()?;
+        let api_key = http::sensitive_header(&config.id, config.api_key.expose())?;
+        let user_agent = config.user_agent.unwrap_or_else(|| {
+            concat!("coffer-provider-p100/", env!("CARGO_PKG_VERSION")).to_owned()
+        });
+        let adapter = P100Adapter {
+            base_url: config.base_url,
+            api_key,
+        };
+        let transport = Transport {
+            id: config.id,
+            timeout: config.timeout,
+            user_agent,
+        };
+        Ok((adapter, transport))
+    }
+
+    fn credential_headers(&self) -> &[HeaderName] {
+        &CREDENTIAL_HEADERS
+    }
+
+    async fn build_request(
         &self,
+        http: &reqwest::Client,
+        provider: &str,
         external_id: &str,
-        extra_headers: &HeaderMap,
-    ) -> Result<Bytes, ProviderError> {
-        let url = self.balances_url(external_id)?;
-        let request = self
-            .http
-            .get(url)
-            .header(API_KEY_HEADER, self.api_key.clone());
-        let request = http::with_extra_headers(request, extra_headers, &[API_KEY_HEADER]);
-        let answer = http::send(&self.provider, request).await?;
-        if answer.status == StatusCode::OK {
-            Ok(answer.body)
-        } else {
-            Err(parse_error(
-                &self.provider,
-                answer.status,
-                &answer.headers,
-                &answer.body,
-            ))
-        }
+    ) -> Result<RequestBuilder, ProviderError> {
+        let url = self.balances_url(provider, external_id)?;
+        Ok(http.get(url).header(API_KEY_HEADER, self.api_key.clone()))
+    }
+
+    fn parse_success(
+        &self,
+        provider: &str,
+        body: &[u8],
+        fetched_at: DateTime<Utc>,
+    ) -> Result<ProviderSnapshot, ProviderError> {
+        map::snapshot(provider, body, fetched_at)
+    }
+
+    fn parse_error(
+        &self,
+        provider: &str,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> ProviderError {
+        parse_error(provider, status, headers, body)
     }
 }
 
@@ -145,7 +167,10 @@ pub fn parse_error(
 
     if let Ok(body) = serde_json::from_slice::<wire::ErrorBody>(body) {
         let text = business_text(&body);
-        let e = match body.error_code.as_str() {
+        // A code is a few letters (`P412`); a body that says more is cut, so an error never
+        // carries a body's worth of text.
+        let error_code = truncate(&body.error_code, MAX_CODE_BYTES);
+        let e = match error_code {
             "P412" => err(
                 K::UnknownCustomer,
                 format!("P100 does not know this user: {text}"),
@@ -188,7 +213,7 @@ pub fn parse_error(
             )
             .retryable(false),
         };
-        return e.with_code(body.error_code);
+        return e.with_code(error_code);
     }
 
     if status.is_server_error() {
@@ -214,7 +239,7 @@ fn business_text(body: &wire::ErrorBody) -> String {
         .filter(|s| !s.is_empty())
         .collect();
     let joined = if parts.is_empty() {
-        body.error_code.clone()
+        truncate(&body.error_code, MAX_CODE_BYTES).to_owned()
     } else {
         parts.join(": ")
     };
@@ -250,5 +275,17 @@ mod tests {
         );
         let e = parse_error("p100", StatusCode::NOT_FOUND, &ok, b"<html>nginx</html>");
         assert_eq!(e.kind, ProviderErrorKind::Unexpected);
+    }
+
+    /// Found by the kit's property checks: an `errorCode` is echoed, so a body-sized one made
+    /// a body-sized error.
+    #[test]
+    fn a_huge_error_code_is_cut() {
+        let body = format!(r#"{{"errorCode":"{}"}}"#, "é".repeat(5000));
+        for status in [StatusCode::BAD_REQUEST, StatusCode::BAD_GATEWAY] {
+            let e = parse_error("p100", status, &HeaderMap::new(), body.as_bytes());
+            assert_eq!(e.code.as_deref(), Some("é".repeat(32).as_str()));
+            assert!(e.message.len() < 2 * SNIPPET_BYTES, "{}", e.message.len());
+        }
     }
 }

@@ -4,9 +4,9 @@
 //! answer's `fiatBalances` and `cryptoBalances` become [`coffer_core::ProviderAccount`]s.
 //!
 //! Files: `config.rs` (what an instance needs; the key as a redacted [`Secret`]), `client.rs`
-//! (the HTTP call and `parse_error`), `wire.rs` (P100's JSON), `map.rs` (JSON → account model).
-//! What every adapter does the same way (secret, body cap, `Retry-After`, number text, header
-//! hook) is `coffer-provider-kit`'s.
+//! (the request and `parse_error`: the kit's `HttpAdapter`), `wire.rs` (P100's JSON), `map.rs`
+//! (JSON → account model). What every adapter does the same way (the call, its span and logs,
+//! secret, body cap, `Retry-After`, number text, header hook) is `coffer-provider-kit`'s.
 //! Retry, caching and circuit breaking are the server's layers, not this crate's.
 #![forbid(unsafe_code)]
 
@@ -18,8 +18,8 @@ pub mod wire;
 use std::sync::Arc;
 use std::time::Duration;
 
-use coffer_core::{BalanceProvider, ProviderError, ProviderSnapshot};
-use coffer_provider_kit::header_hook;
+use coffer_core::BalanceProvider;
+use coffer_provider_kit::{HttpProvider, header_hook};
 
 pub use coffer_provider_kit::HeaderHook;
 pub use config::{ConfigError, P100Config, Secret};
@@ -27,38 +27,9 @@ pub use config::{ConfigError, P100Config, Secret};
 /// The config `kind` of this provider.
 pub const KIND: &str = "p100";
 
-/// One configured P100 instance.
-pub struct P100Provider {
-    id: String,
-    client: client::P100Client,
-    header_hook: Option<HeaderHook>,
-}
-
-impl std::fmt::Debug for P100Provider {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("P100Provider")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl P100Provider {
-    /// Validates the config and builds the HTTP client once.
-    pub fn new(config: P100Config) -> Result<Self, ConfigError> {
-        let client = client::P100Client::new(&config)?;
-        Ok(P100Provider {
-            id: config.id,
-            client,
-            header_hook: None,
-        })
-    }
-
-    /// Adds headers to every request, computed per request (e.g. trace context).
-    pub fn with_header_hook(mut self, hook: HeaderHook) -> Self {
-        self.header_hook = Some(hook);
-        self
-    }
-}
+/// One configured P100 instance: the kit's provider over [`client::P100Adapter`]
+/// (`P100Provider::new(config)`, `.with_header_hook(..)`).
+pub type P100Provider = HttpProvider<client::P100Adapter>;
 
 /// The one-line registration the server uses for `kind = "p100"`.
 pub fn build(
@@ -96,51 +67,4 @@ pub fn build_with_headers(
         Some(h) => provider.with_header_hook(h),
         None => provider,
     }))
-}
-
-#[async_trait::async_trait]
-impl BalanceProvider for P100Provider {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    async fn fetch(&self, external_id: &str) -> Result<ProviderSnapshot, ProviderError> {
-        let span = tracing::info_span!(
-            "provider.fetch",
-            provider = %self.id,
-            kind = KIND,
-            customer = %external_id,
-            status = tracing::field::Empty,
-            latency_ms = tracing::field::Empty,
-        );
-        let extra = self.header_hook.as_ref().map(|h| h()).unwrap_or_default();
-        let result = coffer_provider_kit::http::timed(&span, async {
-            let body = self.client.get_balances(external_id, &extra).await?;
-            map::snapshot(&self.id, &body, chrono::Utc::now())
-        })
-        .await;
-        let _entered = span.enter();
-        match &result {
-            Ok(s) => {
-                for r in &s.rejected {
-                    tracing::warn!(account = r.provider_account_id.as_deref(), reason = %r.reason,
-                        "P100 balance rejected");
-                }
-                tracing::debug!(
-                    accounts = s.accounts.len(),
-                    rejected = s.rejected.len(),
-                    "P100 balances fetched"
-                );
-            }
-            Err(e) => {
-                tracing::warn!(kind = %e.kind, retryable = e.retryable, code = e.code.as_deref(),
-                message = %e.message, "P100 balances call failed")
-            }
-        }
-        result
-    }
 }

@@ -57,6 +57,10 @@ async fn logs_and_errors_never_hold_the_key() {
 
     let logs = capture.text();
     assert!(logs.contains("provider.fetch"), "spans are logged: {logs}");
+    // The kit logs each outcome once, naming the provider, inside the span.
+    assert!(logs.contains("P100 balances call failed"), "{logs}");
+    assert!(logs.contains("P100 balance rejected"), "{logs}");
+    assert!(logs.contains("latency_ms"), "{logs}");
     assert!(
         logs.contains("P100 says our balances request is invalid"),
         "P403 is logged loudly"
