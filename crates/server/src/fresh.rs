@@ -20,6 +20,7 @@ use coffer_core::{Account, ProviderError, ProviderErrorKind};
 use coffer_store::{SnapshotMeta, Store, StoreError};
 use futures::FutureExt;
 use futures::future::join_all;
+use tracing::Instrument;
 
 use crate::config::CacheConfig;
 use crate::metrics;
@@ -443,7 +444,11 @@ impl Freshness {
             external_id.to_owned(),
         );
         let mut handle =
-            tokio::spawn(async move { this.fetch_pair(&cid, &pid, &ext, fresh_after).await });
+            // In the request's span, so the provider call stays in the request's trace.
+            tokio::spawn(
+                async move { this.fetch_pair(&cid, &pid, &ext, fresh_after).await }
+                    .instrument(tracing::Span::current()),
+            );
         match tokio::time::timeout_at(deadline.into(), &mut handle).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(ProviderError::new(
