@@ -109,7 +109,7 @@ pub async fn put_rates(
     }
     state
         .store
-        .set_manual_rates(&state.base, &rates, Utc::now())
+        .set_manual_rates(&state.base, &rates, Utc::now(), Some(&caller.key_id))
         .await?;
     state.rates.invalidate().await;
     crate::notify::changed(&state, None).await;
