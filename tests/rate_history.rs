@@ -160,3 +160,43 @@ both!(
 fn urlencode(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
 }
+
+fn config_opts() -> common::Options {
+    common::Options {
+        configure: Box::new(|c| {
+            c.rates.manual.insert("USD".into(), "0.9".into());
+        }),
+        ..Default::default()
+    }
+}
+
+// The config's manual rates are not versioned: an `at` answer has them, dated at `at` (so a
+// restart changes nothing), for the currencies no admin version covers then.
+both!(
+    config_rates_are_in_force_where_no_admin_rate_is,
+    config_opts(),
+    |app: common::TestApp| async move {
+        let t = Utc::now();
+        let past = app.ok(&at_query(t)).await;
+        assert_eq!(manual_rate(&past, "USD").as_deref(), Some("0.9"));
+        let usd = past["rates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["currency"] == "USD")
+            .unwrap();
+        assert_eq!(
+            cluster::ts(&usd["as_of"]),
+            cluster::ts(&json!(micros(t))),
+            "{past}"
+        );
+        let r = app
+            .put("/v2/rates", json!({"rates": {"USD": "0.92"}}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let now = app.ok(&at_query(Utc::now())).await;
+        assert_eq!(manual_rate(&now, "USD").as_deref(), Some("0.92"), "{now}");
+        assert_eq!(app.ok(&at_query(t)).await, past, "the past is unchanged");
+        app.stop().await;
+    }
+);
