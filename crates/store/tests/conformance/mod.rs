@@ -61,6 +61,7 @@ macro_rules! conformance_tests {
             sync_batch_moves_an_account_stored_elsewhere,
             provider_rates_keep_a_row_per_change,
             sync_batch_keeps_rate_history,
+            sync_batch_rate_around_another_report,
             manual_rates_are_versions,
             rates_at_now_matches_the_present_table,
         );

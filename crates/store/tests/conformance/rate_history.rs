@@ -122,6 +122,28 @@ pub async fn sync_batch_keeps_rate_history(s: &dyn Store) {
     assert_eq!(provider_at(s, 302, "BTC").await, some("0.0000001", 300));
 }
 
+/// A batch whose pairs report one rate around a row another writer stored in between: the
+/// batch's rate is in force again from its last report, not hidden behind the other row.
+pub async fn sync_batch_rate_around_another_report(s: &dyn Store) {
+    let leases = leased_customers(s, &["c1", "c2"]).await;
+    s.create_customer(&customer("c3", &[])).await.unwrap();
+    let other = with_rate(account("c3", "p100", "o", "BTC", "1", 20), "5");
+    save(s, "c3", "p100", 20, &[other]).await;
+    let batch: Vec<_> = leases
+        .iter()
+        .zip([10, 30])
+        .map(|(l, at)| {
+            let a = account(&l.customer_id, "p100", &l.customer_id, "BTC", "1", at);
+            ok_write(l, at, vec![with_rate(a, "0.09872368")])
+        })
+        .collect();
+    let r = s.finish_syncs(&batch).await;
+    assert!(r.iter().all(Result::is_ok), "{r:?}");
+    assert_eq!(provider_at(s, 10, "BTC").await, some("0.09872368", 10));
+    assert_eq!(provider_at(s, 29, "BTC").await, some("5", 20));
+    assert_eq!(provider_at(s, 30, "BTC").await, some("0.09872368", 30));
+}
+
 /// Manual rates: set, changed, removed, each a version with its instant and key; the table at
 /// an instant has the version in force then, and a removed rate is absent after its removal.
 pub async fn manual_rates_are_versions(s: &dyn Store) {
