@@ -314,7 +314,8 @@ pub trait Store: Send + Sync + 'static {
     // Snapshots and accounts.
     /// Atomically replaces one provider's accounts of one customer: upserts `accounts`, marks
     /// the provider's previously open accounts that are absent as closed, writes history rows
-    /// for changes, records the snapshot meta and the provider rates. Stale writes (a
+    /// for changes, records the snapshot meta and the provider rates (and, where a rate
+    /// changed, its history row: see [`Store::rates_at`]). Stale writes (a
     /// `fetched_at` older than the stored one) are ignored.
     async fn save_snapshot(&self, meta: &SnapshotMeta, accounts: &[Account])
     -> Result<SaveOutcome>;
