@@ -7,6 +7,13 @@ mod support;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+/// Now, as an RFC 3339 instant (UTC, microseconds).
+fn now_micros() -> String {
+    sqlx::types::chrono::Utc::now()
+        .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        .to_string()
+}
+
 /// The schema the document declares for `method path` answering `status` (JSON), wrapped with
 /// the document's components so its `$ref`s resolve.
 fn response_schema(doc: &Value, path: &str, method: &str, status: u16) -> Value {
@@ -167,9 +174,22 @@ both!(
             ),
             ("/v2/customers", "/v2/customers".into(), "get", "data"),
             ("/v2/rates", "/v2/rates".into(), "get", "base"),
+            (
+                "/v2/rates",
+                format!("/v2/rates?at={}", now_micros()),
+                "get",
+                "rates",
+            ),
             ("/healthz", "/healthz".into(), "get", "status"),
             ("/readyz", "/readyz".into(), "get", "providers"),
         ];
+        let rate_params = &doc["paths"]["/v2/rates"]["get"]["parameters"];
+        assert!(
+            rate_params
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["name"] == "at" && p["in"] == "query")),
+            "`at` not documented on GET /v2/rates: {rate_params}"
+        );
         let mut bodies = Vec::new();
         for (template, path, method, required) in &cases {
             let body = app.ok(path).await;
@@ -178,6 +198,17 @@ both!(
             rejects_without(&schema, &body, required, path);
             bodies.push(body);
         }
+        // The table at an instant repeats it, as the document says it does.
+        let at = &bodies[bodies.len() - 3];
+        assert!(at["at"].is_string(), "{at}");
+        let mut bad = at.clone();
+        bad["at"] = json!(12);
+        assert!(
+            !jsonschema::draft202012::new(&response_schema(&doc, "/v2/rates", "get", 200))
+                .unwrap()
+                .is_valid(&bad),
+            "a numeric `at` validates"
+        );
         // The list's items: accounts, or groups of accounts when stacked.
         let account = component(&doc, "AccountOut");
         for a in bodies[3]["data"].as_array().unwrap() {
@@ -276,6 +307,13 @@ both!(
                 "get",
                 "/v2/customers/nobody",
                 404,
+                Some(app.admin_key.as_str()),
+            ),
+            (
+                "/v2/rates",
+                "get",
+                "/v2/rates?at=yesterday",
+                400,
                 Some(app.admin_key.as_str()),
             ),
         ];

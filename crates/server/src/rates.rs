@@ -2,11 +2,12 @@
 //! wins), then the providers' own rates. Stored rates are cached in memory and dropped when an
 //! admin changes them (here or, through the store's notifications, on another replica).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use coffer_core::rates::{Rate, RateSource, RateTable};
 use coffer_core::{Account, Currency};
 use coffer_store::{Store, StoredRate};
@@ -115,6 +116,40 @@ impl RateBook {
         let mut table = self.manual(store).await;
         table.add_from_accounts(accounts);
         table
+    }
+
+    /// The rate table in force at `at` (`GET /v2/rates?at=`), from the store only: the admin's
+    /// manual versions in force then, the config's manual rates for the currencies they leave
+    /// (the config is not versioned: dated at `at`, so restarts change nothing), then the
+    /// providers' rates reported last at or before `at`.
+    pub async fn table_at(
+        &self,
+        store: &dyn Store,
+        at: DateTime<Utc>,
+    ) -> Result<RateTable, coffer_store::StoreError> {
+        let stored: Vec<Rate> = store.rates_at(at).await?.into_iter().map(to_core).collect();
+        let mut table =
+            RateTable::new(self.base.clone()).with_derived_providers(self.derived.iter().cloned());
+        let admin: HashSet<&Currency> = stored
+            .iter()
+            .filter(|r| r.source == RateSource::Manual)
+            .map(|r| &r.currency)
+            .collect();
+        for r in self.config_manual.iter() {
+            if !admin.contains(&r.currency) {
+                insert(
+                    &mut table,
+                    Rate {
+                        as_of: at,
+                        ..r.clone()
+                    },
+                );
+            }
+        }
+        for r in stored {
+            insert(&mut table, r);
+        }
+        Ok(table)
     }
 
     /// Manual rates: the config's, then the admin's (newer, so they win).

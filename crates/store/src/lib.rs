@@ -159,6 +159,17 @@ pub struct StoredRate {
     pub as_of: DateTime<Utc>,
 }
 
+/// One version of a manual rate: set or changed (`quote` and `rate`), or removed (both `None`),
+/// from `as_of`, by the API key `key_id` (`None`: recorded before rates were versioned).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManualRateVersion {
+    pub currency: Currency,
+    pub quote: Option<Currency>,
+    pub rate: Option<Decimal>,
+    pub as_of: DateTime<Utc>,
+    pub key_id: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     Admin,
@@ -303,7 +314,8 @@ pub trait Store: Send + Sync + 'static {
     // Snapshots and accounts.
     /// Atomically replaces one provider's accounts of one customer: upserts `accounts`, marks
     /// the provider's previously open accounts that are absent as closed, writes history rows
-    /// for changes, records the snapshot meta and the provider rates. Stale writes (a
+    /// for changes, records the snapshot meta and the provider rates (and, where a rate
+    /// changed, its history row: see [`Store::rates_at`]). Stale writes (a
     /// `fetched_at` older than the stored one) are ignored.
     async fn save_snapshot(&self, meta: &SnapshotMeta, accounts: &[Account])
     -> Result<SaveOutcome>;
@@ -330,16 +342,30 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<HistoryEntry>>;
 
     // Rates.
-    /// Replaces manual rates given (currency → value of one unit in `base`); others kept.
+    /// Replaces manual rates given (currency → value of one unit in `base`); others kept. Each
+    /// is also kept as a version in force from `as_of`, naming the API key that set it.
     async fn set_manual_rates(
         &self,
         base: &Currency,
         rates: &BTreeMap<Currency, Decimal>,
         as_of: DateTime<Utc>,
+        key_id: Option<&str>,
     ) -> Result<()>;
-    async fn delete_manual_rate(&self, currency: &Currency) -> Result<()>;
+    /// Removes a manual rate; when there was one, a removal version from `as_of` is kept.
+    async fn delete_manual_rate(
+        &self,
+        currency: &Currency,
+        as_of: DateTime<Utc>,
+        key_id: Option<&str>,
+    ) -> Result<()>;
     /// Every stored rate (manual and provider-reported, latest per source).
     async fn rates(&self) -> Result<Vec<StoredRate>>;
+    /// The rates in force at `at`, shaped and ordered as [`Store::rates`]: each currency's
+    /// manual version newest at or before `at` (none if it was a removal), and each
+    /// (provider, currency, quote)'s provider rate reported newest at or before `at`.
+    async fn rates_at(&self, at: DateTime<Utc>) -> Result<Vec<StoredRate>>;
+    /// A currency's manual rate versions, oldest first.
+    async fn manual_rate_versions(&self, currency: &Currency) -> Result<Vec<ManualRateVersion>>;
 
     // API keys.
     async fn insert_api_key(&self, k: &NewApiKey) -> Result<ApiKey>;

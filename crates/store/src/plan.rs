@@ -225,6 +225,8 @@ pub(crate) struct Writes<'a> {
     pub history: Vec<HistoryEntry>,
     /// One per (provider, currency, quote): a statement may not update a row twice.
     rates: BTreeMap<(String, Currency, Currency), StoredRate>,
+    /// Every observation of each key, in the order added, for the rate history.
+    observed: BTreeMap<(String, Currency, Currency), Vec<StoredRate>>,
     pub rollup: Vec<RollupEntry>,
 }
 
@@ -246,6 +248,10 @@ impl<'a> Writes<'a> {
                 r.currency.clone(),
                 r.quote.clone(),
             );
+            self.observed
+                .entry(key.clone())
+                .or_default()
+                .push(r.clone());
             // The latest answer wins, as the stored row's `as_of` guard would decide.
             match self.rates.get(&key) {
                 Some(old) if old.as_of > r.as_of => {}
@@ -260,5 +266,32 @@ impl<'a> Writes<'a> {
     /// Provider rates ordered by key, so concurrent writers lock their rows in one order.
     pub fn rates(&self) -> impl ExactSizeIterator<Item = &StoredRate> {
         self.rates.values()
+    }
+
+    /// What the rate history may need of these writes, per key and in key order: the value the
+    /// present table is given (the latest observation), from the first observation of the run
+    /// of observations reporting exactly it (value and scale) up to the latest — those two
+    /// rows, or one. At most two rows per key whatever the number of pairs, so a sync batch's
+    /// history write costs a few index probes; an earlier value that only some pairs of the
+    /// batch reported in between (rates derived per customer) is not kept, as the present
+    /// table never shows it either.
+    pub fn rate_history(&self) -> Vec<&StoredRate> {
+        let mut out = Vec::new();
+        for seen in self.observed.values() {
+            let mut seen: Vec<&StoredRate> = seen.iter().collect();
+            // Stable: of two reports of one instant the later added wins, as in `rates`.
+            seen.sort_by_key(|r| r.as_of);
+            let Some(last) = seen.last().copied() else {
+                continue;
+            };
+            let same = |r: &StoredRate| r.rate == last.rate && r.rate.scale() == last.rate.scale();
+            let start = seen.iter().rposition(|r| !same(r)).map_or(0, |i| i + 1);
+            let first = seen[start];
+            if first.as_of < last.as_of {
+                out.push(first);
+            }
+            out.push(last);
+        }
+        out
     }
 }

@@ -13,7 +13,7 @@ use crate::plan::{self, Existing, Writes};
 use crate::rows::{self, AccountCols, HistoryCols};
 use crate::{
     CurrencyTotal, CustomerAccounts, HistoryEntry, Result, SaveOutcome, Scope, SnapshotMeta,
-    StoreError, Totals,
+    StoreError, StoredRate, Totals,
 };
 
 /// The account columns, money as text so it is parsed exactly.
@@ -575,36 +575,8 @@ pub(super) async fn write_all(
         .execute(&mut **tx)
         .await?;
     }
-    if w.rates().len() > 0 {
-        sqlx::query(
-            "INSERT INTO rates (source, provider, currency, quote, rate, as_of)
-             SELECT 'provider', p, c, q, v::numeric, t
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
-                  AS t(p, c, q, v, t)
-             ON CONFLICT (source, provider, currency, quote) DO UPDATE
-             SET rate = excluded.rate, as_of = excluded.as_of
-             WHERE rates.as_of <= excluded.as_of",
-        )
-        .bind(
-            w.rates()
-                .map(|x| x.provider.clone().unwrap_or_default())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            w.rates()
-                .map(|x| x.currency.code().to_owned())
-                .collect::<Vec<_>>(),
-        )
-        .bind(
-            w.rates()
-                .map(|x| x.quote.code().to_owned())
-                .collect::<Vec<_>>(),
-        )
-        .bind(w.rates().map(|x| x.rate.to_string()).collect::<Vec<_>>())
-        .bind(w.rates().map(|x| x.as_of).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await?;
-    }
+    let rates: Vec<&StoredRate> = w.rates().collect();
+    super::rates::write_provider_rates(tx, &rates, &w.rate_history()).await?;
     if !w.rollup.is_empty() {
         let r = &w.rollup;
         // Summed per row in SQL (exact, unbounded NUMERIC) and applied in key order, so

@@ -8,6 +8,7 @@ mod accounts;
 mod batch;
 mod customers;
 mod notify;
+mod rates;
 mod sync;
 
 pub(crate) use sync::lease_until;
@@ -22,7 +23,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::error::db_err;
-use crate::rows::{ApiKeyCols, RateCols};
+use crate::rows::ApiKeyCols;
 use crate::{
     ApiKey, Change, ConnectOptions, Customer, CustomerAccounts, HistoryEntry, Lease, NewApiKey,
     NewCustomer, Result, SaveOutcome, Scope, SnapshotMeta, Store, StoreError, StoredRate,
@@ -117,16 +118,6 @@ impl PgStore {
         .map_err(db_err)?;
         tx.commit().await.map_err(db_err)
     }
-}
-
-#[derive(sqlx::FromRow)]
-struct RateRow {
-    source: String,
-    provider: String,
-    currency: String,
-    quote: String,
-    rate: String,
-    as_of: DateTime<Utc>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -227,61 +218,33 @@ impl Store for PgStore {
         base: &Currency,
         rates: &BTreeMap<Currency, Decimal>,
         as_of: DateTime<Utc>,
+        key_id: Option<&str>,
     ) -> Result<()> {
-        let currencies: Vec<String> = rates.keys().map(|c| c.code().to_owned()).collect();
-        let values: Vec<String> = rates.values().map(Decimal::to_string).collect();
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
-        // One manual rate per currency: a new base replaces the old quote.
-        sqlx::query("DELETE FROM rates WHERE source = 'manual' AND currency = ANY($1)")
-            .bind(&currencies)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        sqlx::query(
-            "INSERT INTO rates (source, provider, currency, quote, rate, as_of)
-             SELECT 'manual', '', c, $3, r::numeric, $4
-             FROM UNNEST($1::text[], $2::text[]) AS t(c, r)",
-        )
-        .bind(&currencies)
-        .bind(&values)
-        .bind(base.code())
-        .bind(as_of)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)
+        self.set_manual_rates_impl(base, rates, as_of, key_id).await
     }
 
-    async fn delete_manual_rate(&self, currency: &Currency) -> Result<()> {
-        sqlx::query("DELETE FROM rates WHERE source = 'manual' AND currency = $1")
-            .bind(currency.code())
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(db_err)
+    async fn delete_manual_rate(
+        &self,
+        currency: &Currency,
+        as_of: DateTime<Utc>,
+        key_id: Option<&str>,
+    ) -> Result<()> {
+        self.delete_manual_rate_impl(currency, as_of, key_id).await
     }
 
     async fn rates(&self) -> Result<Vec<StoredRate>> {
-        let rows: Vec<RateRow> = sqlx::query_as(
-            "SELECT source, provider, currency, quote, rate::text AS rate, as_of FROM rates
-             ORDER BY currency, source, provider, quote",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.into_iter()
-            .map(|r| {
-                RateCols {
-                    source: r.source,
-                    provider: r.provider,
-                    currency: r.currency,
-                    quote: r.quote,
-                    rate: r.rate,
-                    as_of: r.as_of,
-                }
-                .into_rate()
-            })
-            .collect()
+        self.rates_impl().await
+    }
+
+    async fn rates_at(&self, at: DateTime<Utc>) -> Result<Vec<StoredRate>> {
+        self.rates_at_impl(at).await
+    }
+
+    async fn manual_rate_versions(
+        &self,
+        currency: &Currency,
+    ) -> Result<Vec<crate::ManualRateVersion>> {
+        self.manual_rate_versions_impl(currency).await
     }
 
     async fn insert_api_key(&self, k: &NewApiKey) -> Result<ApiKey> {

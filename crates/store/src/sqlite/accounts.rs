@@ -429,22 +429,6 @@ async fn write_plan(
         .await
         .map_err(db_err)?;
     }
-    for r in &p.rates {
-        sqlx::query(
-            "INSERT INTO rates (source, provider, currency, quote, rate, as_of)
-             VALUES ('provider', ?, ?, ?, ?, ?)
-             ON CONFLICT (source, provider, currency, quote) DO UPDATE
-             SET rate = excluded.rate, as_of = excluded.as_of
-             WHERE rates.as_of <= excluded.as_of",
-        )
-        .bind(&meta.provider_id)
-        .bind(r.currency.code())
-        .bind(r.quote.code())
-        .bind(r.rate.to_string())
-        .bind(rows::ts(r.as_of))
-        .execute(&mut **tx)
-        .await
-        .map_err(db_err)?;
-    }
+    super::rates::write_provider_rates(tx, meta, &p.rates).await?;
     Ok(())
 }

@@ -7,6 +7,7 @@
 
 mod accounts;
 mod customers;
+mod rates;
 mod sync;
 
 use std::collections::BTreeMap;
@@ -20,7 +21,7 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::error::{Violation, db_err, violation};
-use crate::rows::{self, ApiKeyCols, RateCols};
+use crate::rows::{self, ApiKeyCols};
 use crate::{
     ApiKey, ConnectOptions, Customer, CustomerAccounts, HistoryEntry, Lease, NewApiKey,
     NewCustomer, Result, SaveOutcome, Scope, SnapshotMeta, Store, StoreError, StoredRate,
@@ -91,16 +92,6 @@ impl SqliteStore {
             .await
             .map_err(db_err)
     }
-}
-
-#[derive(sqlx::FromRow)]
-struct RateRow {
-    source: String,
-    provider: String,
-    currency: String,
-    quote: String,
-    rate: String,
-    as_of: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -223,59 +214,33 @@ impl Store for SqliteStore {
         base: &Currency,
         rates: &BTreeMap<Currency, Decimal>,
         as_of: DateTime<Utc>,
+        key_id: Option<&str>,
     ) -> Result<()> {
-        let mut tx = self.write().await?;
-        for (currency, rate) in rates {
-            sqlx::query("DELETE FROM rates WHERE source = 'manual' AND currency = ?")
-                .bind(currency.code())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            sqlx::query(
-                "INSERT INTO rates (source, provider, currency, quote, rate, as_of)
-                 VALUES ('manual', '', ?, ?, ?, ?)",
-            )
-            .bind(currency.code())
-            .bind(base.code())
-            .bind(rate.to_string())
-            .bind(rows::ts(as_of))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
-        tx.commit().await.map_err(db_err)
+        self.set_manual_rates_impl(base, rates, as_of, key_id).await
     }
 
-    async fn delete_manual_rate(&self, currency: &Currency) -> Result<()> {
-        sqlx::query("DELETE FROM rates WHERE source = 'manual' AND currency = ?")
-            .bind(currency.code())
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-            .map_err(db_err)
+    async fn delete_manual_rate(
+        &self,
+        currency: &Currency,
+        as_of: DateTime<Utc>,
+        key_id: Option<&str>,
+    ) -> Result<()> {
+        self.delete_manual_rate_impl(currency, as_of, key_id).await
     }
 
     async fn rates(&self) -> Result<Vec<StoredRate>> {
-        let rows: Vec<RateRow> = sqlx::query_as(
-            "SELECT source, provider, currency, quote, rate, as_of FROM rates
-             ORDER BY currency, source, provider, quote",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.into_iter()
-            .map(|r| {
-                RateCols {
-                    as_of: rows::parse_ts(&r.as_of)?,
-                    source: r.source,
-                    provider: r.provider,
-                    currency: r.currency,
-                    quote: r.quote,
-                    rate: r.rate,
-                }
-                .into_rate()
-            })
-            .collect()
+        self.rates_impl().await
+    }
+
+    async fn rates_at(&self, at: DateTime<Utc>) -> Result<Vec<StoredRate>> {
+        self.rates_at_impl(at).await
+    }
+
+    async fn manual_rate_versions(
+        &self,
+        currency: &Currency,
+    ) -> Result<Vec<crate::ManualRateVersion>> {
+        self.manual_rate_versions_impl(currency).await
     }
 
     async fn insert_api_key(&self, k: &NewApiKey) -> Result<ApiKey> {

@@ -65,7 +65,7 @@ pub async fn rates_keep_both_sources(s: &dyn Store) {
     let mut manual = BTreeMap::new();
     manual.insert(Currency::new("USD"), d("0.92"));
     manual.insert(Currency::new("BTC"), d("69258.93415658"));
-    s.set_manual_rates(&eur, &manual, t(0)).await.unwrap();
+    s.set_manual_rates(&eur, &manual, t(0), None).await.unwrap();
 
     s.create_customer(&customer("c1", &[])).await.unwrap();
     let mut a = account("c1", "p100", "a", "BTC", "1", 10);
@@ -111,7 +111,7 @@ pub async fn rates_keep_both_sources(s: &dyn Store) {
     // A newer manual set replaces only what it names; an older provider rate does not win.
     let mut more = BTreeMap::new();
     more.insert(Currency::new("USD"), d("0.93"));
-    s.set_manual_rates(&eur, &more, t(20)).await.unwrap();
+    s.set_manual_rates(&eur, &more, t(20), None).await.unwrap();
     s.create_customer(&customer("c2", &[])).await.unwrap();
     let mut old = account("c2", "p100", "z", "BTC", "1", 5);
     old.provider_rate = Some(ProviderRate {
@@ -136,7 +136,9 @@ pub async fn rates_keep_both_sources(s: &dyn Store) {
         d("60000.12345678")
     );
 
-    s.delete_manual_rate(&Currency::new("usd")).await.unwrap();
+    s.delete_manual_rate(&Currency::new("usd"), t(30), None)
+        .await
+        .unwrap();
     let rates = s.rates().await.unwrap();
     assert!(!rates.iter().any(|r| r.currency.code() == "USD"));
     assert_eq!(rates.len(), 3);

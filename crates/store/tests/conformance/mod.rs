@@ -19,6 +19,7 @@ mod batch;
 mod customers;
 mod keys_rates;
 mod queries;
+mod rate_history;
 mod snapshots;
 mod sync;
 
@@ -26,6 +27,7 @@ pub use batch::*;
 pub use customers::*;
 pub use keys_rates::*;
 pub use queries::*;
+pub use rate_history::*;
 pub use snapshots::*;
 pub use sync::*;
 
@@ -57,6 +59,11 @@ macro_rules! conformance_tests {
             sync_batch_with_a_deleted_customer_writes_the_others,
             sync_batch_with_an_account_in_two_pairs,
             sync_batch_moves_an_account_stored_elsewhere,
+            provider_rates_keep_a_row_per_change,
+            sync_batch_keeps_rate_history,
+            sync_batch_rate_around_another_report,
+            manual_rates_are_versions,
+            rates_at_now_matches_the_present_table,
         );
     };
     (@each $run:path; $($case:ident),* $(,)?) => {
