@@ -266,6 +266,34 @@ proptest! {
         let _ = Currency::new(&s);
     }
 
+    /// Whole query strings of arbitrary bytes (split as a URL's query is, lossily decoded):
+    /// parsed, or refused by an error that names the parameter and says what is wrong.
+    #[test]
+    fn arbitrary_query_strings_are_parsed_or_refused_by_name(
+        bytes in prop::collection::vec(any::<u8>(), 0..160),
+        known in prop::sample::select(vec![
+            "customer_id=c1", "currency=EUR", "limit=5", "sort=-balance_in_base", "stack=currency",
+            "search.balance.gte=1e-7", "max_age=0", "details=true", "strict=true",
+        ]),
+    ) {
+        let raw = [known.as_bytes(), b"&", &bytes].concat();
+        let text = String::from_utf8_lossy(&raw);
+        let pairs: Vec<(String, String)> = text
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| match p.split_once('=') {
+                Some((k, v)) => (k.to_owned(), v.to_owned()),
+                None => (p.to_owned(), String::new()),
+            })
+            .collect();
+        for endpoint in [Endpoint::Balance, Endpoint::List] {
+            if let Err(e) = query::parse_query(&pairs, &ParseOptions::new(endpoint)) {
+                prop_assert!(!e.param.is_empty(), "an error naming no parameter: {e:?}");
+                prop_assert!(!e.message.trim().is_empty(), "an error saying nothing: {e:?}");
+            }
+        }
+    }
+
     #[test]
     fn decimal_parser_never_panics_on_numberish_text(s in "[-+]?[0-9]{0,35}(\\.[0-9]{0,35})?([eE][-+]?[0-9]{0,8})?") {
         if let Ok(d) = parse_decimal(&s) {

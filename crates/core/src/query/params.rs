@@ -197,6 +197,13 @@ pub fn parse_query(pairs: &[(String, String)], opts: &ParseOptions) -> Result<Qu
     // canonical name -> (name as given, value)
     let mut params: BTreeMap<String, (String, String)> = BTreeMap::new();
     for (name, value) in pairs {
+        // `=value`: an error must still name what it is about.
+        if name.trim().is_empty() {
+            return Err(ParamError::new(
+                "(no name)",
+                format!("a parameter without a name (`={}`)", quote(value)),
+            ));
+        }
         let canon = canonical(name);
         check_allowed(&canon, name, opts.endpoint)?;
         if let Some((first, v)) = params.get(&canon) {
