@@ -12,6 +12,24 @@ fn has_sample(text: &str, name: &str, labels: &[&str]) -> bool {
         .any(|l| l.starts_with(name) && labels.iter().all(|lab| l.contains(lab)))
 }
 
+/// A counter's value (0 when it has no sample yet).
+fn counter(text: &str, name: &str, label: &str) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+async fn metrics_text(app: &common::TestApp) -> String {
+    let r = app
+        .client
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap();
+    r.text().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_providers_cache_and_staleness() {
     let Some(app) = common::spawn(common::Backend::Sqlite, common::Options::default()).await else {
@@ -90,5 +108,35 @@ async fn metrics_count_requests_providers_cache_and_staleness() {
             "no {name} {labels:?} in:\n{text}"
         );
     }
+
+    // The outcomes partition the lookups: ten concurrent lookups of one cold customer are one
+    // miss and the rest coalesced (or hits). A coalesced lookup was once counted as a miss too.
+    let outcomes = |text: &str| {
+        ["hit", "miss", "coalesced"].map(|o| {
+            counter(
+                text,
+                "coffer_cache_requests_total",
+                &format!("outcome=\"{o}\""),
+            )
+        })
+    };
+    app.customer("m2", Some("gen-000001"), None).await;
+    app.sim
+        .set_latency(Provider::P100, std::time::Duration::from_millis(300));
+    let before = outcomes(&metrics_text(&app).await);
+    let answers =
+        futures::future::join_all((0..10).map(|_| app.get("/v2/accounts/balance?customer_id=m2")))
+            .await;
+    assert!(answers.iter().all(|r| r.status == 200));
+    let after = outcomes(&metrics_text(&app).await);
+    let delta: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    assert_eq!(
+        delta.iter().sum::<u64>(),
+        10,
+        "hit, miss, coalesced: {delta:?}"
+    );
+    assert_eq!(delta[1], 1, "one load: {delta:?}");
+    app.sim
+        .set_latency(Provider::P100, std::time::Duration::ZERO);
     app.stop().await;
 }

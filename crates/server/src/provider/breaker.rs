@@ -194,6 +194,45 @@ mod tests {
         assert_eq!(c.state(), BreakerState::Closed);
     }
 
+    struct Failing;
+
+    impl Layer for Failing {
+        async fn fetch(&self, _: &Call) -> FetchResult {
+            Err(ProviderError::new(
+                "t",
+                ProviderErrorKind::Unavailable,
+                "down",
+            ))
+        }
+    }
+
+    // docs/operations.md said refusals were counted; they were not.
+    #[tokio::test]
+    async fn refusals_are_counted() {
+        let metrics = crate::metrics::handle();
+        let layer = Breaker {
+            inner: Failing,
+            provider: "breaker-test".into(),
+            circuit: Arc::new(Circuit::default()),
+        };
+        let call = Call {
+            external_id: "x".into(),
+            deadline: Instant::now() + Duration::from_secs(1),
+        };
+        for _ in 0..THRESHOLD + 2 {
+            let _ = layer.fetch(&call).await;
+        }
+        let text = metrics.render();
+        let refused = text
+            .lines()
+            .find(|l| {
+                l.starts_with("coffer_breaker_refusals_total")
+                    && l.contains("provider=\"breaker-test\"")
+            })
+            .unwrap_or_else(|| panic!("no refusals counted:\n{text}"));
+        assert!(refused.ends_with(" 2"), "{refused}");
+    }
+
     #[test]
     fn a_dropped_or_panicked_trial_frees_the_slot() {
         let c = Circuit::default();
