@@ -198,6 +198,61 @@ both!(
             rejects_without(&schema, &body, required, path);
             bodies.push(body);
         }
+        // The answers at an instant validate too, and the document requires nothing of `at`
+        // or `observed_at` that only they have (present answers validated above without them).
+        let at = now_micros();
+        let at_cases = [
+            (
+                "/v2/accounts/balance",
+                format!("/v2/accounts/balance?customer_id=o1&details=true&at={at}"),
+            ),
+            (
+                "/v2/accounts/balance",
+                format!("/v2/accounts/balance?at={at}"),
+            ),
+            (
+                "/v2/accounts",
+                format!("/v2/accounts?customer_id=o1&limit=5&at={at}"),
+            ),
+            (
+                "/v2/accounts/{id}",
+                format!("/v2/accounts/p100:840770da-996d-4f20-826f-5bc46bfdffd9?at={at}"),
+            ),
+        ];
+        for (template, path) in &at_cases {
+            let body = app.ok(path).await;
+            assert_eq!(body["at"], at.as_str(), "{path}: {body}");
+            let schema = response_schema(&doc, template, "get", 200);
+            check(&schema, &body, path);
+            let mut bad = body.clone();
+            bad["at"] = json!(12);
+            assert!(
+                !jsonschema::draft202012::new(&schema)
+                    .unwrap()
+                    .is_valid(&bad),
+                "{path}: a numeric `at` validates"
+            );
+        }
+        let held = app.ok(&at_cases[2].1).await;
+        let account = component(&doc, "AccountOut");
+        for a in held["data"].as_array().unwrap() {
+            assert!(a["observed_at"].is_string(), "{a}");
+            check(&account, a, "an account at an instant");
+            let mut bad = a.clone();
+            bad["observed_at"] = json!(12);
+            assert!(
+                !jsonschema::draft202012::new(&account)
+                    .unwrap()
+                    .is_valid(&bad),
+                "a numeric `observed_at` validates"
+            );
+        }
+        for p in ["/v2/accounts/balance", "/v2/accounts", "/v2/accounts/{id}"] {
+            let documented = doc["paths"][p]["get"]["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|q| q["name"] == "at" && q["in"] == "query"));
+            assert!(documented, "`at` not documented on GET {p}");
+        }
         // The table at an instant repeats it, as the document says it does.
         let at = &bodies[bodies.len() - 3];
         assert!(at["at"].is_string(), "{at}");

@@ -24,7 +24,25 @@ pub struct Config {
     pub rates: RatesConfig,
     pub log: LogConfig,
     pub telemetry: TelemetryConfig,
+    pub history: HistoryConfig,
     pub providers: Vec<ProviderConfig>,
+}
+
+/// Answers at a past instant (`at=`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// A pair whose last observation before the instant is older than this is served with a
+    /// `gap` warning (the value may have changed unseen). Default: twice `sync.interval`.
+    #[serde(with = "humantime_serde")]
+    pub max_gap: Option<Duration>,
+}
+
+impl Config {
+    /// `history.max_gap`, or its default.
+    pub fn max_gap(&self) -> Duration {
+        self.history.max_gap.unwrap_or(self.sync.interval * 2)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use coffer_core::{Account, Currency, ProviderErrorKind, Status, query::Filter};
 use rust_decimal::Decimal;
 
+mod at;
 mod error;
 mod plan;
 mod postgres;
@@ -139,6 +140,29 @@ pub struct HistoryEntry {
     pub status: Status,
     pub closed: bool,
     pub recorded_at: DateTime<Utc>,
+}
+
+/// One (customer, provider) pair's last observation (saved snapshot) at or before an instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observation {
+    pub customer_id: String,
+    pub provider_id: String,
+    pub observed_at: DateTime<Utc>,
+    /// Rejected balances of that fetch, as text.
+    pub rejected: Vec<String>,
+}
+
+/// What the store held at an instant (see [`Store::held_at`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeldAt {
+    /// The accounts open in their pair's last observation at or before the instant, ordered by
+    /// id; each account's `fetched_at` is that observation's instant (its `observed_at`).
+    pub accounts: Vec<Account>,
+    /// Per observed pair in scope, its last observation at or before the instant.
+    pub observations: Vec<Observation>,
+    /// Pairs linked now, in scope, with no observation at or before the instant (customer,
+    /// provider). Empty when one account was asked for.
+    pub unobserved: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -340,6 +364,16 @@ pub trait Store: Send + Sync + 'static {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<HistoryEntry>>;
+
+    /// The accounts in `scope` as they were at `at`: each (customer, provider) pair's state in
+    /// its last observation at or before `at` (an account absent from it is not held). With
+    /// `account_id`, only that account (and only the pairs that ever held it).
+    async fn held_at(
+        &self,
+        scope: &Scope,
+        at: DateTime<Utc>,
+        account_id: Option<&str>,
+    ) -> Result<HeldAt>;
 
     // Rates.
     /// Replaces manual rates given (currency → value of one unit in `base`); others kept. Each

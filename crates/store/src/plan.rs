@@ -42,6 +42,9 @@ pub(crate) struct Plan<'a> {
     /// Previously open accounts of this (customer, provider) absent from the snapshot.
     pub close: Vec<String>,
     pub history: Vec<HistoryEntry>,
+    /// Accounts whose state (anything but `fetched_at`) changes with this snapshot, closing
+    /// included: each gets an `account_versions` row copied from its written `accounts` row.
+    pub versions: Vec<String>,
     pub rates: Vec<StoredRate>,
     pub rollup: Vec<RollupEntry>,
     pub outcome: SaveOutcome,
@@ -128,6 +131,7 @@ pub(crate) fn plan<'a>(
         upserts: Vec::with_capacity(accounts.len()),
         close: Vec::new(),
         history: Vec::new(),
+        versions: Vec::new(),
         rates: Vec::new(),
         rollup: Vec::new(),
         outcome: SaveOutcome::default(),
@@ -137,6 +141,7 @@ pub(crate) fn plan<'a>(
             None => {
                 p.outcome.inserted += 1;
                 p.history.push(history(a, false, meta));
+                p.versions.push(a.id.clone());
                 p.rollup.push(rollup_entry(a, new_shard, 1));
                 p.upserts.push((a, new_shard, false));
             }
@@ -145,6 +150,11 @@ pub(crate) fn plan<'a>(
                 let reopened = old.closed;
                 if reopened || o.balance != a.balance || o.status != a.status {
                     p.history.push(history(a, false, meta));
+                }
+                // A moved account (another pair stored it) starts a version under its new pair.
+                let moved = o.customer_id != a.customer_id || o.provider_id != a.provider_id;
+                if reopened || moved || differs(o, a) {
+                    p.versions.push(a.id.clone());
                 }
                 if reopened || differs(o, a) {
                     p.outcome.updated += 1;
@@ -173,6 +183,7 @@ pub(crate) fn plan<'a>(
             p.history.push(history(o, true, meta));
             p.rollup.push(rollup_entry(o, old.shard, -1));
             p.close.push(o.id.clone());
+            p.versions.push(o.id.clone());
         }
     }
     p.outcome.history_rows = p.history.len();
@@ -223,6 +234,10 @@ pub(crate) struct Writes<'a> {
     /// Account id and when it was found closed.
     pub close: Vec<(String, DateTime<Utc>)>,
     pub history: Vec<HistoryEntry>,
+    /// Account id and the observation instant its new version starts at.
+    pub versions: Vec<(String, DateTime<Utc>)>,
+    /// One per saved snapshot: customer, provider, `fetched_at`, rejected (JSON).
+    pub observations: Vec<(String, String, DateTime<Utc>, String)>,
     /// One per (provider, currency, quote): a statement may not update a row twice.
     rates: BTreeMap<(String, Currency, Currency), StoredRate>,
     /// Every observation of each key, in the order added, for the rate history.
@@ -242,6 +257,14 @@ impl<'a> Writes<'a> {
         self.close
             .extend(p.close.into_iter().map(|id| (id, meta.fetched_at)));
         self.history.extend(p.history);
+        self.versions
+            .extend(p.versions.into_iter().map(|id| (id, meta.fetched_at)));
+        self.observations.push((
+            meta.customer_id.clone(),
+            meta.provider_id.clone(),
+            meta.fetched_at,
+            crate::rows::strings_json(&meta.rejected),
+        ));
         for r in p.rates {
             let key = (
                 r.provider.clone().unwrap_or_default(),

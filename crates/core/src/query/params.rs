@@ -18,6 +18,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use chrono::{DateTime, SubsecRound, Utc};
+
 use super::cursor::Cursor;
 use super::filter::Filter;
 use super::search;
@@ -86,6 +88,9 @@ pub struct Query {
     pub limit: u32,
     /// `cursor` (list only), already checked against the effective sort.
     pub cursor: Option<Cursor>,
+    /// `at`: answer as of this past instant (microseconds), from what was observed then. The
+    /// server refuses one in the future (the parser does not know the time).
+    pub at: Option<DateTime<Utc>>,
 }
 
 impl Default for Query {
@@ -101,6 +106,7 @@ impl Default for Query {
             sort: SortSpec::default(),
             limit: ParseOptions::DEFAULT_LIMIT,
             cursor: None,
+            at: None,
         }
     }
 }
@@ -156,6 +162,7 @@ const PLAIN: &[(&str, bool)] = &[
     ("details", true),
     ("max_age", true),
     ("strict", true),
+    ("at", true),
     ("sort", false),
     ("limit", false),
     ("cursor", false),
@@ -253,16 +260,49 @@ pub fn parse_query(pairs: &[(String, String)], opts: &ParseOptions) -> Result<Qu
             "sort" => q.sort = SortSpec::parse(value).map_err(err)?,
             "limit" => q.limit = parse_limit(value, opts.max_limit).map_err(err)?,
             "cursor" => cursor_text = Some((given, value)),
+            "at" => q.at = Some(parse_instant(value).map_err(err)?),
             "search" => q.filter.text = search::parse_text(value).map_err(err)?,
             _ => search::apply(&mut q.filter, canon, value).map_err(err)?,
         }
     }
     search::check_range(&q.filter.balance, &params)?;
+    check_at(&params)?;
     if let Some((given, text)) = cursor_text {
         q.cursor =
             Some(Cursor::decode(text, &q.effective_sort()).map_err(|m| ParamError::new(given, m))?);
     }
     Ok(q)
+}
+
+/// A past instant is answered from what was observed: refreshing (`max_age`) or failing on a
+/// provider failure (`strict`) mean nothing there.
+fn check_at(params: &BTreeMap<String, (String, String)>) -> Result<(), ParamError> {
+    let Some((given, _)) = params.get("at") else {
+        return Ok(());
+    };
+    for other in ["max_age", "strict"] {
+        if params.contains_key(other) {
+            return Err(ParamError::new(
+                given,
+                format!(
+                    "cannot be combined with `{other}`: an answer at a past instant comes from the store only"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An RFC 3339 instant, kept to the microsecond (the store's resolution).
+fn parse_instant(v: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(v.trim())
+        .map(|t| t.with_timezone(&Utc).trunc_subsecs(6))
+        .map_err(|e| {
+            format!(
+                "`{}` is not an RFC 3339 instant such as 2026-11-30T23:59:59Z: {e}",
+                quote(v)
+            )
+        })
 }
 
 /// Whether `canon` (given as `given`) is a parameter of `endpoint`.

@@ -245,3 +245,36 @@ fn cursor_must_match_the_sort_and_stack() {
             == "cursor"
     );
 }
+
+#[test]
+fn at_is_an_instant_and_excludes_refreshing() {
+    let q = list(
+        "at=2026-11-30T23:59:59.1234567%2B01:00"
+            .replace("%2B", "+")
+            .as_str(),
+    )
+    .unwrap();
+    assert_eq!(
+        q.at.unwrap().to_rfc3339(),
+        "2026-11-30T22:59:59.123456+00:00"
+    );
+    assert_eq!(
+        bal("AT=2026-11-30T00:00:00Z")
+            .unwrap()
+            .at
+            .unwrap()
+            .to_rfc3339(),
+        "2026-11-30T00:00:00+00:00"
+    );
+    for bad in [
+        "at=2026-11-30",
+        "at=yesterday",
+        "at=",
+        "at=2026-11-30T00:00:00Z&at=2026-11-29T00:00:00Z",
+        "at=2026-11-30T00:00:00Z&max_age=60",
+        "at=2026-11-30T00:00:00Z&strict",
+        "strict=false&at=2026-11-30T00:00:00Z",
+    ] {
+        assert_eq!(err(bal(bad)).param, "at", "{bad}");
+    }
+}

@@ -18,9 +18,9 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::fresh::Need;
 use crate::routes::answer::{Warning, freshness_of};
 use crate::routes::dto::{self, AccountOut, CoverageOut, FreshnessOut, GroupOut, UnconvertedOut};
-use crate::routes::params::{BalanceParams, ListParams};
+use crate::routes::params::{AccountParams, BalanceParams, ListParams};
 use crate::routes::rates::RateOut;
-use crate::routes::source;
+use crate::routes::{at, source};
 use crate::state::AppState;
 
 type Pairs = Result<QueryExtract<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
@@ -154,6 +154,9 @@ pub struct BalanceOut {
     /// All-customer answers: how many customers, and the span of their data.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub coverage: Option<CoverageOut>,
+    /// The `at` asked for: the answer is as of that instant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -179,6 +182,13 @@ pub async fn balance(
     pairs: Pairs,
 ) -> ApiResult<Response> {
     let (q, pairs) = parse_pairs(&state, pairs, Endpoint::Balance)?;
+    if let Some(at) = at::instant(&q)? {
+        let (src, table) = at::held(&state, &caller, &q, at).await?;
+        check_target(&q, &table)?;
+        let a = query::balance(&src.accounts, &q, &table).map_err(query_error)?;
+        let out = balance_out(&a, src.freshness, src.coverage, Some(at));
+        return Ok(Json(out).into_response());
+    }
     if caller.is_admin() && q.customer_id.is_none() && !q.details {
         return all_customer_totals(&state, q)
             .await
@@ -191,7 +201,12 @@ pub async fn balance(
         let table = table_for(&state, &src).await;
         check_target(&q, &table)?;
         let a = query::balance(&src.accounts, &q, &table).map_err(query_error)?;
-        Ok(balance_out(&a, src.freshness.clone(), src.coverage.clone()))
+        Ok(balance_out(
+            &a,
+            src.freshness.clone(),
+            src.coverage.clone(),
+            None,
+        ))
     })
     .await
 }
@@ -208,7 +223,7 @@ async fn all_customer_totals(state: &AppState, q: Query) -> ApiResult<Json<Balan
         ..q
     };
     let a = query::balance(&src.accounts, &unfiltered, &table).map_err(query_error)?;
-    let mut out = balance_out(&a, src.freshness, src.coverage);
+    let mut out = balance_out(&a, src.freshness, src.coverage, None);
     // Count accounts, not aggregates.
     let count_of = |currency: &str, is_crypto: bool| -> usize {
         let n: u64 = src
@@ -235,10 +250,13 @@ fn balance_out(
     a: &query::BalanceAnswer<'_>,
     freshness: crate::routes::answer::Freshness,
     coverage: Option<CoverageOut>,
+    at: Option<DateTime<Utc>>,
 ) -> BalanceOut {
     let target = a.currency.clone();
     let accounts = |list: &[query::ConvertedAccount<'_>]| -> Vec<AccountOut> {
-        list.iter().map(|c| dto::converted(c, &target)).collect()
+        list.iter()
+            .map(|c| at::observed(dto::converted(c, &target), at))
+            .collect()
     };
     BalanceOut {
         total_balance: a.total.rounded.to_string(),
@@ -263,6 +281,7 @@ fn balance_out(
         accounts_count: a.accounts,
         freshness: freshness.into(),
         coverage,
+        at,
     }
 }
 
@@ -283,6 +302,9 @@ pub struct ListOut {
     pub freshness: FreshnessOut,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub coverage: Option<CoverageOut>,
+    /// The `at` asked for: the answer is as of that instant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
 }
 
 /// `data` of the list: an array of accounts, or (stacked) an array of groups. `anyOf`, not
@@ -316,37 +338,42 @@ pub async fn list(
     pairs: Pairs,
 ) -> ApiResult<Response> {
     let (q, pairs) = parse_pairs(&state, pairs, Endpoint::List)?;
+    if let Some(at) = at::instant(&q)? {
+        let (src, table) = at::held(&state, &caller, &q, at).await?;
+        check_target(&q, &table)?;
+        let out = list_out(&src, &q, &table, Some(at))?;
+        return Ok(Json(out).into_response());
+    }
     let src = source::accounts(&state, &caller, &q).await?;
     check_strict(&q, &src.freshness)?;
     crate::metrics::answer_flags(src.freshness.stale, src.freshness.partial);
     reuse_or(&state, "list", &src, &pairs, async {
         let table = table_for(&state, &src).await;
         check_target(&q, &table)?;
-        list_out(&src, &q, &table)
+        list_out(&src, &q, &table, None)
     })
     .await
 }
 
-fn list_out(src: &source::Sourced, q: &Query, table: &RateTable) -> ApiResult<ListOut> {
+fn list_out(
+    src: &source::Sourced,
+    q: &Query,
+    table: &RateTable,
+    at: Option<DateTime<Utc>>,
+) -> ApiResult<ListOut> {
     let page = query::list(&src.accounts, q, table).map_err(query_error)?;
     let target = page.currency.clone();
+    let out = |c: &query::ConvertedAccount<'_>| at::observed(dto::converted(c, &target), at);
     let data = match &page.data {
-        ListData::Accounts(items) => serde_json::to_value(
-            items
-                .iter()
-                .map(|c| dto::converted(c, &target))
-                .collect::<Vec<_>>(),
-        ),
+        ListData::Accounts(items) => {
+            serde_json::to_value(items.iter().map(out).collect::<Vec<_>>())
+        }
         ListData::Groups(groups) => serde_json::to_value(
             groups
                 .iter()
                 .map(|g| StackedGroupOut {
                     group: dto::group(&g.group),
-                    accounts: g
-                        .accounts
-                        .iter()
-                        .map(|c| dto::converted(c, &target))
-                        .collect(),
+                    accounts: g.accounts.iter().map(out).collect(),
                 })
                 .collect::<Vec<_>>(),
         ),
@@ -361,6 +388,7 @@ fn list_out(src: &source::Sourced, q: &Query, table: &RateTable) -> ApiResult<Li
         unconverted: page.unconverted.iter().map(dto::unconverted).collect(),
         freshness: src.freshness.clone().into(),
         coverage: src.coverage.clone(),
+        at,
     })
 }
 
@@ -376,11 +404,15 @@ pub struct AccountDetailOut {
     pub stale: bool,
     pub partial: bool,
     pub warnings: Vec<Warning>,
+    /// The `at` asked for: the account as it was at that instant.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<DateTime<Utc>>,
 }
 
-/// One account, as fresh as its customer's other accounts. Takes `currency`, `max_age`, `strict`.
+/// One account, as fresh as its customer's other accounts. Takes `currency`, `max_age`,
+/// `strict`, or `at` (the account as it was then; 404 if it was not held then).
 #[utoipa::path(get, path = "/v2/accounts/{id}", tag = "accounts",
-    params(("id" = String, Path, description = "`{provider}:{provider_account_id}`")),
+    params(("id" = String, Path, description = "`{provider}:{provider_account_id}`"), AccountParams),
     responses((status = 200, body = AccountDetailOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_account(
     State(state): State<AppState>,
@@ -392,8 +424,12 @@ pub async fn get_account(
     if q.customer_id.is_some() || q.filter != Default::default() || q.stack.is_some() || q.details {
         return Err(ApiError::param(
             "query",
-            "only `currency`, `max_age` and `strict` apply to one account",
+            "only `currency`, `max_age`, `strict` and `at` apply to one account",
         ));
+    }
+    if let Some(at) = at::instant(&q)? {
+        let (account, freshness, table) = at::one(&state, &caller, &id, at).await?;
+        return detail_out(&q, account, freshness, &table, Some(at)).map(Json);
     }
     let not_found = || ApiError::NotFound("account".into());
     // Same answer for "no such account" and "not yours": nothing to infer from.
@@ -419,20 +455,36 @@ pub async fn get_account(
         .find(|a| a.id == id)
         .cloned()
         .ok_or_else(not_found)?;
-    let accounts = [account];
-    let table = state.rates.table_for(state.store.as_ref(), &accounts).await;
-    check_target(&q, &table)?;
+    let table = state
+        .rates
+        .table_for(state.store.as_ref(), std::slice::from_ref(&account))
+        .await;
+    detail_out(&q, account, freshness, &table, None).map(Json)
+}
+
+fn detail_out(
+    q: &Query,
+    account: coffer_core::Account,
+    freshness: crate::routes::answer::Freshness,
+    table: &RateTable,
+    at: Option<DateTime<Utc>>,
+) -> ApiResult<AccountDetailOut> {
+    check_target(q, table)?;
     let target = q.currency.clone().unwrap_or_else(|| table.base().clone());
     let converted = table
-        .convert(accounts[0].balance, &accounts[0].currency, &target)
+        .convert(account.balance, &account.currency, &target)
         .ok();
     let f = FreshnessOut::from(freshness);
-    Ok(Json(AccountDetailOut {
-        account: dto::account(&accounts[0], converted.as_ref().map(|c| c.value), &target),
+    Ok(AccountDetailOut {
+        account: at::observed(
+            dto::account(&account, converted.as_ref().map(|c| c.value), &target),
+            at,
+        ),
         rates: converted.map(|c| dto::rates(&c.rates)).unwrap_or_default(),
         as_of_by_provider: f.as_of,
         stale: f.stale,
         partial: f.partial,
         warnings: f.warnings,
-    }))
+        at,
+    })
 }

@@ -21,7 +21,8 @@ pub struct ProviderAsOf {
 /// A reason the answer is not fresh and complete. Names the provider, the error and the age.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Warning {
-    /// `stale`, `missing`, `rejected_balance` or `store_unavailable`.
+    /// `stale`, `missing`, `rejected_balance` or `store_unavailable`; at a past instant (`at`)
+    /// also `gap` (last observed longer than `history.max_gap` before it) and `no_data`.
     pub code: &'static str,
     pub provider: Option<String>,
     pub customer_id: Option<String>,

@@ -42,6 +42,10 @@ pub struct AccountOut {
     pub provider_rate: Option<ProviderRateOut>,
     /// When the provider reported this balance.
     pub as_of: DateTime<Utc>,
+    /// Answers at a past instant (`at`) only: the observation of its (customer, provider)
+    /// pair this state comes from (the pair's last at or before `at`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<DateTime<Utc>>,
     pub metadata: Metadata,
 }
 
@@ -119,6 +123,7 @@ pub fn account(
             quote: r.quote.to_string(),
         }),
         as_of: a.fetched_at,
+        observed_at: None,
         metadata: Metadata {
             issuer: a.currency.issuer().map(str::to_owned),
             peg: a.currency.peg().map(str::to_owned),

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod answer;
+pub mod at;
 pub mod body;
 pub mod customers;
 pub mod dto;

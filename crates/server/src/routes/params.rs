@@ -57,6 +57,24 @@ pub struct BalanceParams {
     max_age: Option<u64>,
     /// A provider failure is an error (502) instead of a stale or partial answer.
     strict: Option<bool>,
+    /// RFC 3339 instant in the past: the answer as of then, from the store only (each pair's
+    /// last observation at or before it, the rates in force then). Not with `max_age`/`strict`.
+    #[param(value_type = Option<String>, format = DateTime, example = "2026-11-30T23:59:59Z")]
+    at: Option<String>,
+}
+
+/// The parameters of one account (`GET /v2/accounts/{id}`).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AccountParams {
+    /// Target currency of `balance_in_base`.
+    currency: Option<String>,
+    max_age: Option<u64>,
+    strict: Option<bool>,
+    /// RFC 3339 instant in the past: the answer as of then, from the store only (each pair's
+    /// last observation at or before it, the rates in force then). Not with `max_age`/`strict`.
+    #[param(value_type = Option<String>, format = DateTime, example = "2026-11-30T23:59:59Z")]
+    at: Option<String>,
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -109,4 +127,8 @@ pub struct ListParams {
     details: Option<bool>,
     max_age: Option<u64>,
     strict: Option<bool>,
+    /// RFC 3339 instant in the past: the answer as of then, from the store only (each pair's
+    /// last observation at or before it, the rates in force then). Not with `max_age`/`strict`.
+    #[param(value_type = Option<String>, format = DateTime, example = "2026-11-30T23:59:59Z")]
+    at: Option<String>,
 }

@@ -575,6 +575,7 @@ pub(super) async fn write_all(
         .execute(&mut **tx)
         .await?;
     }
+    super::at::write_versions(tx, w).await?;
     let rates: Vec<&StoredRate> = w.rates().collect();
     super::rates::write_provider_rates(tx, &rates, &w.rate_history()).await?;
     if !w.rollup.is_empty() {

@@ -236,14 +236,19 @@ impl PgStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        // Links, snapshots and sync state go by cascade; accounts and history have no foreign
-        // key (migration 0004: it cost a trigger per written row).
+        // Links, snapshots and sync state go by cascade; accounts and history (observations and
+        // account versions too, 0008) have no foreign key (0004: a trigger per written row).
         sqlx::query("DELETE FROM customers WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        for table in ["accounts", "balance_history"] {
+        for table in [
+            "accounts",
+            "balance_history",
+            "observations",
+            "account_versions",
+        ] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE customer_id = $1"
             )))

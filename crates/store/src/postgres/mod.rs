@@ -5,6 +5,7 @@
 //! exactly: the value and its scale survive byte for byte.
 
 mod accounts;
+mod at;
 mod batch;
 mod customers;
 mod notify;
@@ -25,9 +26,9 @@ use sqlx::postgres::PgPoolOptions;
 use crate::error::db_err;
 use crate::rows::ApiKeyCols;
 use crate::{
-    ApiKey, Change, ConnectOptions, Customer, CustomerAccounts, HistoryEntry, Lease, NewApiKey,
-    NewCustomer, Result, SaveOutcome, Scope, SnapshotMeta, Store, StoreError, StoredRate,
-    SyncOutcome, SyncState, SyncWrite, Totals,
+    ApiKey, Change, ConnectOptions, Customer, CustomerAccounts, HeldAt, HistoryEntry, Lease,
+    NewApiKey, NewCustomer, Result, SaveOutcome, Scope, SnapshotMeta, Store, StoreError,
+    StoredRate, SyncOutcome, SyncState, SyncWrite, Totals,
 };
 use coffer_core::Account;
 
@@ -202,6 +203,15 @@ impl Store for PgStore {
         to: DateTime<Utc>,
     ) -> Result<Vec<HistoryEntry>> {
         self.history_impl(None, Some(account_id), from, to).await
+    }
+
+    async fn held_at(
+        &self,
+        scope: &Scope,
+        at: DateTime<Utc>,
+        account_id: Option<&str>,
+    ) -> Result<HeldAt> {
+        self.held_at_impl(scope, at, account_id).await
     }
 
     async fn customer_history(

@@ -205,6 +205,7 @@ impl SqliteStore {
             .collect::<Result<Vec<_>>>()?;
         let plan = plan::plan(meta, accounts, existing, plan::shard_of(&meta.customer_id));
         write_plan(&mut tx, meta, &plan).await?;
+        super::at::write_versions(&mut tx, meta, &plan.versions).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(plan.outcome)
     }

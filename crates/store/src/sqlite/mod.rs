@@ -6,6 +6,7 @@
 //! ranges and totals are evaluated in Rust. Timestamps are fixed-width UTC text.
 
 mod accounts;
+mod at;
 mod customers;
 mod rates;
 mod sync;
@@ -23,7 +24,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use crate::error::{Violation, db_err, violation};
 use crate::rows::{self, ApiKeyCols};
 use crate::{
-    ApiKey, ConnectOptions, Customer, CustomerAccounts, HistoryEntry, Lease, NewApiKey,
+    ApiKey, ConnectOptions, Customer, CustomerAccounts, HeldAt, HistoryEntry, Lease, NewApiKey,
     NewCustomer, Result, SaveOutcome, Scope, SnapshotMeta, Store, StoreError, StoredRate,
     SyncOutcome, SyncState, Totals,
 };
@@ -198,6 +199,15 @@ impl Store for SqliteStore {
         to: DateTime<Utc>,
     ) -> Result<Vec<HistoryEntry>> {
         self.history_impl(None, Some(account_id), from, to).await
+    }
+
+    async fn held_at(
+        &self,
+        scope: &Scope,
+        at: DateTime<Utc>,
+        account_id: Option<&str>,
+    ) -> Result<HeldAt> {
+        self.held_at_impl(scope, at, account_id).await
     }
 
     async fn customer_history(

@@ -210,6 +210,9 @@ pub async fn delete_customer_removes_everything(s: &dyn Store) {
         .await
         .unwrap();
     assert!(s.customer_accounts("c1").await.unwrap().accounts.is_empty());
+    // Its past went with it: nothing observed, nothing held.
+    let h = s.held_at(&Scope::All, t(10), None).await.unwrap();
+    assert!(h.accounts.is_empty() && h.observations.is_empty(), "{h:?}");
 }
 
 pub async fn account_reopens_and_moves(s: &dyn Store) {

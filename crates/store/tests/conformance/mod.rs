@@ -17,6 +17,7 @@ use rust_decimal::Decimal;
 
 mod batch;
 mod customers;
+mod held_at;
 mod keys_rates;
 mod queries;
 mod rate_history;
@@ -25,6 +26,7 @@ mod sync;
 
 pub use batch::*;
 pub use customers::*;
+pub use held_at::*;
 pub use keys_rates::*;
 pub use queries::*;
 pub use rate_history::*;
@@ -64,6 +66,8 @@ macro_rules! conformance_tests {
             sync_batch_rate_around_another_report,
             manual_rates_are_versions,
             rates_at_now_matches_the_present_table,
+            held_at_serves_each_pair_from_its_last_observation,
+            sync_batch_keeps_observations,
         );
     };
     (@each $run:path; $($case:ident),* $(,)?) => {

@@ -1,0 +1,179 @@
+//! Answers at a past instant (`at=` on `GET /v2/accounts/balance`, `GET /v2/accounts` and
+//! `GET /v2/accounts/{id}`): from the store only, never a provider call nor the L1 cache, so
+//! the same question about the same past instant always gets the same answer. Each
+//! (customer, provider) pair is served from its last observation at or before the instant,
+//! converted with the rate table in force then (the one `GET /v2/rates?at=` shows).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use coffer_core::query::Query;
+use coffer_core::rates::RateTable;
+use coffer_store::{HeldAt, Scope};
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::routes::answer::{Freshness, ProviderAsOf, Warning};
+use crate::routes::dto::{AccountOut, CoverageOut};
+use crate::routes::source::Sourced;
+use crate::state::AppState;
+
+/// The query's `at`, refused in the future: only what was observed can be answered.
+pub fn instant(q: &Query) -> ApiResult<Option<DateTime<Utc>>> {
+    match q.at {
+        Some(at) if at > Utc::now() => Err(ApiError::param(
+            "at",
+            "is in the future: only what was observed can be answered",
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Marks an account of an answer at an instant with the observation it comes from (its
+/// `as_of`, which the store set to that observation's instant).
+pub fn observed(mut a: AccountOut, at: Option<DateTime<Utc>>) -> AccountOut {
+    if at.is_some() {
+        a.observed_at = Some(a.as_of);
+    }
+    a
+}
+
+/// The accounts the caller may see as they were at `at`, with the rate table in force then.
+/// Scope first: a reader's store read names only its customers.
+pub async fn held(
+    state: &AppState,
+    caller: &Caller,
+    q: &Query,
+    at: DateTime<Utc>,
+) -> ApiResult<(Sourced, RateTable)> {
+    if let Some(id) = &q.customer_id {
+        // Same answer for "no such customer" and "not yours".
+        if !caller.can_see(id) {
+            return Err(ApiError::NotFound("customer".into()));
+        }
+        state.store.get_customer(id).await?;
+    }
+    let scope = caller.scope(q.customer_id.as_deref());
+    let all = matches!(scope, Scope::All);
+    let h = state.store.held_at(&scope, at, None).await?;
+    let table = state.rates.table_at(state.store.as_ref(), at).await?;
+    let freshness = freshness_at(&h, at, state.config.max_gap());
+    let coverage = all.then(|| coverage_at(&h));
+    Ok((
+        Sourced {
+            accounts: h.accounts,
+            freshness,
+            coverage,
+            generation: None,
+        },
+        table,
+    ))
+}
+
+/// One account as it was at `at` (404 when the caller may not see it or nobody held it then),
+/// with its customer's freshness at that instant and the rate table in force then.
+pub async fn one(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    at: DateTime<Utc>,
+) -> ApiResult<(coffer_core::Account, Freshness, RateTable)> {
+    let scope = caller.scope(None);
+    let found = state.store.held_at(&scope, at, Some(id)).await?;
+    let account = found
+        .accounts
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::NotFound("account".into()))?;
+    let customer = Scope::Customers(vec![account.customer_id.clone()]);
+    let h = state.store.held_at(&customer, at, None).await?;
+    let table = state.rates.table_at(state.store.as_ref(), at).await?;
+    Ok((account, freshness_at(&h, at, state.config.max_gap()), table))
+}
+
+fn seconds(d: chrono::TimeDelta) -> i64 {
+    d.num_seconds().max(0)
+}
+
+/// Freshness at an instant: per provider the oldest observation served; a pair observed longer
+/// than `max_gap` before the instant warns `gap`; a linked pair never observed by then is left
+/// out (`no_data`, partial); balances its observation could not read warn as they did then.
+/// Ages are measured from the instant, not from now, so the answer does not change.
+fn freshness_at(h: &HeldAt, at: DateTime<Utc>, max_gap: std::time::Duration) -> Freshness {
+    let max_gap = chrono::TimeDelta::from_std(max_gap).unwrap_or(chrono::TimeDelta::MAX);
+    let mut out = Freshness::default();
+    let mut per_provider: BTreeMap<String, (Option<DateTime<Utc>>, &'static str)> = BTreeMap::new();
+    for o in &h.observations {
+        let age = at - o.observed_at;
+        let gap = age > max_gap;
+        let e = per_provider
+            .entry(o.provider_id.clone())
+            .or_insert((Some(o.observed_at), "fresh"));
+        e.0 = e.0.map(|t| t.min(o.observed_at));
+        if gap {
+            e.1 = "stale";
+            out.warnings.push(Warning {
+                code: "gap",
+                provider: Some(o.provider_id.clone()),
+                customer_id: Some(o.customer_id.clone()),
+                error: None,
+                message: format!(
+                    "provider {} was last observed {}s before `at` (more than history.max_gap): the value may have changed unseen",
+                    o.provider_id,
+                    seconds(age)
+                ),
+                age_seconds: Some(seconds(age)),
+            });
+        }
+        for r in &o.rejected {
+            out.partial = true;
+            out.warnings.push(Warning {
+                code: "rejected_balance",
+                provider: Some(o.provider_id.clone()),
+                customer_id: Some(o.customer_id.clone()),
+                error: None,
+                message: format!("a balance could not be read and is left out: {r}"),
+                age_seconds: Some(seconds(age)),
+            });
+        }
+    }
+    for (customer, provider) in &h.unobserved {
+        out.partial = true;
+        per_provider
+            .entry(provider.clone())
+            .or_insert((None, "missing"))
+            .1 = "missing";
+        out.warnings.push(Warning {
+            code: "no_data",
+            provider: Some(provider.clone()),
+            customer_id: Some(customer.clone()),
+            error: None,
+            message: format!(
+                "provider {provider} had not been observed for this customer by `at`; its accounts are left out"
+            ),
+            age_seconds: None,
+        });
+    }
+    out.as_of = per_provider
+        .into_iter()
+        .map(|(provider, (as_of, state))| ProviderAsOf {
+            provider,
+            as_of,
+            state,
+        })
+        .collect();
+    out
+}
+
+fn coverage_at(h: &HeldAt) -> CoverageOut {
+    let customers: BTreeSet<&str> = h
+        .observations
+        .iter()
+        .map(|o| o.customer_id.as_str())
+        .collect();
+    CoverageOut {
+        customers: u64::try_from(customers.len()).unwrap_or(u64::MAX),
+        oldest_as_of: h.observations.iter().map(|o| o.observed_at).min(),
+        newest_as_of: h.observations.iter().map(|o| o.observed_at).max(),
+    }
+}
