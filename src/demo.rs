@@ -145,5 +145,6 @@ fn provider_config(id: &str, kind: &str, url: &str) -> ProviderConfig {
         retries: 2,
         quote_currency: None,
         max_retry_after: coffer_server::provider::DEFAULT_MAX_RETRY_AFTER,
+        webhook_secret_env: None,
     }
 }

@@ -1130,6 +1130,7 @@ fn operations_doc_covers_every_key_and_metric() {
         retries: 0,
         quote_currency: None,
         max_retry_after: coffer_server::provider::DEFAULT_MAX_RETRY_AFTER,
+        webhook_secret_env: None,
     };
     for key in serde_json::to_value(provider)
         .unwrap()

@@ -406,3 +406,102 @@ both!(
         app.stop().await;
     }
 );
+
+/// A P100 webhook delivery, sent as P100 sends it (the token bare in `Authorization`).
+async fn deliver(app: &common::TestApp, token: &str, body: String) -> common::Resp {
+    let r = app
+        .client
+        .post(format!("{}/v2/webhooks/{}", app.url, common::P100))
+        .header("authorization", token)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let body = r.json::<Value>().await.unwrap_or(Value::Null);
+    common::Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+both!(
+    webhook_answers_match_the_document,
+    common::Options::default(),
+    |app: common::TestApp| async move {
+        let doc = app
+            .request(Method::GET, "/openapi.json", None, None)
+            .await
+            .body;
+        let receive = "/v2/webhooks/{provider_id}";
+        // The provider's token, not a Coffer key.
+        assert_eq!(
+            doc["paths"][receive]["post"]["security"],
+            json!([{"webhook_token": []}]),
+            "{}",
+            doc["paths"][receive]["post"]
+        );
+        assert!(doc["components"]["securitySchemes"]["webhook_token"].is_object());
+
+        app.customer("oa", Some("gen-000001"), None).await;
+        let body = json!({"externalUserId": "gen-000001", "status": "ACTIVE"}).to_string();
+        let r = deliver(&app, common::WEBHOOK_TOKEN, body).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let schema = response_schema(&doc, receive, "post", 200);
+        check(&schema, &r.body, "a kept delivery");
+        rejects_without(&schema, &r.body, "id", "a kept delivery");
+        let id = r.body["id"].as_i64().unwrap();
+        let r = deliver(&app, "wrong", "{}".into()).await;
+        assert_eq!(r.status, 401);
+        check(&response_schema(&doc, receive, "post", 401), &r.body, "401");
+        let r = deliver(&app, common::WEBHOOK_TOKEN, "x".repeat((1 << 20) + 1)).await;
+        assert_eq!(r.status, 413);
+        check(&response_schema(&doc, receive, "post", 413), &r.body, "413");
+
+        let inbox = response_schema(&doc, "/v2/webhooks/inbox", "get", 200);
+        cluster_wait(&app, id).await;
+        let page = app.ok("/v2/webhooks/inbox").await;
+        assert!(!page["data"][0]["pair"].is_null(), "{page}");
+        check(&inbox, &page, "the inbox");
+        rejects_without(&inbox, &page, "data", "the inbox");
+        let replay = "/v2/webhooks/inbox/{id}/replay";
+        let r = app
+            .post(&format!("/v2/webhooks/inbox/{id}/replay"), json!({}))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        check(
+            &response_schema(&doc, replay, "post", 200),
+            &r.body,
+            "a replayed delivery",
+        );
+        let r = app
+            .post("/v2/webhooks/inbox/424242/replay", json!({}))
+            .await;
+        assert_eq!(r.status, 404);
+        check(&response_schema(&doc, replay, "post", 404), &r.body, "404");
+        app.stop().await;
+    }
+);
+
+/// Polls (with a deadline) until delivery `id` is processed.
+async fn cluster_wait(app: &common::TestApp, id: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let page = app.ok("/v2/webhooks/inbox").await;
+        let done = page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["id"] == id && e["state"] == "processed");
+        if done {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not processed: {page}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

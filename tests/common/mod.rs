@@ -92,8 +92,13 @@ pub fn providers(sim: &SimHandle) -> Providers {
         timeout,
         1,
     );
+    // P100 delivers webhooks with this token (configured as `webhook_secret_env` in production).
+    p.set_webhook_secret(P100, WEBHOOK_TOKEN.to_owned());
     p
 }
+
+/// The P100 webhook token of every test app.
+pub const WEBHOOK_TOKEN: &str = "p100-webhook-token-for-tests";
 
 pub fn provider_configs(sim: &SimHandle) -> Vec<ProviderConfig> {
     [
@@ -111,6 +116,7 @@ pub fn provider_configs(sim: &SimHandle) -> Vec<ProviderConfig> {
         retries: 1,
         quote_currency: None,
         max_retry_after: coffer_server::provider::DEFAULT_MAX_RETRY_AFTER,
+        webhook_secret_env: None,
     })
     .collect()
 }

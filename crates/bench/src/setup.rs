@@ -211,6 +211,7 @@ fn provider_configs(sim: &SimHandle, timeout: Duration) -> Vec<ProviderConfig> {
         retries: 1,
         quote_currency: None,
         max_retry_after: coffer_server::provider::DEFAULT_MAX_RETRY_AFTER,
+        webhook_secret_env: None,
     })
     .collect()
 }

@@ -40,6 +40,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "customers", description = "Customers and their provider links (admin)"),
         (name = "rates", description = "The rate table"),
         (name = "ops", description = "Health, readiness, metrics"),
+        (name = "webhooks", description = "Providers' webhooks in, and their inbox (admin)"),
     )
 )]
 struct ApiDoc;
@@ -55,6 +56,13 @@ impl utoipa::Modify for SecurityAddon {
         components.add_security_scheme(
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
+        );
+        components.add_security_scheme(
+            "webhook_token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "authorization",
+                "The provider's own webhook token (`webhook_secret_env`), bare or as `Bearer`",
+            ))),
         );
         components.add_security_scheme(
             "bearer",
@@ -134,6 +142,7 @@ pub fn state(parts: AppParts) -> AppState {
         providers,
         fresh,
         instance_id,
+        webhook_wake: Arc::new(tokio::sync::Notify::new()),
     }))
 }
 
@@ -154,6 +163,9 @@ pub fn router(state: AppState) -> Router {
         ))
         .routes(routes!(routes::customers::refresh))
         .routes(routes!(routes::rates::get_rates, routes::rates::put_rates))
+        .routes(routes!(crate::webhooks::receive))
+        .routes(routes!(crate::webhooks::admin::list))
+        .routes(routes!(crate::webhooks::admin::replay))
         .split_for_parts();
     let api = Arc::new(api);
     let cfg = Arc::clone(&state.config);

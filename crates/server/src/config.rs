@@ -26,6 +26,7 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     pub history: HistoryConfig,
     pub providers: Vec<ProviderConfig>,
+    pub webhooks: WebhooksConfig,
 }
 
 /// Answers at a past instant (`at=`).
@@ -235,6 +236,38 @@ pub struct ProviderConfig {
     /// now" and asked again after this long.
     #[serde(default = "default_max_retry_after", with = "humantime_serde")]
     pub max_retry_after: Duration,
+    /// Name of the environment variable holding the provider's webhook token (P100 only):
+    /// set, `POST /v2/webhooks/{id}` accepts this provider's deliveries.
+    #[serde(default)]
+    pub webhook_secret_env: Option<String>,
+}
+
+/// The webhook inbox's processor (`[webhooks]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Whether this replica processes the inbox; every replica receives deliveries either way.
+    pub process: bool,
+    /// How often a replica looks for deliveries another replica received (its own wake it at
+    /// once).
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// How long a delivery is leased while processed; a replica that dies loses it after this.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// Deliveries leased per round trip.
+    pub batch: u32,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            process: true,
+            poll_interval: Duration::from_secs(5),
+            lease: Duration::from_secs(60),
+            batch: 16,
+        }
+    }
 }
 
 fn default_max_retry_after() -> Duration {
@@ -323,6 +356,13 @@ impl Config {
         for (i, p) in self.providers.iter().enumerate() {
             let key = |k: &str| format!("providers[{i}].{k}");
             let kinds = crate::providers::kinds();
+            // Only P100's webhooks are understood (DESIGN.md "What the providers really do").
+            if p.webhook_secret_env.is_some() && p.kind != "p100" {
+                return Err(invalid(
+                    &key("webhook_secret_env"),
+                    format!("`{}` sends no webhooks Coffer understands", p.kind),
+                ));
+            }
             if !kinds.contains(&p.kind.as_str()) {
                 return Err(invalid(
                     &key("kind"),
@@ -428,6 +468,7 @@ mod tests {
             retries: 0,
             quote_currency: None,
             max_retry_after: crate::provider::DEFAULT_MAX_RETRY_AFTER,
+            webhook_secret_env: None,
         });
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("providers[0].kind"), "{err}");

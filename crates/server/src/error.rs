@@ -30,6 +30,12 @@ pub enum ApiError {
     InvalidBody(String),
     #[error("missing or invalid API key")]
     Unauthorized,
+    /// 401 on a provider's webhook: no token, a wrong one, or no webhook inbox for that id.
+    #[error("missing or wrong webhook token")]
+    WebhookUnauthorized,
+    /// 413: a body larger than the endpoint takes (bytes).
+    #[error("body larger than {0} bytes")]
+    PayloadTooLarge(usize),
     /// 403 is never used for data outside a reader's scope (that is 404); only for a reader
     /// calling an admin-only endpoint.
     #[error("this endpoint needs the admin role")]
@@ -64,7 +70,8 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::InvalidParam { .. } | ApiError::InvalidBody(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::WebhookUnauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
@@ -88,6 +95,17 @@ impl ApiError {
                 "missing or invalid API key: send `x-api-key: KEY` or `Authorization: Bearer KEY`"
                     .into(),
                 json!({}),
+            ),
+            ApiError::WebhookUnauthorized => (
+                "unauthorized",
+                "missing or wrong webhook token: send the provider's token in `Authorization`"
+                    .into(),
+                json!({}),
+            ),
+            ApiError::PayloadTooLarge(limit) => (
+                "payload_too_large",
+                self.to_string(),
+                json!({ "limit_bytes": limit }),
             ),
             ApiError::Forbidden => ("forbidden", self.to_string(), json!({})),
             ApiError::NotFound(what) => ("not_found", format!("{what} not found"), json!({})),

@@ -23,3 +23,4 @@ pub mod run;
 pub mod state;
 pub mod sync;
 pub mod telemetry;
+pub mod webhooks;

@@ -94,3 +94,11 @@ pub fn sync_run(provider: &str, error: Option<ProviderErrorKind>) {
 pub fn sync_lag(seconds: f64) {
     gauge!("coffer_sync_lag_seconds").set(seconds);
 }
+
+/// A webhook delivery: `received`, `duplicate`, `unauthorized`, `too_large` when it arrives;
+/// `processed`, `ignored`, `failed` when the inbox's processor is done with it. `provider` is
+/// `unknown` for an id that is not configured, so callers cannot grow the label set.
+pub fn webhook(provider: &str, outcome: &'static str) {
+    counter!("coffer_webhooks_total", "provider" => provider.to_owned(), "outcome" => outcome)
+        .increment(1);
+}

@@ -66,6 +66,9 @@ pub struct Providers {
     /// Live replicas (from the sync worker's heartbeats): each takes its share of every
     /// provider's quota.
     replicas: Arc<AtomicU32>,
+    /// Webhook tokens by provider id (`webhook_secret_env`): a provider without one has no
+    /// webhook inbox.
+    webhook_secrets: BTreeMap<String, String>,
 }
 
 impl Providers {
@@ -86,6 +89,17 @@ impl Providers {
             })?;
             let provider = build(cfg, secret).map_err(err)?;
             out.insert_with(provider, &stack_config(cfg));
+            if let Some(env) = &cfg.webhook_secret_env {
+                let token = std::env::var(env)
+                    .ok()
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| {
+                        err(format!(
+                            "environment variable `{env}` (webhook_secret_env) is not set"
+                        ))
+                    })?;
+                out.set_webhook_secret(&cfg.id, token);
+            }
         }
         Ok(out)
     }
@@ -117,6 +131,21 @@ impl Providers {
                 p.quota().set_rate(cfg.rate_limit);
             }
         }
+    }
+
+    /// Accepts `provider`'s webhooks with this token (tests and the demo set it directly).
+    pub fn set_webhook_secret(&mut self, provider: &str, token: String) {
+        self.webhook_secrets.insert(provider.to_owned(), token);
+    }
+
+    /// The token `provider`'s webhooks must carry; `None`: it has no webhook inbox.
+    pub fn webhook_secret(&self, provider: &str) -> Option<&str> {
+        self.webhook_secrets.get(provider).map(String::as_str)
+    }
+
+    /// Whether any provider has a webhook inbox (its processor is started then).
+    pub fn any_webhooks(&self) -> bool {
+        !self.webhook_secrets.is_empty()
     }
 
     /// How many replicas share the quotas (at least 1).
@@ -172,6 +201,7 @@ mod tests {
             retries: 0,
             quote_currency: Some("USD".into()),
             max_retry_after: DEFAULT_MAX_RETRY_AFTER,
+            webhook_secret_env: None,
         }
     }
 

@@ -31,6 +31,8 @@ pub struct Inner {
     pub metrics: PrometheusHandle,
     /// This replica's id, used as lease owner and in logs.
     pub instance_id: String,
+    /// Wakes this replica's webhook processor as soon as a delivery is kept.
+    pub webhook_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Deref for AppState {

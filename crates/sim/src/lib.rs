@@ -44,6 +44,10 @@
 //! or neither: no header), `{"kind":"malformed_json"}`, `{"kind":"truncated_body"}`,
 //! `{"kind":"closed_mid_body"}`, `{"kind":"slow_body","duration":"2s"}`,
 //! `{"kind":"drop_connection"}`.
+//!
+//! # Webhooks
+//! [`webhook::send`] delivers P100-style webhooks to a URL with the token, P100's retry
+//! schedule (configurable) and faults (wrong token, duplicate, burst).
 #![forbid(unsafe_code)]
 
 mod admin;
@@ -56,6 +60,7 @@ pub mod model;
 mod p100;
 mod respond;
 mod state;
+pub mod webhook;
 
 use std::fmt;
 use std::io;

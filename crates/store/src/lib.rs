@@ -19,9 +19,11 @@ mod plan;
 mod postgres;
 mod rows;
 mod sqlite;
+mod webhooks;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use webhooks::{NewWebhook, WebhookEntry, WebhookFilter, WebhookOutcome, WebhookState};
 
 /// Store errors, typed so the API can map them to 404, 409 and 503.
 #[derive(Debug, thiserror::Error)]
@@ -424,6 +426,31 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Sync state of every linked provider of a customer.
     async fn sync_states(&self, customer_id: &str) -> Result<Vec<SyncState>>;
+
+    // Webhook inbox (DESIGN.md "Push", In).
+    /// Keeps a delivery; `(entry, true)` when it is new, `(the kept one, false)` when a delivery
+    /// with the same `(provider_id, delivery_id)` was kept before (a provider's retry).
+    async fn insert_webhook(&self, w: &NewWebhook) -> Result<(WebhookEntry, bool)>;
+    /// Leases up to `n` pending deliveries (oldest first; no live lease) for `owner` until now
+    /// + `lease_for`, counting an attempt on each. On PostgreSQL with `FOR UPDATE SKIP LOCKED`,
+    /// so replicas never process the same delivery at once; an expired lease is taken over.
+    async fn lease_webhooks(
+        &self,
+        owner: &str,
+        n: u32,
+        lease_for: Duration,
+    ) -> Result<Vec<WebhookEntry>>;
+    /// Records how processing ended and releases the lease; `false` (nothing written) when
+    /// `owner` no longer holds it.
+    async fn finish_webhook(&self, id: i64, owner: &str, outcome: &WebhookOutcome) -> Result<bool>;
+    /// Deliveries matching the filter, ascending by id.
+    async fn list_webhooks(&self, filter: &WebhookFilter) -> Result<Vec<WebhookEntry>>;
+    /// Re-queues a delivery (pending, no lease, outcome cleared); `NotFound` when unknown.
+    async fn replay_webhook(&self, id: i64) -> Result<WebhookEntry>;
+    /// The customer linked to `external_id` at `provider`, if any.
+    async fn customer_by_link(&self, provider: &str, external_id: &str) -> Result<Option<String>>;
+    /// Makes a pair due now (its sync state's `next_due`), so the sync worker takes it at once.
+    async fn sync_due_now(&self, customer_id: &str, provider_id: &str) -> Result<()>;
 
     // Scale-out.
     /// Tells every replica (PostgreSQL `NOTIFY`) that a customer's data (`Some`) or anything

@@ -10,6 +10,7 @@ mod at;
 mod customers;
 mod rates;
 mod sync;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -311,6 +312,44 @@ impl Store for SqliteStore {
 
     async fn sync_states(&self, customer_id: &str) -> Result<Vec<SyncState>> {
         self.sync_states_impl(customer_id).await
+    }
+
+    async fn insert_webhook(&self, w: &crate::NewWebhook) -> Result<(crate::WebhookEntry, bool)> {
+        self.insert_webhook_impl(w).await
+    }
+
+    async fn lease_webhooks(
+        &self,
+        owner: &str,
+        n: u32,
+        lease_for: Duration,
+    ) -> Result<Vec<crate::WebhookEntry>> {
+        self.lease_webhooks_impl(owner, n, lease_for).await
+    }
+
+    async fn finish_webhook(
+        &self,
+        id: i64,
+        owner: &str,
+        outcome: &crate::WebhookOutcome,
+    ) -> Result<bool> {
+        self.finish_webhook_impl(id, owner, outcome).await
+    }
+
+    async fn list_webhooks(&self, f: &crate::WebhookFilter) -> Result<Vec<crate::WebhookEntry>> {
+        self.list_webhooks_impl(f).await
+    }
+
+    async fn replay_webhook(&self, id: i64) -> Result<crate::WebhookEntry> {
+        self.replay_webhook_impl(id).await
+    }
+
+    async fn customer_by_link(&self, provider: &str, external_id: &str) -> Result<Option<String>> {
+        self.customer_by_link_impl(provider, external_id).await
+    }
+
+    async fn sync_due_now(&self, customer_id: &str, provider_id: &str) -> Result<()> {
+        self.sync_due_now_impl(customer_id, provider_id).await
     }
 
     async fn close(&self) {

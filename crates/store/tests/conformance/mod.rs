@@ -23,6 +23,7 @@ mod queries;
 mod rate_history;
 mod snapshots;
 mod sync;
+mod webhooks;
 
 pub use batch::*;
 pub use customers::*;
@@ -32,6 +33,7 @@ pub use queries::*;
 pub use rate_history::*;
 pub use snapshots::*;
 pub use sync::*;
+pub use webhooks::*;
 
 /// Generates one `#[tokio::test]` per conformance case; `$run` is an async fn taking the case
 /// (a `fn(&dyn Store) -> future`) that sets up a store and runs it.
@@ -68,6 +70,11 @@ macro_rules! conformance_tests {
             rates_at_now_matches_the_present_table,
             held_at_serves_each_pair_from_its_last_observation,
             sync_batch_keeps_observations,
+            webhook_retries_are_kept_once,
+            webhook_leases_are_exclusive_and_expire,
+            webhook_replay_requeues,
+            webhook_listing_filters_and_pages,
+            links_are_found_by_external_id_and_made_due,
         );
     };
     (@each $run:path; $($case:ident),* $(,)?) => {
