@@ -20,6 +20,9 @@ fn counter(text: &str, name: &str, label: &str) -> u64 {
         .sum()
 }
 
+/// The counters are process-wide: tests that read their deltas take turns.
+static COUNTERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn metrics_text(app: &common::TestApp) -> String {
     let r = app
         .client
@@ -32,6 +35,7 @@ async fn metrics_text(app: &common::TestApp) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_providers_cache_and_staleness() {
+    let _turn = COUNTERS.lock().await;
     let Some(app) = common::spawn(common::Backend::Sqlite, common::Options::default()).await else {
         return;
     };
@@ -139,4 +143,72 @@ async fn metrics_count_requests_providers_cache_and_staleness() {
     app.sim
         .set_latency(Provider::P100, std::time::Duration::ZERO);
     app.stop().await;
+}
+
+/// Issue 20: the caches are bounded in bytes, not entries. With a budget that holds a few
+/// customers, forty customers asked one after the other leave every cache within its share,
+/// count the size evictions, report the bytes on `/metrics`, and every answer stays right (an
+/// evicted customer is loaded again, never an error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caches_hold_their_byte_budget_and_evict_without_error() {
+    let _turn = COUNTERS.lock().await;
+    let opts = common::Options {
+        sim: coffer_sim::SimConfig {
+            customers: 40,
+            ..Default::default()
+        },
+        configure: Box::new(|c| c.cache.max_bytes = bytesize::ByteSize::kib(64)),
+        ..Default::default()
+    };
+    let Some(app) = common::spawn(common::Backend::Sqlite, opts).await else {
+        return;
+    };
+    let state = app.running.as_ref().unwrap().state.clone();
+    for i in 0..40 {
+        let ext = coffer_sim::generate::customer_id(i);
+        app.customer(&format!("b{i}"), Some(&ext), Some(&ext)).await;
+    }
+    // Round two asks again after the budget evicted most of round one: the same accounts.
+    let mut first = Vec::new();
+    for round in 0..2 {
+        for i in 0..40 {
+            let body = app
+                .ok(&format!("/v2/accounts?customer_id=b{i}&limit=500"))
+                .await;
+            assert_eq!(body["partial"], false, "round {round}, b{i}: {body}");
+            let data = body["data"].clone();
+            assert!(
+                data.as_array().is_some_and(|d| !d.is_empty()),
+                "b{i}: {body}"
+            );
+            if round == 0 {
+                first.push(data);
+            } else {
+                assert_eq!(data, first[i], "b{i} answered differently after eviction");
+            }
+        }
+    }
+    state.settle_caches().await;
+    for (cache, held) in state.cache_bytes() {
+        let budget = state.config.cache.budget(cache);
+        assert!(
+            held <= budget,
+            "{cache} holds {held} bytes over its {budget}"
+        );
+    }
+    let views = state.cache_bytes()[0].1;
+    assert!(views > 0, "the views cache holds something");
+    let text = metrics_text(&app).await;
+    assert!(
+        counter(&text, "coffer_cache_evictions_total", "cache=\"views\"") > 0,
+        "forty customers do not fit 64 KiB: {text}"
+    );
+    assert!(
+        has_sample(&text, "coffer_cache_bytes", &["cache=\"views\""]),
+        "{text}"
+    );
+    assert!(
+        has_sample(&text, "coffer_cache_budget_bytes", &["cache=\"answers\""]),
+        "{text}"
+    );
 }

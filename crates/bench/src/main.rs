@@ -7,11 +7,13 @@
 //! cargo run --release -p coffer-bench -- cached   # (a) cached balance vs (b) /v2/minimal
 //! cargo run --release -p coffer-bench -- cold     # (c) cold fan-out, providers at 50 / 80 ms
 //! cargo run --release -p coffer-bench -- sync     # (d) background sync of 100,000 customers
+//! cargo run --release -p coffer-bench -- memory   # (e) bytes per cached account, the budget held
 //! cargo run --release -p coffer-bench -- all
 //! ```
 #![forbid(unsafe_code)]
 
 mod load;
+mod memory;
 mod scenarios;
 mod setup;
 
@@ -53,6 +55,9 @@ enum Scenario {
     /// (d) background sync throughput: N customers linked to both providers, providers at 20 ms;
     /// then the all-customer totals latency at that size.
     Sync(scenarios::SyncArgs),
+    /// (e) memory: resident bytes per cached account, and the caches held to `cache.max_bytes`
+    /// while 100,000 customers x 10 accounts are each asked once.
+    Memory(memory::MemoryArgs),
     /// (a)+(b), (c) and (d) with their defaults.
     All(AllArgs),
 }
@@ -95,6 +100,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Cached(a) => scenarios::cached(&url, client, &a).await,
             Scenario::Cold(a) => scenarios::cold(&url, client, &a).await,
             Scenario::Sync(a) => scenarios::sync(&url, client, &a).await,
+            Scenario::Memory(a) => memory::memory(&url, client, &a).await,
             Scenario::All(all) => {
                 scenarios::cached(&url, client.clone(), &scenarios::CachedArgs::default()).await?;
                 scenarios::cold(&url, client.clone(), &scenarios::ColdArgs::default()).await?;

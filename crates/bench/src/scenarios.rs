@@ -29,7 +29,7 @@ fn links(external_id: &str) -> Vec<Link> {
 
 /// Creates `ids` (customer id, external id at both providers) through the store's own API,
 /// `parallel` at a time.
-async fn create_customers(
+pub(crate) async fn create_customers(
     store: &Arc<dyn Store>,
     ids: Vec<(String, String)>,
     parallel: usize,

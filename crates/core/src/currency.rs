@@ -2,6 +2,8 @@
 //! issuers and pegs. Lookup is case-insensitive and returns the canonical spelling; unknown codes
 //! are kept (upper-cased) and flagged, never dropped.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// What kind of currency a registry entry is.
@@ -132,8 +134,11 @@ pub fn lookup(code: &str) -> Option<&'static CurrencyInfo> {
 
 /// A currency code in its canonical spelling. Unknown codes are kept upper-cased and
 /// [`Currency::is_known`] says they are not in the registry.
+///
+/// A registry currency borrows the registry's static code, so the millions of accounts a cache
+/// holds carry no copy of it; only an unknown code owns its text.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Currency(String);
+pub struct Currency(Cow<'static, str>);
 
 /// Display decimals used for a currency the registry does not know.
 pub const UNKNOWN_DECIMALS: u32 = 8;
@@ -142,18 +147,26 @@ impl Currency {
     /// Canonicalises a code. Never fails: an unknown code is kept, upper-cased, and flagged.
     pub fn new(code: &str) -> Self {
         match lookup(code) {
-            Some(info) => Currency(info.code.to_owned()),
-            None => Currency(code.trim().to_uppercase()),
+            Some(info) => Currency(Cow::Borrowed(info.code)),
+            None => Currency(Cow::Owned(code.trim().to_uppercase())),
         }
     }
 
     /// Like [`Currency::new`] but refuses codes the registry does not know, or empty ones.
     pub fn known(code: &str) -> Option<Self> {
-        lookup(code).map(|info| Currency(info.code.to_owned()))
+        lookup(code).map(|info| Currency(Cow::Borrowed(info.code)))
     }
 
     pub fn code(&self) -> &str {
         &self.0
+    }
+
+    /// Heap bytes this value owns (none for a registry currency): for weighing caches.
+    pub fn heap_bytes(&self) -> usize {
+        match &self.0 {
+            Cow::Borrowed(_) => 0,
+            Cow::Owned(s) => s.capacity(),
+        }
     }
 
     pub fn info(&self) -> Option<&'static CurrencyInfo> {
@@ -241,6 +254,17 @@ mod tests {
         assert_eq!(Currency::new("eurøp").code(), "EURØP");
         assert_eq!(Currency::new("usdc").code(), "USDC");
         assert_eq!(Currency::new("EUSD").code(), "eUSD");
+    }
+
+    /// The caches weigh accounts by what they own: a known currency owns nothing, however it
+    /// was spelled or read.
+    #[test]
+    fn registry_currencies_own_no_heap() {
+        assert_eq!(Currency::new("eure").heap_bytes(), 0);
+        assert_eq!(Currency::known("BTC").map(|c| c.heap_bytes()), Some(0));
+        let read: Currency = serde_json::from_str("\"usdc\"").unwrap();
+        assert_eq!(read.heap_bytes(), 0);
+        assert!(Currency::new("zzz").heap_bytes() >= 3);
     }
 
     #[test]

@@ -21,6 +21,11 @@ pub struct AnswerKey {
 impl AnswerKey {
     /// `question`: the request's query pairs, as sent (order matters; a reordered query is
     /// simply another entry).
+    /// The bytes of the question this key holds (for weighing).
+    pub fn question_len(&self) -> usize {
+        self.question.capacity()
+    }
+
     pub fn new(endpoint: &'static str, view: u64, rates: u64, pairs: &[(String, String)]) -> Self {
         let mut question = String::new();
         for (k, v) in pairs {
@@ -43,13 +48,25 @@ pub struct AnswerCache {
 }
 
 impl AnswerCache {
-    /// Entries live no longer than the views they were computed from (`ttl`).
-    pub fn new(ttl: Duration, capacity: u64) -> Self {
+    /// Entries live no longer than the views they were computed from (`ttl`), and weigh
+    /// their bytes against `max_bytes`.
+    pub fn new(ttl: Duration, max_bytes: u64) -> Self {
         let cache = moka::future::Cache::builder()
-            .max_capacity(capacity)
+            .max_capacity(max_bytes)
+            .weigher(|k: &AnswerKey, v: &Bytes| crate::weigh::answer(k, v))
+            .eviction_listener(|_, _, cause| crate::metrics::cache_eviction("answers", cause))
             .time_to_live(ttl.max(Duration::from_millis(1)))
             .build();
         AnswerCache { cache }
+    }
+
+    /// The bytes held now, by the weights the cache is bounded by.
+    pub fn weighed_bytes(&self) -> u64 {
+        self.cache.weighted_size()
+    }
+
+    pub async fn settle(&self) {
+        self.cache.run_pending_tasks().await;
     }
 
     pub async fn get(&self, key: &AnswerKey) -> Option<Bytes> {

@@ -98,15 +98,28 @@ pub struct KeyResolver {
 }
 
 impl KeyResolver {
-    pub fn new(store: Arc<dyn Store>, bootstrap_key: Option<&str>, ttl: Duration) -> Self {
+    /// `max_bytes`: what the resolved keys may hold (a reader's key carries its customer list).
+    pub fn new(
+        store: Arc<dyn Store>,
+        bootstrap_key: Option<&str>,
+        ttl: Duration,
+        max_bytes: u64,
+    ) -> Self {
         Self {
             store,
             bootstrap_hash: bootstrap_key.filter(|k| !k.is_empty()).map(hash_key),
             cache: moka::future::Cache::builder()
-                .max_capacity(10_000)
+                .max_capacity(max_bytes)
+                .weigher(|k: &String, v: &Option<Caller>| crate::weigh::caller(k, v))
+                .eviction_listener(|_, _, cause| crate::metrics::cache_eviction("keys", cause))
                 .time_to_live(ttl)
                 .build(),
         }
+    }
+
+    /// The bytes held now, by the weights the cache is bounded by.
+    pub fn weighed_bytes(&self) -> u64 {
+        self.cache.weighted_size()
     }
 
     pub async fn resolve(&self, key: &str) -> Result<Option<Caller>, ApiError> {

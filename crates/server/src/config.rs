@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use bytesize::ByteSize;
 use coffer_core::Currency;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -112,8 +113,31 @@ pub struct CacheConfig {
     /// How long an answer that holds a provider failure stays in memory, so recovery is seen soon.
     #[serde(with = "humantime_serde")]
     pub error_ttl: Duration,
-    /// Customers held in memory.
-    pub capacity: u64,
+    /// Memory for every in-memory cache together, weighed in bytes (`"192 MiB"`), split as
+    /// [`CacheConfig::budget`] says. Bounds the process's cached data whatever the number of
+    /// customers or accounts: past it the least useful entries are evicted, never an error.
+    pub max_bytes: ByteSize,
+}
+
+/// Shares of `cache.max_bytes`, in percent: customer views (L1), the last-known views (the
+/// answer of last resort while the store is down; they share their views with L1, so a
+/// customer in both costs its bytes once), serialised answers, resolved API keys.
+pub const CACHE_SHARES: [(&str, u64); 4] = [
+    ("views", 40),
+    ("last_known", 30),
+    ("answers", 25),
+    ("keys", 5),
+];
+
+impl CacheConfig {
+    /// The bytes of one cache's share of `max_bytes`.
+    pub fn budget(&self, cache: &str) -> u64 {
+        let share = CACHE_SHARES
+            .iter()
+            .find(|(name, _)| *name == cache)
+            .map_or(0, |(_, pct)| *pct);
+        self.max_bytes.as_u64() / 100 * share
+    }
 }
 
 impl Default for CacheConfig {
@@ -122,7 +146,9 @@ impl Default for CacheConfig {
             ttl: Duration::from_secs(30),
             stale_if_error: Duration::from_secs(24 * 3600),
             error_ttl: Duration::from_secs(5),
-            capacity: 100_000,
+            // The shipped manifests give a pod 512 MiB; the rest of the process (runtime,
+            // pools, requests in flight, allocator slack) stays within the remainder.
+            max_bytes: ByteSize::mib(192),
         }
     }
 }

@@ -64,6 +64,25 @@ pub fn cache(outcome: &'static str) {
     counter!("coffer_cache_requests_total", "outcome" => outcome).increment(1);
 }
 
+/// An entry a cache dropped before it was replaced or invalidated: `size` (the byte budget
+/// was full) or `expired` (its time to live passed). Replacements and invalidations are not
+/// evictions and are not counted.
+pub fn cache_eviction(cache: &'static str, cause: moka::notification::RemovalCause) {
+    use moka::notification::RemovalCause;
+    let cause = match cause {
+        RemovalCause::Size => "size",
+        RemovalCause::Expired => "expired",
+        RemovalCause::Explicit | RemovalCause::Replaced => return,
+    };
+    counter!("coffer_cache_evictions_total", "cache" => cache, "cause" => cause).increment(1);
+}
+
+/// The bytes a cache holds (by the weights it is bounded by) and its share of `max_bytes`.
+pub fn cache_bytes(cache: &'static str, held: u64, budget: u64) {
+    gauge!("coffer_cache_bytes", "cache" => cache).set(held as f64);
+    gauge!("coffer_cache_budget_bytes", "cache" => cache).set(budget as f64);
+}
+
 pub fn answer_cache(hit: bool) {
     let outcome = if hit { "hit" } else { "miss" };
     counter!("coffer_answer_cache_requests_total", "outcome" => outcome).increment(1);

@@ -101,6 +101,12 @@ pub async fn start(
     until_signal: bool,
 ) -> Result<Running, StartError> {
     config.validate()?;
+    if let Some(w) = crate::cgroup::budget_warning(
+        config.cache.max_bytes.as_u64(),
+        crate::cgroup::memory_limit(),
+    ) {
+        tracing::warn!("{w}");
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let store = match opts.store {
         Some(s) => s,

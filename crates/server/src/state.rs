@@ -41,3 +41,19 @@ impl Deref for AppState {
         &self.0
     }
 }
+
+impl Inner {
+    /// The bytes every cache holds, by the weights they are bounded by (`cache.max_bytes`).
+    pub fn cache_bytes(&self) -> Vec<(&'static str, u64)> {
+        let mut held = self.fresh.weighed_bytes().to_vec();
+        held.push(("answers", self.answers.weighed_bytes()));
+        held.push(("keys", self.keys.weighed_bytes()));
+        held
+    }
+
+    /// Settles every cache's pending inserts and evictions (benchmarks, tests).
+    pub async fn settle_caches(&self) {
+        self.fresh.settle().await;
+        self.answers.settle().await;
+    }
+}

@@ -179,14 +179,15 @@ impl Freshness {
     pub fn new(store: Arc<dyn Store>, providers: Arc<Providers>, cfg: CacheConfig) -> Self {
         // Entries live as long as they may be served stale, not just `ttl`: freshness is checked
         // on read, and an old entry is the answer of last resort when the store is down.
-        let l1 = moka::future::Cache::builder()
-            .max_capacity(cfg.capacity)
-            .time_to_live(cfg.stale_if_error.max(cfg.ttl))
-            .build();
-        let last_known = moka::future::Cache::builder()
-            .max_capacity(cfg.capacity)
-            .time_to_live(cfg.stale_if_error.max(cfg.ttl))
-            .build();
+        let views = |name: &'static str| {
+            moka::future::Cache::builder()
+                .max_capacity(cfg.budget(name))
+                .weigher(|k: &String, v: &Arc<CustomerView>| crate::weigh::view(k, v))
+                .eviction_listener(move |_, _, cause| crate::metrics::cache_eviction(name, cause))
+                .time_to_live(cfg.stale_if_error.max(cfg.ttl))
+                .build()
+        };
+        let (l1, last_known) = (views("views"), views("last_known"));
         Self {
             store,
             providers,
@@ -210,6 +211,20 @@ impl Freshness {
 
     pub fn config(&self) -> &CacheConfig {
         &self.cfg
+    }
+
+    /// The bytes each view cache holds now, by the weights it is bounded by.
+    pub fn weighed_bytes(&self) -> [(&'static str, u64); 2] {
+        [
+            ("views", self.l1.weighted_size()),
+            ("last_known", self.last_known.weighted_size()),
+        ]
+    }
+
+    /// Settles pending inserts and evictions, so `weighed_bytes` is exact (benchmarks, tests).
+    pub async fn settle(&self) {
+        self.l1.run_pending_tasks().await;
+        self.last_known.run_pending_tasks().await;
     }
 
     /// Drops a customer from L1 (after a refresh elsewhere, a link or rate change).

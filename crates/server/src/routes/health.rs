@@ -71,6 +71,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     for p in state.providers.all() {
         crate::metrics::breaker_state(p.id(), p.breaker_state().as_gauge());
     }
+    for (cache, held) in state.cache_bytes() {
+        crate::metrics::cache_bytes(cache, held, state.config.cache.budget(cache));
+    }
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

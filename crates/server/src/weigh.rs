@@ -1,0 +1,82 @@
+//! What a cached value costs in memory: the weights the caches are bounded by
+//! (`cache.max_bytes`). An estimate, counted from the values themselves: the inline size of each
+//! struct, the capacity of each owned string and vector, and a fixed cost per entry for moka's
+//! own bookkeeping (its node, the key's hash, the deque links and timers). It errs on the high
+//! side, so the budget is kept.
+
+use coffer_core::{Account, Wallet};
+
+use crate::answers::AnswerKey;
+use crate::auth::Caller;
+use crate::fresh::{CustomerView, ProviderView};
+
+/// moka's cost per entry beyond the key and the value (measured: its node, hash, timer wheel
+/// and deque links come to about this on 64-bit).
+pub const ENTRY_OVERHEAD: usize = 160;
+
+fn string(s: &str) -> usize {
+    s.len()
+}
+
+fn opt(s: &Option<String>) -> usize {
+    s.as_ref().map_or(0, |s| s.capacity())
+}
+
+fn wallet(w: &Wallet) -> usize {
+    std::mem::size_of::<Wallet>()
+        + w.network.capacity()
+        + w.address.capacity()
+        + opt(&w.tag)
+        + opt(&w.network_name)
+}
+
+/// One account: its struct and everything it owns.
+pub fn account(a: &Account) -> usize {
+    std::mem::size_of::<Account>()
+        + a.id.capacity()
+        + a.customer_id.capacity()
+        + a.provider_id.capacity()
+        + a.provider_account_id.capacity()
+        + opt(&a.provider_customer_ref)
+        + a.currency.heap_bytes()
+        + a.wallets.iter().map(wallet).sum::<usize>()
+        + (a.wallets.capacity() - a.wallets.len()) * std::mem::size_of::<Wallet>()
+        + opt(&a.iban)
+        + a.provider_rate.as_ref().map_or(0, |r| r.quote.heap_bytes())
+}
+
+fn provider(p: &ProviderView) -> usize {
+    std::mem::size_of::<ProviderView>()
+        + p.provider_id.capacity()
+        + p.accounts.iter().map(account).sum::<usize>()
+        + (p.accounts.capacity() - p.accounts.len()) * std::mem::size_of::<Account>()
+        + p.rejected.iter().map(|r| r.capacity() + 24).sum::<usize>()
+}
+
+/// A customer's view, as L1 and the last-known cache hold it (behind an `Arc`).
+pub fn view(key: &str, v: &CustomerView) -> u32 {
+    let bytes = ENTRY_OVERHEAD
+        + string(key)
+        + std::mem::size_of::<CustomerView>()
+        + v.customer_id.capacity()
+        + v.providers.iter().map(provider).sum::<usize>();
+    saturate(bytes)
+}
+
+/// A serialised answer and its key.
+pub fn answer(key: &AnswerKey, body: &[u8]) -> u32 {
+    saturate(ENTRY_OVERHEAD + std::mem::size_of::<AnswerKey>() + key.question_len() + body.len())
+}
+
+/// A resolved API key (or the memory that it resolves to nothing).
+pub fn caller(hash: &str, caller: &Option<Caller>) -> u32 {
+    let owned = caller.as_ref().map_or(0, |c| {
+        c.key_id.capacity() + c.customers.iter().map(|s| s.capacity() + 24).sum::<usize>()
+    });
+    saturate(ENTRY_OVERHEAD + string(hash) + std::mem::size_of::<Option<Caller>>() + owned)
+}
+
+/// moka weighs in `u32`; a value beyond 4 GiB weighs the most it can (and is never kept).
+fn saturate(bytes: usize) -> u32 {
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
