@@ -1,13 +1,12 @@
-//! The commands: `serve`, `migrate`, `keys create`, `sim`, `demo`.
+//! The commands: `serve`, `migrate`, `keys`, `audit`, `sim`, `demo`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use coffer_server::config::Config;
 use coffer_server::run::{StartOptions, start};
-use coffer_store::Role;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,6 +31,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Run the provider simulators (fake P100 and Corebanq) until interrupted.
     Sim(SimArgs),
     /// A working service on the embedded store and both simulators, with demo customers and an
@@ -48,9 +50,20 @@ pub enum KeysCommand {
         /// Customers a reader may read, comma-separated.
         #[arg(long, value_delimiter = ',')]
         customers: Vec<String>,
+        /// The key stops working this long from now (`90d`, `12h`); without it, never.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<std::time::Duration>,
     },
+    /// List every key: id, role, scope, created, expiry, last use, revoked.
+    List,
     /// Revoke a key by its id.
     Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the whole hash chain; exits non-zero naming the first broken entry.
+    Verify,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -87,13 +100,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => serve(cli.config).await,
         Command::Migrate => migrate(cli.config).await,
-        Command::Keys(k) => keys(cli.config, k).await,
+        Command::Keys(k) => crate::admin::keys(load(cli.config)?, k).await,
+        Command::Audit(a) => crate::admin::audit(load(cli.config)?, a).await,
         Command::Sim(a) => sim(a).await,
         Command::Demo(a) => crate::demo::run(a).await,
     }
 }
 
-fn load(path: Option<PathBuf>) -> anyhow::Result<Config> {
+pub fn load(path: Option<PathBuf>) -> anyhow::Result<Config> {
     Ok(Config::load(path.as_deref())?)
 }
 
@@ -121,47 +135,6 @@ async fn migrate(path: Option<PathBuf>) -> anyhow::Result<()> {
     let store = coffer_store::connect(&config.database.url).await?;
     store.migrate().await?;
     println!("migrations applied ({})", store.backend());
-    Ok(())
-}
-
-async fn keys(path: Option<PathBuf>, cmd: KeysCommand) -> anyhow::Result<()> {
-    let config = load(path)?;
-    let store = coffer_store::connect(&config.database.url).await?;
-    store.migrate().await?;
-    match cmd {
-        KeysCommand::Create { role, customers } => {
-            let role = match role {
-                RoleArg::Admin => Role::Admin,
-                RoleArg::Reader => Role::Reader,
-            };
-            let customers: Vec<String> = customers
-                .into_iter()
-                .map(|c| c.trim().to_owned())
-                .filter(|c| !c.is_empty())
-                .collect();
-            if role == Role::Reader && customers.is_empty() {
-                bail!("a reader key needs --customers ID[,ID…]");
-            }
-            for c in &customers {
-                store
-                    .get_customer(c)
-                    .await
-                    .with_context(|| format!("customer `{c}`"))?;
-            }
-            let (key, stored) =
-                coffer_server::auth::create_key(store.as_ref(), role, customers).await?;
-            println!(
-                "created {} key {} (shown once; store it now)",
-                role.as_str(),
-                stored.id
-            );
-            println!("{key}");
-        }
-        KeysCommand::Revoke { id } => {
-            store.revoke_api_key(&id).await?;
-            println!("revoked {id}");
-        }
-    }
     Ok(())
 }
 

@@ -1,6 +1,7 @@
 //! `coffer`: the binary. Thin: parses the command line and calls into the crates.
 #![forbid(unsafe_code)]
 
+mod admin;
 mod cli;
 mod demo;
 

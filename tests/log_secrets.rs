@@ -129,6 +129,8 @@ async fn no_secret_in_logs_or_error_bodies() {
         running.state.store.as_ref(),
         coffer_store::Role::Reader,
         vec!["c1".into()],
+        None,
+        &coffer_store::Actor::cli(),
     )
     .await
     .unwrap();

@@ -292,6 +292,8 @@ impl TestApp {
             store.as_ref(),
             coffer_store::Role::Reader,
             customers.iter().map(|c| (*c).to_owned()).collect(),
+            None,
+            &coffer_store::Actor::cli(),
         )
         .await
         .unwrap();

@@ -41,6 +41,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "rates", description = "The rate table"),
         (name = "ops", description = "Health, readiness, metrics"),
         (name = "webhooks", description = "Providers' webhooks in, and their inbox (admin)"),
+        (name = "audit", description = "Every admin change and all-customer read, hash-chained (admin)"),
     )
 )]
 struct ApiDoc;
@@ -167,6 +168,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(crate::webhooks::receive))
         .routes(routes!(crate::webhooks::admin::list))
         .routes(routes!(crate::webhooks::admin::replay))
+        .routes(routes!(routes::audit::list))
         .split_for_parts();
     let api = Arc::new(api);
     let cfg = Arc::clone(&state.config);
@@ -179,6 +181,10 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .route("/v2/minimal", axum::routing::get(minimal))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::audit::reads,
+        ))
         .with_state(state);
     with_middleware(router, &cfg.server)
 }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use coffer_store::{ApiKey, NewApiKey, Role, Scope, Store};
+use chrono::{DateTime, Utc};
+use coffer_store::{Actor, ApiKey, NewApiKey, Role, Scope, Store};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -34,15 +35,17 @@ pub async fn create_key(
     store: &dyn Store,
     role: Role,
     customers: Vec<String>,
+    expires_at: Option<DateTime<Utc>>,
+    by: &Actor,
 ) -> Result<(String, ApiKey), coffer_store::StoreError> {
     let key = generate_key();
-    let stored = store
-        .insert_api_key(&NewApiKey {
-            hash: hash_key(&key),
-            role,
-            customers,
-        })
-        .await?;
+    let new = NewApiKey {
+        hash: hash_key(&key),
+        role,
+        customers,
+        expires_at,
+    };
+    let stored = store.insert_api_key_by(&new, by).await?;
     Ok((key, stored))
 }
 
@@ -54,11 +57,20 @@ pub struct Caller {
     pub role: Role,
     /// Readers: their customers.
     pub customers: Arc<Vec<String>>,
+    /// After it the key answers 401 (`key_expired`).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// This request's `x-request-id`, for the audit log.
+    pub request_id: Option<String>,
 }
 
 impl Caller {
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
+    }
+
+    /// Who makes a change, as the audit log names them.
+    pub fn actor(&self) -> Actor {
+        Actor::key(&self.key_id, self.request_id.as_deref())
     }
 
     pub fn require_admin(&self) -> Result<(), ApiError> {
@@ -129,6 +141,8 @@ impl KeyResolver {
                 key_id: "bootstrap".into(),
                 role: Role::Admin,
                 customers: Arc::new(vec![]),
+                expires_at: None,
+                request_id: None,
             }));
         }
         if let Some(c) = self.cache.get(&hash).await {
@@ -139,7 +153,19 @@ impl KeyResolver {
             key_id: k.id,
             role: k.role,
             customers: Arc::new(k.customers),
+            expires_at: k.expires_at,
+            request_id: None,
         });
+        if let Some(c) = &caller {
+            // Last use, to the cache's time to live: one write per key per replica per 30 s,
+            // off the request's path.
+            let (store, id) = (Arc::clone(&self.store), c.key_id.clone());
+            tokio::spawn(async move {
+                if let Err(e) = store.touch_api_key(&id, Utc::now()).await {
+                    tracing::debug!(key = %id, error = %e, "last use of the key not recorded");
+                }
+            });
+        }
         self.cache.insert(hash, caller.clone()).await;
         Ok(caller)
     }
@@ -176,12 +202,20 @@ impl FromRequestParts<AppState> for Caller {
         let key = presented_key(parts)
             .filter(|k| !k.is_empty())
             .ok_or(ApiError::Unauthorized)?;
-        let caller = state
+        let mut caller = state
             .keys
             .resolve(key)
             .await?
             .ok_or(ApiError::Unauthorized)?;
+        if let Some(at) = caller.expires_at.filter(|at| *at <= Utc::now()) {
+            return Err(ApiError::KeyExpired(at));
+        }
         state.limiter.check(&caller.key_id)?;
+        caller.request_id = parts
+            .headers
+            .get(crate::app::REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         parts.extensions.insert(caller.clone());
         Ok(caller)
     }
@@ -208,6 +242,8 @@ mod tests {
             key_id: "k".into(),
             role: Role::Reader,
             customers: Arc::new(vec!["a".into()]),
+            expires_at: None,
+            request_id: None,
         };
         assert_eq!(reader.scope(Some("a")), Scope::Customers(vec!["a".into()]));
         assert_eq!(reader.scope(Some("b")), Scope::Customers(vec![]));
@@ -216,6 +252,8 @@ mod tests {
             key_id: "k".into(),
             role: Role::Admin,
             customers: Arc::new(vec![]),
+            expires_at: None,
+            request_id: None,
         };
         assert_eq!(admin.scope(None), Scope::All);
     }

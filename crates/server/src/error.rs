@@ -30,6 +30,9 @@ pub enum ApiError {
     InvalidBody(String),
     #[error("missing or invalid API key")]
     Unauthorized,
+    /// 401: a key that was valid until its expiry.
+    #[error("the API key expired at {0}")]
+    KeyExpired(chrono::DateTime<chrono::Utc>),
     /// 401 on a provider's webhook: no token, a wrong one, or no webhook inbox for that id.
     #[error("missing or wrong webhook token")]
     WebhookUnauthorized,
@@ -70,7 +73,9 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             ApiError::InvalidParam { .. } | ApiError::InvalidBody(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized | ApiError::WebhookUnauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized | ApiError::WebhookUnauthorized | ApiError::KeyExpired(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -95,6 +100,14 @@ impl ApiError {
                 "missing or invalid API key: send `x-api-key: KEY` or `Authorization: Bearer KEY`"
                     .into(),
                 json!({}),
+            ),
+            ApiError::KeyExpired(at) => (
+                "key_expired",
+                format!(
+                    "the API key expired at {}: ask an administrator for a new one",
+                    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+                json!({ "expired_at": at }),
             ),
             ApiError::WebhookUnauthorized => (
                 "unauthorized",

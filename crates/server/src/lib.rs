@@ -7,6 +7,7 @@
 
 pub mod answers;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod bucket;
 pub mod cgroup;

@@ -14,6 +14,7 @@ use coffer_core::{Account, Currency, ProviderErrorKind, Status, query::Filter};
 use rust_decimal::Decimal;
 
 mod at;
+mod audit;
 mod error;
 mod plan;
 mod postgres;
@@ -21,6 +22,7 @@ mod rows;
 mod sqlite;
 mod webhooks;
 
+pub use audit::{Actor, AuditEntry, AuditFilter, Broken, GENESIS, NewAudit, verify};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use webhooks::{NewWebhook, WebhookEntry, WebhookFilter, WebhookOutcome, WebhookState};
@@ -57,6 +59,19 @@ pub struct Customer {
     pub name: Option<String>,
     pub links: Vec<Link>,
     pub created_at: DateTime<Utc>,
+}
+
+impl Customer {
+    /// What the audit log keeps of a customer (links by provider, as they read back).
+    pub fn audited(&self) -> serde_json::Value {
+        let mut links: Vec<&Link> = self.links.iter().collect();
+        links.sort_by(|a, b| a.provider.cmp(&b.provider));
+        let links: Vec<serde_json::Value> = links
+            .into_iter()
+            .map(|l| serde_json::json!({"provider": l.provider, "external_id": l.external_id}))
+            .collect();
+        serde_json::json!({"id": self.id, "name": self.name, "links": links})
+    }
 }
 
 /// One external id at one provider instance. A customer has at most one link per provider; an
@@ -222,6 +237,23 @@ pub struct ApiKey {
     pub customers: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// After it, the key answers 401 saying it expired.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was last resolved from the store (to the key cache's 30 s).
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+impl ApiKey {
+    /// What the audit log keeps of a key: everything but its hash.
+    pub fn audited(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "role": self.role.as_str(),
+            "customers": self.customers,
+            "expires_at": self.expires_at,
+            "revoked_at": self.revoked_at,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,6 +261,7 @@ pub struct NewApiKey {
     pub hash: String,
     pub role: Role,
     pub customers: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// A (customer, provider) pair leased for background sync.
@@ -326,16 +359,26 @@ pub trait Store: Send + Sync + 'static {
     /// A cheap round trip, for readiness.
     async fn ping(&self) -> Result<()>;
 
-    // Customers and links.
+    // Customers and links. Every change is appended to the audit log in its transaction, by
+    // `by` (the `_by`-less forms change as `Actor::system()`).
     /// Conflict when the id exists or a link's external id belongs to another customer.
-    async fn create_customer(&self, c: &NewCustomer) -> Result<Customer>;
+    async fn create_customer_by(&self, c: &NewCustomer, by: &Actor) -> Result<Customer>;
+    async fn create_customer(&self, c: &NewCustomer) -> Result<Customer> {
+        self.create_customer_by(c, &Actor::system()).await
+    }
     async fn get_customer(&self, id: &str) -> Result<Customer>;
     /// Ordered by id, keyset after `after`.
     async fn list_customers(&self, after: Option<&str>, limit: u32) -> Result<Vec<Customer>>;
     /// Replaces name and links. NotFound / Conflict as for create.
-    async fn update_customer(&self, c: &NewCustomer) -> Result<Customer>;
+    async fn update_customer_by(&self, c: &NewCustomer, by: &Actor) -> Result<Customer>;
+    async fn update_customer(&self, c: &NewCustomer) -> Result<Customer> {
+        self.update_customer_by(c, &Actor::system()).await
+    }
     /// Deletes the customer, its links, snapshots, history and sync state.
-    async fn delete_customer(&self, id: &str) -> Result<()>;
+    async fn delete_customer_by(&self, id: &str, by: &Actor) -> Result<()>;
+    async fn delete_customer(&self, id: &str) -> Result<()> {
+        self.delete_customer_by(id, &Actor::system()).await
+    }
 
     // Snapshots and accounts.
     /// Atomically replaces one provider's accounts of one customer: upserts `accounts`, marks
@@ -385,14 +428,14 @@ pub trait Store: Send + Sync + 'static {
         base: &Currency,
         rates: &BTreeMap<Currency, Decimal>,
         as_of: DateTime<Utc>,
-        key_id: Option<&str>,
+        by: &Actor,
     ) -> Result<()>;
     /// Removes a manual rate; when there was one, a removal version from `as_of` is kept.
     async fn delete_manual_rate(
         &self,
         currency: &Currency,
         as_of: DateTime<Utc>,
-        key_id: Option<&str>,
+        by: &Actor,
     ) -> Result<()>;
     /// Every stored rate (manual and provider-reported, latest per source).
     async fn rates(&self) -> Result<Vec<StoredRate>>;
@@ -403,10 +446,53 @@ pub trait Store: Send + Sync + 'static {
     /// A currency's manual rate versions, oldest first.
     async fn manual_rate_versions(&self, currency: &Currency) -> Result<Vec<ManualRateVersion>>;
 
-    // API keys.
-    async fn insert_api_key(&self, k: &NewApiKey) -> Result<ApiKey>;
+    // API keys (creating and revoking one is audited like the customers' changes).
+    async fn insert_api_key_by(&self, k: &NewApiKey, by: &Actor) -> Result<ApiKey>;
+    async fn insert_api_key(&self, k: &NewApiKey) -> Result<ApiKey> {
+        self.insert_api_key_by(k, &Actor::system()).await
+    }
     async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>>;
-    async fn revoke_api_key(&self, id: &str) -> Result<()>;
+    async fn revoke_api_key_by(&self, id: &str, by: &Actor) -> Result<()>;
+    async fn revoke_api_key(&self, id: &str) -> Result<()> {
+        self.revoke_api_key_by(id, &Actor::system()).await
+    }
+    /// Every key, oldest first.
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>>;
+    /// Records that the key was used at `at`.
+    async fn touch_api_key(&self, id: &str, at: DateTime<Utc>) -> Result<()>;
+
+    // The audit log.
+    /// Appends an entry on its own (reads and exports; changes append in their transaction).
+    async fn append_audit(&self, by: &Actor, a: NewAudit) -> Result<AuditEntry>;
+    /// Entries matching `f`, newest first.
+    async fn list_audit(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>>;
+    /// Up to `limit` entries after `after_seq`, oldest first: the chain, to verify.
+    async fn audit_run(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>>;
+    /// The chain's head as the appends left it: the last `(seq, hash)`.
+    async fn audit_head(&self) -> Result<(i64, String)>;
+    /// Walks the whole chain and compares its end with the head: the number of entries, or
+    /// where it first breaks (an edit, a removal, an insertion, or entries cut off the end).
+    async fn verify_audit(&self) -> Result<std::result::Result<i64, Broken>> {
+        let mut head = (0, GENESIS.to_owned());
+        loop {
+            let run = self.audit_run(head.0, 1000).await?;
+            if run.is_empty() {
+                let stored = self.audit_head().await?;
+                return Ok(if stored == head {
+                    Ok(head.0)
+                } else {
+                    Err(Broken::Truncated {
+                        head: stored.0,
+                        last: head.0,
+                    })
+                });
+            }
+            match verify(&run, head) {
+                Ok(next) => head = next,
+                Err(broken) => return Ok(Err(broken)),
+            }
+        }
+    }
 
     // Background sync.
     /// Leases up to `n` due pairs (next_due ≤ now, no live lease) for `owner` until now +

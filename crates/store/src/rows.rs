@@ -167,6 +167,8 @@ pub(crate) struct ApiKeyCols {
     pub customers: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 impl ApiKeyCols {
@@ -178,6 +180,8 @@ impl ApiKeyCols {
             customers: self.customers,
             created_at: self.created_at,
             revoked_at: self.revoked_at,
+            expires_at: self.expires_at,
+            last_used_at: self.last_used_at,
         })
     }
 }

@@ -160,7 +160,10 @@ pub async fn create(
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let new = validate(&state, id, body)?;
-    let c = state.store.create_customer(&new).await?;
+    let c = state
+        .store
+        .create_customer_by(&new, &caller.actor())
+        .await?;
     crate::notify::changed(&state, Some(&c.id)).await;
     Ok((StatusCode::CREATED, Json(out(c, None))))
 }
@@ -252,7 +255,10 @@ pub async fn update(
         ));
     }
     let new = validate(&state, id, body)?;
-    let c = state.store.update_customer(&new).await?;
+    let c = state
+        .store
+        .update_customer_by(&new, &caller.actor())
+        .await?;
     crate::notify::changed(&state, Some(&c.id)).await;
     Ok(Json(out(c, None)))
 }
@@ -266,7 +272,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require_admin()?;
-    state.store.delete_customer(&id).await?;
+    state.store.delete_customer_by(&id, &caller.actor()).await?;
     crate::notify::changed(&state, Some(&id)).await;
     Ok(StatusCode::NO_CONTENT)
 }

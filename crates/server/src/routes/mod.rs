@@ -3,7 +3,9 @@
 pub mod accounts;
 pub mod answer;
 pub mod at;
+pub mod audit;
 pub mod body;
+pub mod csv;
 pub mod customers;
 pub mod dto;
 pub mod health;

@@ -171,7 +171,7 @@ pub async fn put_rates(
     }
     state
         .store
-        .set_manual_rates(&state.base, &rates, Utc::now(), Some(&caller.key_id))
+        .set_manual_rates(&state.base, &rates, Utc::now(), &caller.actor())
         .await?;
     state.rates.invalidate().await;
     crate::notify::changed(&state, None).await;

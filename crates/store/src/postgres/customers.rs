@@ -6,9 +6,10 @@ use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 
 use super::PgStore;
+use super::audit::append;
 use crate::error::{Violation, db_err, violation};
 use crate::plan::check_links;
-use crate::{Customer, Link, NewCustomer, Result, StoreError};
+use crate::{Actor, Customer, Link, NewAudit, NewCustomer, Result, StoreError};
 
 #[derive(sqlx::FromRow)]
 struct CustomerRow {
@@ -42,7 +43,11 @@ fn customer(row: CustomerRow, mut links: Vec<Link>) -> Customer {
 }
 
 impl PgStore {
-    pub(super) async fn create_customer_impl(&self, c: &NewCustomer) -> Result<Customer> {
+    pub(super) async fn create_customer_impl(
+        &self,
+        c: &NewCustomer,
+        by: &Actor,
+    ) -> Result<Customer> {
         check_links(&c.links)?;
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let row: CustomerRow = sqlx::query_as(
@@ -62,13 +67,21 @@ impl PgStore {
             drop(tx);
             return Err(self.link_conflict(e, &c.id, &c.links).await);
         }
+        let created = customer(row, c.links.clone());
+        let a = NewAudit::change("customer.create", &c.id, None, Some(created.audited()));
+        append(&mut tx, by, a).await?;
         tx.commit().await.map_err(db_err)?;
-        Ok(customer(row, c.links.clone()))
+        Ok(created)
     }
 
-    pub(super) async fn update_customer_impl(&self, c: &NewCustomer) -> Result<Customer> {
+    pub(super) async fn update_customer_impl(
+        &self,
+        c: &NewCustomer,
+        by: &Actor,
+    ) -> Result<Customer> {
         check_links(&c.links)?;
         let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let before = current(&mut tx, &c.id).await?;
         let row: Option<CustomerRow> = sqlx::query_as(
             "UPDATE customers SET name = $2 WHERE id = $1 RETURNING id, name, created_at",
         )
@@ -99,8 +112,11 @@ impl PgStore {
             drop(tx);
             return Err(self.link_conflict(e, &c.id, &c.links).await);
         }
+        let updated = customer(row, c.links.clone());
+        let a = NewAudit::change("customer.update", &c.id, before, Some(updated.audited()));
+        append(&mut tx, by, a).await?;
         tx.commit().await.map_err(db_err)?;
-        Ok(customer(row, c.links.clone()))
+        Ok(updated)
     }
 
     /// Turns a failed link insert into a Conflict naming the link and its owner.
@@ -189,20 +205,14 @@ impl PgStore {
         Ok(map)
     }
 
-    pub(super) async fn delete_customer_impl(&self, id: &str) -> Result<()> {
+    pub(super) async fn delete_customer_impl(&self, id: &str, by: &Actor) -> Result<()> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        // Lock the customer first, then take its open accounts out of the rollup.
-        let found: Option<i32> =
-            sqlx::query_scalar("SELECT 1 FROM customers WHERE id = $1 FOR UPDATE")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        if found.is_none() {
+        // Lock the customer first (`current`), then take its open accounts out of the rollup.
+        let Some(before) = current(&mut tx, id).await? else {
             return Err(StoreError::NotFound {
                 what: format!("customer {id}"),
             });
-        }
+        };
         // Then its snapshot rows: a snapshot write in flight (which holds its row) finishes
         // first, so the rollup below sees its accounts; a later one waits, then finds no
         // customer.
@@ -257,8 +267,44 @@ impl PgStore {
             .await
             .map_err(db_err)?;
         }
+        append(
+            &mut tx,
+            by,
+            NewAudit::change("customer.delete", id, Some(before), None),
+        )
+        .await?;
         tx.commit().await.map_err(db_err)
     }
+}
+
+/// The customer as the audit log keeps it, locked for the change that follows; `None` when
+/// there is no such customer.
+async fn current(
+    tx: &mut Transaction<'_, Postgres>,
+    id: &str,
+) -> Result<Option<serde_json::Value>> {
+    let row: Option<CustomerRow> =
+        sqlx::query_as("SELECT id, name, created_at FROM customers WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    let Some(row) = row else { return Ok(None) };
+    let links: Vec<(String, String)> = sqlx::query_as(
+        "SELECT provider, external_id FROM customer_links WHERE customer_id = $1 ORDER BY provider",
+    )
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    let links = links
+        .into_iter()
+        .map(|(provider, external_id)| Link {
+            provider,
+            external_id,
+        })
+        .collect();
+    Ok(Some(customer(row, links).audited()))
 }
 
 /// Inserts the links not yet present and a sync pair due now for each new link.

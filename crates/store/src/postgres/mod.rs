@@ -6,8 +6,10 @@
 
 mod accounts;
 mod at;
+mod audit;
 mod batch;
 mod customers;
+mod keys;
 mod notify;
 mod rates;
 mod sync;
@@ -25,11 +27,10 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::error::db_err;
-use crate::rows::ApiKeyCols;
 use crate::{
-    ApiKey, Change, ConnectOptions, Customer, CustomerAccounts, HeldAt, HistoryEntry, Lease,
-    NewApiKey, NewCustomer, Result, SaveOutcome, Scope, SnapshotMeta, Store, StoreError,
-    StoredRate, SyncOutcome, SyncState, SyncWrite, Totals,
+    Actor, ApiKey, AuditEntry, AuditFilter, Change, ConnectOptions, Customer, CustomerAccounts,
+    HeldAt, HistoryEntry, Lease, NewApiKey, NewAudit, NewCustomer, Result, SaveOutcome, Scope,
+    SnapshotMeta, Store, StoreError, StoredRate, SyncOutcome, SyncState, SyncWrite, Totals,
 };
 use coffer_core::Account;
 
@@ -122,16 +123,6 @@ impl PgStore {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct ApiKeyRow {
-    id: String,
-    hash: String,
-    role: String,
-    customers: Vec<String>,
-    created_at: DateTime<Utc>,
-    revoked_at: Option<DateTime<Utc>>,
-}
-
 #[async_trait::async_trait]
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
@@ -153,8 +144,8 @@ impl Store for PgStore {
             .map_err(db_err)
     }
 
-    async fn create_customer(&self, c: &NewCustomer) -> Result<Customer> {
-        self.create_customer_impl(c).await
+    async fn create_customer_by(&self, c: &NewCustomer, by: &Actor) -> Result<Customer> {
+        self.create_customer_impl(c, by).await
     }
 
     async fn get_customer(&self, id: &str) -> Result<Customer> {
@@ -165,12 +156,12 @@ impl Store for PgStore {
         self.list_customers_impl(after, limit).await
     }
 
-    async fn update_customer(&self, c: &NewCustomer) -> Result<Customer> {
-        self.update_customer_impl(c).await
+    async fn update_customer_by(&self, c: &NewCustomer, by: &Actor) -> Result<Customer> {
+        self.update_customer_impl(c, by).await
     }
 
-    async fn delete_customer(&self, id: &str) -> Result<()> {
-        self.delete_customer_impl(id).await
+    async fn delete_customer_by(&self, id: &str, by: &Actor) -> Result<()> {
+        self.delete_customer_impl(id, by).await
     }
 
     async fn save_snapshot(
@@ -229,18 +220,18 @@ impl Store for PgStore {
         base: &Currency,
         rates: &BTreeMap<Currency, Decimal>,
         as_of: DateTime<Utc>,
-        key_id: Option<&str>,
+        by: &Actor,
     ) -> Result<()> {
-        self.set_manual_rates_impl(base, rates, as_of, key_id).await
+        self.set_manual_rates_impl(base, rates, as_of, by).await
     }
 
     async fn delete_manual_rate(
         &self,
         currency: &Currency,
         as_of: DateTime<Utc>,
-        key_id: Option<&str>,
+        by: &Actor,
     ) -> Result<()> {
-        self.delete_manual_rate_impl(currency, as_of, key_id).await
+        self.delete_manual_rate_impl(currency, as_of, by).await
     }
 
     async fn rates(&self) -> Result<Vec<StoredRate>> {
@@ -258,53 +249,40 @@ impl Store for PgStore {
         self.manual_rate_versions_impl(currency).await
     }
 
-    async fn insert_api_key(&self, k: &NewApiKey) -> Result<ApiKey> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let row: ApiKeyRow = sqlx::query_as(
-            "INSERT INTO api_keys (id, hash, role, customers, created_at) VALUES ($1, $2, $3, $4, $5)
-             RETURNING id, hash, role, customers, created_at, revoked_at",
-        )
-        .bind(&id)
-        .bind(&k.hash)
-        .bind(k.role.as_str())
-        .bind(&k.customers)
-        .bind(Utc::now())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| match crate::error::violation(&e) {
-            Some(crate::error::Violation::Unique) => {
-                StoreError::Conflict("an API key with this hash exists".to_owned())
-            }
-            _ => db_err(e),
-        })?;
-        key(row)
+    async fn insert_api_key_by(&self, k: &NewApiKey, by: &Actor) -> Result<ApiKey> {
+        self.insert_api_key_impl(k, by).await
     }
 
     async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
-        let row: Option<ApiKeyRow> = sqlx::query_as(
-            "SELECT id, hash, role, customers, created_at, revoked_at FROM api_keys WHERE hash = $1",
-        )
-        .bind(hash)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?;
-        row.map(key).transpose()
+        self.api_key_by_hash_impl(hash).await
     }
 
-    async fn revoke_api_key(&self, id: &str) -> Result<()> {
-        let done =
-            sqlx::query("UPDATE api_keys SET revoked_at = coalesce(revoked_at, $2) WHERE id = $1")
-                .bind(id)
-                .bind(Utc::now())
-                .execute(&self.pool)
-                .await
-                .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                what: format!("API key {id}"),
-            });
-        }
-        Ok(())
+    async fn revoke_api_key_by(&self, id: &str, by: &Actor) -> Result<()> {
+        self.revoke_api_key_impl(id, by).await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        self.list_api_keys_impl().await
+    }
+
+    async fn touch_api_key(&self, id: &str, at: DateTime<Utc>) -> Result<()> {
+        self.touch_api_key_impl(id, at).await
+    }
+
+    async fn append_audit(&self, by: &Actor, a: NewAudit) -> Result<AuditEntry> {
+        self.append_audit_impl(by, a).await
+    }
+
+    async fn list_audit(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        self.list_audit_impl(f).await
+    }
+
+    async fn audit_run(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>> {
+        self.audit_run_impl(after_seq, limit).await
+    }
+
+    async fn audit_head(&self) -> Result<(i64, String)> {
+        self.audit_head_impl().await
     }
 
     async fn lease_due(&self, owner: &str, n: u32, lease_for: Duration) -> Result<Vec<Lease>> {
@@ -405,16 +383,4 @@ impl Store for PgStore {
             .await
             .map_err(db_err)
     }
-}
-
-fn key(r: ApiKeyRow) -> Result<ApiKey> {
-    ApiKeyCols {
-        id: r.id,
-        hash: r.hash,
-        role: r.role,
-        customers: r.customers,
-        created_at: r.created_at,
-        revoked_at: r.revoked_at,
-    }
-    .into_key()
 }

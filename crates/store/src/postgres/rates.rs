@@ -9,9 +9,10 @@ use rust_decimal::Decimal;
 use sqlx::{Postgres, Transaction};
 
 use super::PgStore;
+use super::audit::append;
 use crate::error::db_err;
 use crate::rows::{self, RateCols};
-use crate::{ManualRateVersion, Result, StoredRate};
+use crate::{Actor, ManualRateVersion, NewAudit, Result, StoredRate};
 
 #[derive(sqlx::FromRow)]
 struct RateRow {
@@ -90,11 +91,19 @@ impl PgStore {
         base: &Currency,
         rates: &BTreeMap<Currency, Decimal>,
         as_of: DateTime<Utc>,
-        key_id: Option<&str>,
+        by: &Actor,
     ) -> Result<()> {
         let currencies: Vec<String> = rates.keys().map(|c| c.code().to_owned()).collect();
         let values: Vec<String> = rates.values().map(Decimal::to_string).collect();
         let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let before: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT currency, quote, rate::text FROM rates
+             WHERE source = 'manual' AND currency = ANY($1) ORDER BY currency FOR UPDATE",
+        )
+        .bind(&currencies)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
         // One manual rate per currency: a new base replaces the old quote.
         sqlx::query("DELETE FROM rates WHERE source = 'manual' AND currency = ANY($1)")
             .bind(&currencies)
@@ -123,10 +132,20 @@ impl PgStore {
         .bind(&values)
         .bind(base.code())
         .bind(as_of)
-        .bind(key_id)
+        .bind(&by.key_id)
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        let after = rates
+            .iter()
+            .map(|(c, r)| (c.code(), base.code(), r.to_string()));
+        let a = NewAudit::change(
+            "rate.set",
+            &currencies.join(","),
+            Some(crate::audit::rates_json(before)),
+            Some(crate::audit::rates_json(after)),
+        );
+        append(&mut tx, by, a).await?;
         tx.commit().await.map_err(db_err)
     }
 
@@ -134,22 +153,31 @@ impl PgStore {
         &self,
         currency: &Currency,
         as_of: DateTime<Utc>,
-        key_id: Option<&str>,
+        by: &Actor,
     ) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
         // A removal version only when a rate was removed: removing nothing changes nothing.
-        sqlx::query(
+        let gone: Vec<(String, String, String)> = sqlx::query_as(
             "WITH gone AS (
-                 DELETE FROM rates WHERE source = 'manual' AND currency = $1 RETURNING currency)
-             INSERT INTO manual_rate_versions (currency, as_of, key_id)
-             SELECT currency, $2, $3 FROM gone",
+                 DELETE FROM rates WHERE source = 'manual' AND currency = $1
+                 RETURNING currency, quote, rate::text AS rate),
+             kept AS (
+                 INSERT INTO manual_rate_versions (currency, as_of, key_id)
+                 SELECT currency, $2, $3 FROM gone)
+             SELECT currency, quote, rate FROM gone",
         )
         .bind(currency.code())
         .bind(as_of)
-        .bind(key_id)
-        .execute(&self.pool)
+        .bind(&by.key_id)
+        .fetch_all(&mut *tx)
         .await
-        .map(|_| ())
-        .map_err(db_err)
+        .map_err(db_err)?;
+        if !gone.is_empty() {
+            let before = Some(crate::audit::rates_json(gone));
+            let a = NewAudit::change("rate.remove", currency.code(), before, None);
+            append(&mut tx, by, a).await?;
+        }
+        tx.commit().await.map_err(db_err)
     }
 
     pub(super) async fn rates_impl(&self) -> Result<Vec<StoredRate>> {

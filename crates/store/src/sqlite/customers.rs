@@ -6,10 +6,11 @@ use chrono::Utc;
 use sqlx::{Sqlite, Transaction};
 
 use super::SqliteStore;
+use super::audit::append;
 use crate::error::{Violation, db_err, violation};
 use crate::plan::check_links;
 use crate::rows;
-use crate::{Customer, Link, NewCustomer, Result, StoreError};
+use crate::{Actor, Customer, Link, NewAudit, NewCustomer, Result, StoreError};
 
 #[derive(sqlx::FromRow)]
 struct CustomerRow {
@@ -36,7 +37,11 @@ fn customer(row: CustomerRow, mut links: Vec<Link>) -> Result<Customer> {
 }
 
 impl SqliteStore {
-    pub(super) async fn create_customer_impl(&self, c: &NewCustomer) -> Result<Customer> {
+    pub(super) async fn create_customer_impl(
+        &self,
+        c: &NewCustomer,
+        by: &Actor,
+    ) -> Result<Customer> {
         check_links(&c.links)?;
         let mut tx = self.write().await?;
         let row: CustomerRow = sqlx::query_as(
@@ -56,13 +61,21 @@ impl SqliteStore {
             tx.rollback().await.map_err(db_err)?;
             return Err(self.link_conflict(e, &c.id, &c.links).await);
         }
+        let created = customer(row, c.links.clone())?;
+        let a = NewAudit::change("customer.create", &c.id, None, Some(created.audited()));
+        append(&mut tx, by, a).await?;
         tx.commit().await.map_err(db_err)?;
-        customer(row, c.links.clone())
+        Ok(created)
     }
 
-    pub(super) async fn update_customer_impl(&self, c: &NewCustomer) -> Result<Customer> {
+    pub(super) async fn update_customer_impl(
+        &self,
+        c: &NewCustomer,
+        by: &Actor,
+    ) -> Result<Customer> {
         check_links(&c.links)?;
         let mut tx = self.write().await?;
+        let before = current(&mut tx, &c.id).await?;
         let row: Option<CustomerRow> = sqlx::query_as(
             "UPDATE customers SET name = ? WHERE id = ? RETURNING id, name, created_at",
         )
@@ -102,8 +115,34 @@ impl SqliteStore {
             tx.rollback().await.map_err(db_err)?;
             return Err(self.link_conflict(e, &c.id, &c.links).await);
         }
+        let updated = customer(row, c.links.clone())?;
+        let a = NewAudit::change("customer.update", &c.id, before, Some(updated.audited()));
+        append(&mut tx, by, a).await?;
         tx.commit().await.map_err(db_err)?;
-        customer(row, c.links.clone())
+        Ok(updated)
+    }
+
+    /// Deletes the customer; links, snapshots, accounts, history and sync state go with it
+    /// by cascade.
+    pub(super) async fn delete_customer_impl(&self, id: &str, by: &Actor) -> Result<()> {
+        let mut tx = self.write().await?;
+        let Some(before) = current(&mut tx, id).await? else {
+            return Err(StoreError::NotFound {
+                what: format!("customer {id}"),
+            });
+        };
+        sqlx::query("DELETE FROM customers WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        append(
+            &mut tx,
+            by,
+            NewAudit::change("customer.delete", id, Some(before), None),
+        )
+        .await?;
+        tx.commit().await.map_err(db_err)
     }
 
     /// Turns a failed link insert into a Conflict naming the link and its owner.
@@ -219,4 +258,30 @@ async fn add_links(
         .await?;
     }
     Ok(())
+}
+
+/// The customer as the audit log keeps it; `None` when there is no such customer.
+async fn current(tx: &mut Transaction<'_, Sqlite>, id: &str) -> Result<Option<serde_json::Value>> {
+    let row: Option<CustomerRow> =
+        sqlx::query_as("SELECT id, name, created_at FROM customers WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    let Some(row) = row else { return Ok(None) };
+    let links: Vec<(String, String)> = sqlx::query_as(
+        "SELECT provider, external_id FROM customer_links WHERE customer_id = ? ORDER BY provider",
+    )
+    .bind(id)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    let links = links
+        .into_iter()
+        .map(|(provider, external_id)| Link {
+            provider,
+            external_id,
+        })
+        .collect();
+    Ok(Some(customer(row, links)?.audited()))
 }

@@ -7,7 +7,9 @@
 
 mod accounts;
 mod at;
+mod audit;
 mod customers;
+mod keys;
 mod rates;
 mod sync;
 mod webhooks;
@@ -22,12 +24,11 @@ use rust_decimal::Decimal;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::error::{Violation, db_err, violation};
-use crate::rows::{self, ApiKeyCols};
+use crate::error::db_err;
 use crate::{
-    ApiKey, ConnectOptions, Customer, CustomerAccounts, HeldAt, HistoryEntry, Lease, NewApiKey,
-    NewCustomer, Result, SaveOutcome, Scope, SnapshotMeta, Store, StoreError, StoredRate,
-    SyncOutcome, SyncState, Totals,
+    Actor, ApiKey, AuditEntry, AuditFilter, ConnectOptions, Customer, CustomerAccounts, HeldAt,
+    HistoryEntry, Lease, NewApiKey, NewAudit, NewCustomer, Result, SaveOutcome, Scope,
+    SnapshotMeta, Store, StoreError, StoredRate, SyncOutcome, SyncState, Totals,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
@@ -96,28 +97,6 @@ impl SqliteStore {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct ApiKeyRow {
-    id: String,
-    hash: String,
-    role: String,
-    customers: String,
-    created_at: String,
-    revoked_at: Option<String>,
-}
-
-fn key(r: ApiKeyRow) -> Result<ApiKey> {
-    ApiKeyCols {
-        customers: rows::strings(&r.customers)?,
-        created_at: rows::parse_ts(&r.created_at)?,
-        revoked_at: rows::opt_ts(r.revoked_at.as_deref())?,
-        id: r.id,
-        hash: r.hash,
-        role: r.role,
-    }
-    .into_key()
-}
-
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -139,8 +118,8 @@ impl Store for SqliteStore {
             .map_err(db_err)
     }
 
-    async fn create_customer(&self, c: &NewCustomer) -> Result<Customer> {
-        self.create_customer_impl(c).await
+    async fn create_customer_by(&self, c: &NewCustomer, by: &Actor) -> Result<Customer> {
+        self.create_customer_impl(c, by).await
     }
 
     async fn get_customer(&self, id: &str) -> Result<Customer> {
@@ -151,22 +130,12 @@ impl Store for SqliteStore {
         self.list_customers_impl(after, limit).await
     }
 
-    async fn update_customer(&self, c: &NewCustomer) -> Result<Customer> {
-        self.update_customer_impl(c).await
+    async fn update_customer_by(&self, c: &NewCustomer, by: &Actor) -> Result<Customer> {
+        self.update_customer_impl(c, by).await
     }
 
-    async fn delete_customer(&self, id: &str) -> Result<()> {
-        let done = sqlx::query("DELETE FROM customers WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                what: format!("customer {id}"),
-            });
-        }
-        Ok(())
+    async fn delete_customer_by(&self, id: &str, by: &Actor) -> Result<()> {
+        self.delete_customer_impl(id, by).await
     }
 
     async fn save_snapshot(
@@ -225,18 +194,18 @@ impl Store for SqliteStore {
         base: &Currency,
         rates: &BTreeMap<Currency, Decimal>,
         as_of: DateTime<Utc>,
-        key_id: Option<&str>,
+        by: &Actor,
     ) -> Result<()> {
-        self.set_manual_rates_impl(base, rates, as_of, key_id).await
+        self.set_manual_rates_impl(base, rates, as_of, by).await
     }
 
     async fn delete_manual_rate(
         &self,
         currency: &Currency,
         as_of: DateTime<Utc>,
-        key_id: Option<&str>,
+        by: &Actor,
     ) -> Result<()> {
-        self.delete_manual_rate_impl(currency, as_of, key_id).await
+        self.delete_manual_rate_impl(currency, as_of, by).await
     }
 
     async fn rates(&self) -> Result<Vec<StoredRate>> {
@@ -254,52 +223,40 @@ impl Store for SqliteStore {
         self.manual_rate_versions_impl(currency).await
     }
 
-    async fn insert_api_key(&self, k: &NewApiKey) -> Result<ApiKey> {
-        let row: ApiKeyRow = sqlx::query_as(
-            "INSERT INTO api_keys (id, hash, role, customers, created_at) VALUES (?, ?, ?, ?, ?)
-             RETURNING id, hash, role, customers, created_at, revoked_at",
-        )
-        .bind(uuid::Uuid::new_v4().to_string())
-        .bind(&k.hash)
-        .bind(k.role.as_str())
-        .bind(rows::strings_json(&k.customers))
-        .bind(rows::ts(Utc::now()))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| match violation(&e) {
-            Some(Violation::Unique) => {
-                StoreError::Conflict("an API key with this hash exists".to_owned())
-            }
-            _ => db_err(e),
-        })?;
-        key(row)
+    async fn insert_api_key_by(&self, k: &NewApiKey, by: &Actor) -> Result<ApiKey> {
+        self.insert_api_key_impl(k, by).await
     }
 
     async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
-        let row: Option<ApiKeyRow> = sqlx::query_as(
-            "SELECT id, hash, role, customers, created_at, revoked_at FROM api_keys WHERE hash = ?",
-        )
-        .bind(hash)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?;
-        row.map(key).transpose()
+        self.api_key_by_hash_impl(hash).await
     }
 
-    async fn revoke_api_key(&self, id: &str) -> Result<()> {
-        let done =
-            sqlx::query("UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?")
-                .bind(rows::ts(Utc::now()))
-                .bind(id)
-                .execute(&self.pool)
-                .await
-                .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
-                what: format!("API key {id}"),
-            });
-        }
-        Ok(())
+    async fn revoke_api_key_by(&self, id: &str, by: &Actor) -> Result<()> {
+        self.revoke_api_key_impl(id, by).await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>> {
+        self.list_api_keys_impl().await
+    }
+
+    async fn touch_api_key(&self, id: &str, at: DateTime<Utc>) -> Result<()> {
+        self.touch_api_key_impl(id, at).await
+    }
+
+    async fn append_audit(&self, by: &Actor, a: NewAudit) -> Result<AuditEntry> {
+        self.append_audit_impl(by, a).await
+    }
+
+    async fn list_audit(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        self.list_audit_impl(f).await
+    }
+
+    async fn audit_run(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditEntry>> {
+        self.audit_run_impl(after_seq, limit).await
+    }
+
+    async fn audit_head(&self) -> Result<(i64, String)> {
+        self.audit_head_impl().await
     }
 
     async fn lease_due(&self, owner: &str, n: u32, lease_for: Duration) -> Result<Vec<Lease>> {

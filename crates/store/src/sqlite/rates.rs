@@ -10,9 +10,10 @@ use rust_decimal::Decimal;
 use sqlx::{Sqlite, Transaction};
 
 use super::SqliteStore;
+use super::audit::append;
 use crate::error::db_err;
 use crate::rows::{self, RateCols};
-use crate::{ManualRateVersion, Result, SnapshotMeta, StoredRate};
+use crate::{Actor, ManualRateVersion, NewAudit, Result, SnapshotMeta, StoredRate};
 
 #[derive(sqlx::FromRow)]
 struct RateRow {
@@ -86,10 +87,19 @@ impl SqliteStore {
         base: &Currency,
         rates: &BTreeMap<Currency, Decimal>,
         as_of: DateTime<Utc>,
-        key_id: Option<&str>,
+        by: &Actor,
     ) -> Result<()> {
         let mut tx = self.write().await?;
+        let mut before = Vec::new();
         for (currency, rate) in rates {
+            let was: Option<(String, String)> = sqlx::query_as(
+                "SELECT quote, rate FROM rates WHERE source = 'manual' AND currency = ?",
+            )
+            .bind(currency.code())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            before.extend(was.map(|(q, r)| (currency.code().to_owned(), q, r)));
             sqlx::query("DELETE FROM rates WHERE source = 'manual' AND currency = ?")
                 .bind(currency.code())
                 .execute(&mut *tx)
@@ -115,11 +125,22 @@ impl SqliteStore {
             .bind(base.code())
             .bind(rate.to_string())
             .bind(rows::ts(as_of))
-            .bind(key_id)
+            .bind(&by.key_id)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
         }
+        let after = rates
+            .iter()
+            .map(|(c, r)| (c.code(), base.code(), r.to_string()));
+        let targets: Vec<&str> = rates.keys().map(Currency::code).collect();
+        let a = NewAudit::change(
+            "rate.set",
+            &targets.join(","),
+            Some(crate::audit::rates_json(before)),
+            Some(crate::audit::rates_json(after)),
+        );
+        append(&mut tx, by, a).await?;
         tx.commit().await.map_err(db_err)
     }
 
@@ -127,25 +148,31 @@ impl SqliteStore {
         &self,
         currency: &Currency,
         as_of: DateTime<Utc>,
-        key_id: Option<&str>,
+        by: &Actor,
     ) -> Result<()> {
         let mut tx = self.write().await?;
-        let gone = sqlx::query("DELETE FROM rates WHERE source = 'manual' AND currency = ?")
-            .bind(currency.code())
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        let gone: Vec<(String, String, String)> = sqlx::query_as(
+            "DELETE FROM rates WHERE source = 'manual' AND currency = ?
+             RETURNING currency, quote, rate",
+        )
+        .bind(currency.code())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
         // A removal version only when a rate was removed: removing nothing changes nothing.
-        if gone.rows_affected() > 0 {
+        if !gone.is_empty() {
             sqlx::query(
                 "INSERT INTO manual_rate_versions (currency, as_of, key_id) VALUES (?, ?, ?)",
             )
             .bind(currency.code())
             .bind(rows::ts(as_of))
-            .bind(key_id)
+            .bind(&by.key_id)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+            let before = Some(crate::audit::rates_json(gone));
+            let a = NewAudit::change("rate.remove", currency.code(), before, None);
+            append(&mut tx, by, a).await?;
         }
         tx.commit().await.map_err(db_err)
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::Utc;
 use coffer_core::query::{BalanceRange, FieldOp, FieldSearch, Filter, SearchField};
 use coffer_core::{Account, Currency, ProviderErrorKind, ProviderRate, Status, Wallet};
-use coffer_store::{NewApiKey, RateSource, Role, Scope, Store, StoreError, SyncOutcome};
+use coffer_store::{Actor, NewApiKey, RateSource, Role, Scope, Store, StoreError, SyncOutcome};
 use rust_decimal::Decimal;
 
 use super::*;
@@ -19,6 +19,7 @@ pub async fn api_keys_by_hash(s: &dyn Store) {
             hash: hash.into(),
             role: Role::Reader,
             customers: vec!["c1".into(), "c2".into()],
+            expires_at: None,
         })
         .await
         .unwrap();
@@ -31,7 +32,8 @@ pub async fn api_keys_by_hash(s: &dyn Store) {
         s.insert_api_key(&NewApiKey {
             hash: hash.into(),
             role: Role::Admin,
-            customers: vec![]
+            customers: vec![],
+            expires_at: None,
         })
         .await,
         Err(StoreError::Conflict(_))
@@ -41,6 +43,7 @@ pub async fn api_keys_by_hash(s: &dyn Store) {
             hash: "h2".into(),
             role: Role::Admin,
             customers: vec![],
+            expires_at: None,
         })
         .await
         .unwrap();
@@ -65,7 +68,9 @@ pub async fn rates_keep_both_sources(s: &dyn Store) {
     let mut manual = BTreeMap::new();
     manual.insert(Currency::new("USD"), d("0.92"));
     manual.insert(Currency::new("BTC"), d("69258.93415658"));
-    s.set_manual_rates(&eur, &manual, t(0), None).await.unwrap();
+    s.set_manual_rates(&eur, &manual, t(0), &Actor::system())
+        .await
+        .unwrap();
 
     s.create_customer(&customer("c1", &[])).await.unwrap();
     let mut a = account("c1", "p100", "a", "BTC", "1", 10);
@@ -111,7 +116,9 @@ pub async fn rates_keep_both_sources(s: &dyn Store) {
     // A newer manual set replaces only what it names; an older provider rate does not win.
     let mut more = BTreeMap::new();
     more.insert(Currency::new("USD"), d("0.93"));
-    s.set_manual_rates(&eur, &more, t(20), None).await.unwrap();
+    s.set_manual_rates(&eur, &more, t(20), &Actor::system())
+        .await
+        .unwrap();
     s.create_customer(&customer("c2", &[])).await.unwrap();
     let mut old = account("c2", "p100", "z", "BTC", "1", 5);
     old.provider_rate = Some(ProviderRate {
@@ -136,7 +143,7 @@ pub async fn rates_keep_both_sources(s: &dyn Store) {
         d("60000.12345678")
     );
 
-    s.delete_manual_rate(&Currency::new("usd"), t(30), None)
+    s.delete_manual_rate(&Currency::new("usd"), t(30), &Actor::system())
         .await
         .unwrap();
     let rates = s.rates().await.unwrap();

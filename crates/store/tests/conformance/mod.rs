@@ -15,6 +15,7 @@ use coffer_store::{
 };
 use rust_decimal::Decimal;
 
+mod audit;
 mod batch;
 mod customers;
 mod held_at;
@@ -25,6 +26,7 @@ mod snapshots;
 mod sync;
 mod webhooks;
 
+pub use audit::*;
 pub use batch::*;
 pub use customers::*;
 pub use held_at::*;
@@ -75,6 +77,10 @@ macro_rules! conformance_tests {
             webhook_replay_requeues,
             webhook_listing_filters_and_pages,
             links_are_found_by_external_id_and_made_due,
+            audit_log_chains_every_change,
+            a_failed_change_appends_nothing,
+            concurrent_appends_keep_one_chain,
+            api_keys_keep_expiry_and_last_use,
         );
     };
     (@each $run:path; $($case:ident),* $(,)?) => {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use coffer_core::{Account, Currency, ProviderRate};
-use coffer_store::{ManualRateVersion, RateSource, Store, StoredRate};
+use coffer_store::{Actor, ManualRateVersion, RateSource, Store, StoredRate};
 
 use super::batch::{leased_customers, ok_write};
 use super::*;
@@ -150,18 +150,37 @@ pub async fn manual_rates_are_versions(s: &dyn Store) {
     let eur = Currency::new("EUR");
     let usd = Currency::new("USD");
     let set = |cur: &str, v: &str| BTreeMap::from([(Currency::new(cur), d(v))]);
-    s.set_manual_rates(&eur, &set("USD", "0.09872368"), t(0), Some("k1"))
+    s.set_manual_rates(
+        &eur,
+        &set("USD", "0.09872368"),
+        t(0),
+        &Actor::key("k1", None),
+    )
+    .await
+    .unwrap();
+    s.set_manual_rates(
+        &eur,
+        &set("BTC", "69258.93415658"),
+        t(5),
+        &Actor::key("k1", None),
+    )
+    .await
+    .unwrap();
+    s.set_manual_rates(
+        &eur,
+        &set("USD", "0.0000001"),
+        t(10),
+        &Actor::key("k2", None),
+    )
+    .await
+    .unwrap();
+    s.delete_manual_rate(&usd, t(20), &Actor::key("k3", None))
         .await
         .unwrap();
-    s.set_manual_rates(&eur, &set("BTC", "69258.93415658"), t(5), Some("k1"))
-        .await
-        .unwrap();
-    s.set_manual_rates(&eur, &set("USD", "0.0000001"), t(10), Some("k2"))
-        .await
-        .unwrap();
-    s.delete_manual_rate(&usd, t(20), Some("k3")).await.unwrap();
     // Removing what is not there records nothing.
-    s.delete_manual_rate(&usd, t(25), Some("k4")).await.unwrap();
+    s.delete_manual_rate(&usd, t(25), &Actor::key("k4", None))
+        .await
+        .unwrap();
 
     assert_eq!(manual_at(s, -1, "USD").await, None, "before it was set");
     assert_eq!(manual_at(s, 0, "USD").await.as_deref(), Some("0.09872368"));
@@ -194,7 +213,7 @@ pub async fn manual_rates_are_versions(s: &dyn Store) {
         ]
     );
     // Set again after the removal: in force again from then.
-    s.set_manual_rates(&eur, &set("USD", "0.93"), t(30), Some("k1"))
+    s.set_manual_rates(&eur, &set("USD", "0.93"), t(30), &Actor::key("k1", None))
         .await
         .unwrap();
     assert_eq!(manual_at(s, 29, "USD").await, None);
@@ -206,7 +225,9 @@ pub async fn manual_rates_are_versions(s: &dyn Store) {
 pub async fn rates_at_now_matches_the_present_table(s: &dyn Store) {
     let eur = Currency::new("EUR");
     let manual = BTreeMap::from([(Currency::new("USD"), d("0.92"))]);
-    s.set_manual_rates(&eur, &manual, t(0), None).await.unwrap();
+    s.set_manual_rates(&eur, &manual, t(0), &Actor::system())
+        .await
+        .unwrap();
     s.create_customer(&customer("c1", &[])).await.unwrap();
     for at in [10, 20] {
         let a = with_rate(account("c1", "bank", "a", "USDC", "3", at), "0.9991");
