@@ -15,12 +15,14 @@ use rust_decimal::Decimal;
 
 mod at;
 mod error;
+mod events;
 mod plan;
 mod postgres;
 mod rows;
 mod sqlite;
 mod webhooks;
 
+pub use events::{Event, EventFilter, EventType, NewEvent};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use webhooks::{NewWebhook, WebhookEntry, WebhookFilter, WebhookOutcome, WebhookState};
@@ -451,6 +453,16 @@ pub trait Store: Send + Sync + 'static {
     async fn customer_by_link(&self, provider: &str, external_id: &str) -> Result<Option<String>>;
     /// Makes a pair due now (its sync state's `next_due`), so the sync worker takes it at once.
     async fn sync_due_now(&self, customer_id: &str, provider_id: &str) -> Result<()>;
+
+    // Outbox (DESIGN.md "Push", Out). Events are written by `save_snapshot`, `release` and
+    // `finish_syncs`, in the transaction of the change they show.
+    /// Events matching the filter, ascending by id (after `after`, at most `limit`).
+    async fn events(&self, filter: &EventFilter) -> Result<Vec<Event>>;
+    /// Changes whenever events may have been committed (by this replica, or by another one on
+    /// PostgreSQL once the change listener of [`Store::subscribe_changes`] runs); the value is
+    /// the newest id known committed. Readers subscribe, then query from their cursor, then
+    /// wait for a change.
+    fn event_wake(&self) -> tokio::sync::watch::Receiver<i64>;
 
     // Scale-out.
     /// Tells every replica (PostgreSQL `NOTIFY`) that a customer's data (`Some`) or anything

@@ -247,7 +247,13 @@ impl PgStore {
             .await
             .map_err(db_err)?;
         add_covered(&mut tx, &covered).await.map_err(db_err)?;
+        let newest = super::events::write(&mut tx, &writes.events)
+            .await
+            .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
+        if let Some(id) = newest {
+            self.wake.committed(id);
+        }
         Ok(outcome)
     }
 

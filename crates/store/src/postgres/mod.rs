@@ -8,6 +8,7 @@ mod accounts;
 mod at;
 mod batch;
 mod customers;
+mod events;
 mod notify;
 mod rates;
 mod sync;
@@ -41,6 +42,8 @@ pub struct PgStore {
     pool: PgPool,
     /// Identifies this instance in NOTIFY payloads, so it can tell its own changes apart.
     instance: String,
+    /// Wakes event readers (streams) of this replica.
+    wake: crate::events::EventWake,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -76,6 +79,7 @@ impl PgStore {
         PgStore {
             pool,
             instance: uuid::Uuid::new_v4().simple().to_string(),
+            wake: crate::events::EventWake::default(),
         }
     }
 
@@ -359,6 +363,14 @@ impl Store for PgStore {
 
     async fn sync_due_now(&self, customer_id: &str, provider_id: &str) -> Result<()> {
         self.sync_due_now_impl(customer_id, provider_id).await
+    }
+
+    async fn events(&self, f: &crate::EventFilter) -> Result<Vec<crate::Event>> {
+        self.events_impl(f).await
+    }
+
+    fn event_wake(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.wake.subscribe()
     }
 
     async fn notify_changed(&self, customer_id: Option<&str>) -> Result<()> {

@@ -8,6 +8,7 @@
 mod accounts;
 mod at;
 mod customers;
+mod events;
 mod rates;
 mod sync;
 mod webhooks;
@@ -36,6 +37,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqli
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Wakes event readers (streams) after a commit that wrote events.
+    wake: crate::events::EventWake,
 }
 
 impl SqliteStore {
@@ -80,7 +83,10 @@ impl SqliteStore {
                 .await
         }
         .map_err(db_err)?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            wake: crate::events::EventWake::default(),
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -346,6 +352,14 @@ impl Store for SqliteStore {
 
     async fn customer_by_link(&self, provider: &str, external_id: &str) -> Result<Option<String>> {
         self.customer_by_link_impl(provider, external_id).await
+    }
+
+    async fn events(&self, f: &crate::EventFilter) -> Result<Vec<crate::Event>> {
+        self.events_impl(f).await
+    }
+
+    fn event_wake(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.wake.subscribe()
     }
 
     async fn sync_due_now(&self, customer_id: &str, provider_id: &str) -> Result<()> {

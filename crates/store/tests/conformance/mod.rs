@@ -17,6 +17,7 @@ use rust_decimal::Decimal;
 
 mod batch;
 mod customers;
+mod events;
 mod held_at;
 mod keys_rates;
 mod queries;
@@ -27,6 +28,7 @@ mod webhooks;
 
 pub use batch::*;
 pub use customers::*;
+pub use events::*;
 pub use held_at::*;
 pub use keys_rates::*;
 pub use queries::*;
@@ -75,6 +77,11 @@ macro_rules! conformance_tests {
             webhook_replay_requeues,
             webhook_listing_filters_and_pages,
             links_are_found_by_external_id_and_made_due,
+            snapshots_emit_one_event_per_changed_account,
+            sync_batches_emit_only_changes,
+            sync_failures_emit_on_transitions_only,
+            event_pages_are_scoped_filtered_and_ordered,
+            event_wake_changes_on_commit,
         );
     };
     (@each $run:path; $($case:ident),* $(,)?) => {
