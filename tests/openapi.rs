@@ -505,3 +505,45 @@ async fn cluster_wait(app: &common::TestApp, id: i64) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+both!(
+    event_pages_match_the_document,
+    common::Options::default(),
+    |app: common::TestApp| async move {
+        let doc = app
+            .request(Method::GET, "/openapi.json", None, None)
+            .await
+            .body;
+        let op = &doc["paths"]["/v2/events"]["get"];
+        assert!(
+            op["responses"]["200"]["content"]["text/event-stream"].is_object(),
+            "the stream is documented: {op}"
+        );
+        app.customer("oe", Some("gen-000001"), None).await;
+        let r = app.post("/v2/customers/oe/refresh", json!({})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let schema = response_schema(&doc, "/v2/events", "get", 200);
+        let page = app.ok("/v2/events").await;
+        assert!(!page["data"].as_array().unwrap().is_empty(), "{page}");
+        check(&schema, &page, "an event page");
+        rejects_without(&schema, &page, "data", "an event page");
+        rejects_without(&schema, &page, "next_cursor", "an event page");
+        check(&component(&doc, "EventOut"), &page["data"][0], "an event");
+        rejects_without(
+            &component(&doc, "EventOut"),
+            &page["data"][0],
+            "type",
+            "an event",
+        );
+        let empty = app.ok("/v2/events?after=999999").await;
+        check(&schema, &empty, "an empty page");
+        let r = app.get("/v2/events?types=nope").await;
+        assert_eq!(r.status, 400);
+        check(
+            &response_schema(&doc, "/v2/events", "get", 400),
+            &r.body,
+            "400",
+        );
+        app.stop().await;
+    }
+);

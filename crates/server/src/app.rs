@@ -41,6 +41,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "rates", description = "The rate table"),
         (name = "ops", description = "Health, readiness, metrics"),
         (name = "webhooks", description = "Providers' webhooks in, and their inbox (admin)"),
+        (name = "events", description = "Change events out: pages and a live stream"),
     )
 )]
 struct ApiDoc;
@@ -143,6 +144,7 @@ pub fn state(parts: AppParts) -> AppState {
         fresh,
         instance_id,
         webhook_wake: Arc::new(tokio::sync::Notify::new()),
+        closing: tokio::sync::watch::channel(false).0,
     }))
 }
 
@@ -166,6 +168,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(crate::webhooks::receive))
         .routes(routes!(crate::webhooks::admin::list))
         .routes(routes!(crate::webhooks::admin::replay))
+        .routes(routes!(routes::events::list))
         .split_for_parts();
     let api = Arc::new(api);
     let cfg = Arc::clone(&state.config);

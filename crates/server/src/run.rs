@@ -160,6 +160,7 @@ pub async fn start(
     let router = app::router(state.clone());
     let mut stop = rx.clone();
     let signal_tx = tx.clone();
+    let closing = state.clone();
     let shutdown = async move {
         if until_signal {
             tokio::select! {
@@ -169,6 +170,8 @@ pub async fn start(
         } else {
             let _ = stop.wait_for(|s| *s).await;
         }
+        // Live event streams end, or draining would wait for them forever.
+        closing.closing.send_replace(true);
     };
     let server = tokio::spawn(app::serve(listener, router, shutdown));
     tracing::info!(%addr, instance = %state.instance_id, "coffer is listening");

@@ -5,6 +5,7 @@
 //! snapshot's plan, [`sync_event`] from a pair's failure counter before and after an outcome.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
 use coffer_core::Account;
@@ -124,22 +125,40 @@ impl EventFilter {
 }
 
 /// Wakes readers waiting for new events: the value is the newest event id this replica knows
-/// was committed (a lower bound; readers always query from their own cursor). SQLite bumps it
-/// after its own commits; PostgreSQL also from the change listener when another replica
-/// announces events (`NOTIFY coffer_events`).
+/// was committed (a lower bound; readers always query from their own cursor). Bumped after this
+/// replica's own commits, and on PostgreSQL also by the change listener when another replica
+/// announces events (`NOTIFY coffer_events`). Also counts the events this replica wrote.
 #[derive(Debug, Clone)]
-pub(crate) struct EventWake(Arc<watch::Sender<i64>>);
+pub(crate) struct EventWake(Arc<WakeInner>);
+
+#[derive(Debug)]
+struct WakeInner {
+    newest: watch::Sender<i64>,
+    written: [AtomicU64; EventType::ALL.len()],
+}
 
 impl Default for EventWake {
     fn default() -> Self {
-        EventWake(Arc::new(watch::channel(0).0))
+        EventWake(Arc::new(WakeInner {
+            newest: watch::channel(0).0,
+            written: Default::default(),
+        }))
     }
 }
 
 impl EventWake {
-    /// Events up to `id` are committed.
+    /// This replica committed `events`, the newest of them `newest` (`None`: none written).
+    pub fn wrote(&self, newest: Option<i64>, events: &[NewEvent]) {
+        let Some(id) = newest else { return };
+        for e in events {
+            self.0.written[e.kind as usize].fetch_add(1, Ordering::Relaxed);
+        }
+        self.committed(id);
+    }
+
+    /// Events up to `id` are committed (by any replica).
     pub fn committed(&self, id: i64) {
-        self.0.send_if_modified(|v| {
+        self.0.newest.send_if_modified(|v| {
             let newer = id > *v;
             if newer {
                 *v = id;
@@ -150,11 +169,19 @@ impl EventWake {
 
     /// Anything may have been committed (notifications were lost): wake every reader.
     pub fn anything(&self) {
-        self.0.send_modify(|_| {});
+        self.0.newest.send_modify(|_| {});
     }
 
     pub fn subscribe(&self) -> watch::Receiver<i64> {
-        self.0.subscribe()
+        self.0.newest.subscribe()
+    }
+
+    /// Events this replica wrote, per type, since it started.
+    pub fn written(&self) -> Vec<(EventType, u64)> {
+        EventType::ALL
+            .into_iter()
+            .map(|t| (t, self.0.written[t as usize].load(Ordering::Relaxed)))
+            .collect()
     }
 }
 

@@ -463,6 +463,8 @@ pub trait Store: Send + Sync + 'static {
     /// the newest id known committed. Readers subscribe, then query from their cursor, then
     /// wait for a change.
     fn event_wake(&self) -> tokio::sync::watch::Receiver<i64>;
+    /// Events this store instance (replica) wrote since it started, per type.
+    fn events_written(&self) -> Vec<(EventType, u64)>;
 
     // Scale-out.
     /// Tells every replica (PostgreSQL `NOTIFY`) that a customer's data (`Some`) or anything

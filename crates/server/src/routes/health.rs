@@ -71,6 +71,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     for p in state.providers.all() {
         crate::metrics::breaker_state(p.id(), p.breaker_state().as_gauge());
     }
+    for (kind, n) in state.store.events_written() {
+        crate::metrics::events_written(kind.as_str(), n);
+    }
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

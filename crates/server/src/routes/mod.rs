@@ -6,6 +6,7 @@ pub mod at;
 pub mod body;
 pub mod customers;
 pub mod dto;
+pub mod events;
 pub mod health;
 pub mod params;
 pub mod rates;

@@ -251,9 +251,7 @@ impl PgStore {
             .await
             .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
-        if let Some(id) = newest {
-            self.wake.committed(id);
-        }
+        self.wake.wrote(newest, &writes.events);
         Ok(outcome)
     }
 

@@ -136,9 +136,7 @@ impl PgStore {
                 .map_err(db_err)?;
         }
         tx.commit().await.map_err(db_err)?;
-        if let Some(id) = newest {
-            self.wake.committed(id);
-        }
+        self.wake.wrote(newest, &events);
         Ok(())
     }
 }

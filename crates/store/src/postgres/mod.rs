@@ -373,6 +373,10 @@ impl Store for PgStore {
         self.wake.subscribe()
     }
 
+    fn events_written(&self) -> Vec<(crate::EventType, u64)> {
+        self.wake.written()
+    }
+
     async fn notify_changed(&self, customer_id: Option<&str>) -> Result<()> {
         self.notify_changed_impl(customer_id).await
     }

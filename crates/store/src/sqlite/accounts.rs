@@ -208,9 +208,7 @@ impl SqliteStore {
         super::at::write_versions(&mut tx, meta, &plan.versions).await?;
         let newest = super::events::write(&mut tx, &plan.events).await?;
         tx.commit().await.map_err(db_err)?;
-        if let Some(id) = newest {
-            self.wake.committed(id);
-        }
+        self.wake.wrote(newest, &plan.events);
         Ok(plan.outcome)
     }
 

@@ -362,6 +362,10 @@ impl Store for SqliteStore {
         self.wake.subscribe()
     }
 
+    fn events_written(&self) -> Vec<(crate::EventType, u64)> {
+        self.wake.written()
+    }
+
     async fn sync_due_now(&self, customer_id: &str, provider_id: &str) -> Result<()> {
         self.sync_due_now_impl(customer_id, provider_id).await
     }

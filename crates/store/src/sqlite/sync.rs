@@ -158,9 +158,7 @@ impl SqliteStore {
         let events: Vec<_> = sync_event(&before, failure, now).into_iter().collect();
         let newest = super::events::write(&mut tx, &events).await?;
         tx.commit().await.map_err(db_err)?;
-        if let Some(id) = newest {
-            self.wake.committed(id);
-        }
+        self.wake.wrote(newest, &events);
         Ok(())
     }
 
