@@ -507,7 +507,7 @@ async fn cluster_wait(app: &common::TestApp, id: i64) {
 }
 
 both!(
-    event_pages_match_the_document,
+    event_and_subscription_answers_match_the_document,
     common::Options::default(),
     |app: common::TestApp| async move {
         let doc = app
@@ -544,6 +544,38 @@ both!(
             &r.body,
             "400",
         );
+
+        // Subscriptions.
+        let r = app
+            .post(
+                "/v2/subscriptions",
+                json!({"url": "http://127.0.0.1:9/hook"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let created = response_schema(&doc, "/v2/subscriptions", "post", 201);
+        check(&created, &r.body, "a subscription");
+        rejects_without(&created, &r.body, "url", "a subscription");
+        let id = r.body["id"].as_str().unwrap().to_owned();
+        let list = app.ok("/v2/subscriptions").await;
+        check(
+            &response_schema(&doc, "/v2/subscriptions", "get", 200),
+            &list,
+            "subscriptions",
+        );
+        let log = app.ok(&format!("/v2/subscriptions/{id}/deliveries")).await;
+        let path = "/v2/subscriptions/{id}/deliveries";
+        check(&response_schema(&doc, path, "get", 200), &log, "deliveries");
+        let r = app.post("/v2/subscriptions", json!({"url": "x"})).await;
+        assert_eq!(r.status, 400);
+        check(
+            &response_schema(&doc, "/v2/subscriptions", "post", 400),
+            &r.body,
+            "400",
+        );
+        let r = app.get("/v2/subscriptions/nope/deliveries").await;
+        assert_eq!(r.status, 404);
+        check(&response_schema(&doc, path, "get", 404), &r.body, "404");
         app.stop().await;
     }
 );

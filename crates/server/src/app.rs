@@ -41,7 +41,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "rates", description = "The rate table"),
         (name = "ops", description = "Health, readiness, metrics"),
         (name = "webhooks", description = "Providers' webhooks in, and their inbox (admin)"),
-        (name = "events", description = "Change events out: pages and a live stream"),
+        (name = "events", description = "Change events out: pages, a live stream, and signed deliveries to subscriptions (admin)"),
     )
 )]
 struct ApiDoc;
@@ -169,6 +169,12 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(crate::webhooks::admin::list))
         .routes(routes!(crate::webhooks::admin::replay))
         .routes(routes!(routes::events::list))
+        .routes(routes!(
+            routes::subscriptions::create,
+            routes::subscriptions::list
+        ))
+        .routes(routes!(routes::subscriptions::delete))
+        .routes(routes!(routes::subscriptions::deliveries))
         .split_for_parts();
     let api = Arc::new(api);
     let cfg = Arc::clone(&state.config);

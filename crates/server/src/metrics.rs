@@ -118,3 +118,8 @@ pub fn event_streamed(kind: &'static str) {
 pub fn event_streams(delta: f64) {
     gauge!("coffer_event_streams").increment(delta);
 }
+
+/// A subscription delivery attempt: `delivered` or `failed` (to be retried, or given up).
+pub fn delivery(outcome: &'static str) {
+    counter!("coffer_subscription_deliveries_total", "outcome" => outcome).increment(1);
+}

@@ -157,6 +157,12 @@ pub async fn start(
             rx.clone(),
         )));
     }
+    if state.config.subscriptions.deliver {
+        background.push(tokio::spawn(crate::subscriptions::run(
+            state.clone(),
+            rx.clone(),
+        )));
+    }
     let router = app::router(state.clone());
     let mut stop = rx.clone();
     let signal_tx = tx.clone();

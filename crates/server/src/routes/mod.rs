@@ -11,3 +11,4 @@ pub mod health;
 pub mod params;
 pub mod rates;
 pub mod source;
+pub mod subscriptions;

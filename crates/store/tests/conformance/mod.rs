@@ -23,6 +23,7 @@ mod keys_rates;
 mod queries;
 mod rate_history;
 mod snapshots;
+mod subscriptions;
 mod sync;
 mod webhooks;
 
@@ -34,6 +35,7 @@ pub use keys_rates::*;
 pub use queries::*;
 pub use rate_history::*;
 pub use snapshots::*;
+pub use subscriptions::*;
 pub use sync::*;
 pub use webhooks::*;
 
@@ -82,6 +84,7 @@ macro_rules! conformance_tests {
             sync_failures_emit_on_transitions_only,
             event_pages_are_scoped_filtered_and_ordered,
             event_wake_changes_on_commit,
+            subscriptions_fan_out_once_and_lease_exclusively,
         );
     };
     (@each $run:path; $($case:ident),* $(,)?) => {
