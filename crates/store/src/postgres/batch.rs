@@ -382,6 +382,11 @@ async fn release_all(
     .bind(now)
     .fetch_all(&mut **tx)
     .await?;
+    Ok(transitions(released, now))
+}
+
+/// The transition events of released pairs, in pair order.
+fn transitions(released: Vec<Released>, now: DateTime<Utc>) -> Vec<NewEvent> {
     let mut out: Vec<NewEvent> = released
         .into_iter()
         .filter_map(|r| {
@@ -405,7 +410,6 @@ async fn release_all(
             )
         })
         .collect();
-    // Pair order, whatever order the update returned its rows in.
     out.sort_by(|a, b| (&a.customer_id, &a.provider_id).cmp(&(&b.customer_id, &b.provider_id)));
-    Ok(out)
+    out
 }
