@@ -2,7 +2,8 @@
 //! exactly its event and one that changes nothing emits nothing; pages never show a reader
 //! another customer's event, whatever the parameters; the live stream (SSE) delivers events as
 //! they are written and resumes with `Last-Event-ID` without a gap or a duplicate; on
-//! PostgreSQL a stream on one replica receives what another replica wrote.
+//! PostgreSQL a stream on one replica receives what another replica wrote; the sync worker
+//! emits `sync.failed` and `sync.recovered` once per transition, not per attempt.
 
 mod cluster;
 mod common;
@@ -369,3 +370,70 @@ async fn a_stream_receives_events_written_by_another_replica() {
     two.stop().await;
     sim.shutdown().await;
 }
+
+fn syncing() -> common::Options {
+    common::Options {
+        sync: true,
+        configure: Box::new(|c| {
+            c.sync.interval = Duration::from_millis(100);
+            c.sync.idle_poll = Duration::from_millis(20);
+            c.sync.unknown_customer_retry = Duration::from_millis(50);
+            c.sync.max_backoff = Duration::from_millis(50);
+        }),
+        ..Default::default()
+    }
+}
+
+async fn of_type(app: &common::TestApp, t: &str) -> Vec<Value> {
+    data(&page(app, &app.admin_key, &format!("?types={t}&customer_id=a")).await)
+}
+
+both!(
+    the_sync_worker_emits_failures_and_recoveries_once,
+    syncing(),
+    |app: common::TestApp| async move {
+        use coffer_sim::{Fault, P100Error, Provider, Target};
+        app.customer("a", Some(&ext(0)), None).await;
+        cluster::eventually("a first sync", DEADLINE, || async {
+            !of_type(&app, "account.opened").await.is_empty()
+        })
+        .await;
+        app.sim.set_fault(
+            Provider::P100,
+            Target::customer(ext(0)),
+            Some(Fault::P100(P100Error::P459)),
+        );
+        cluster::eventually("three failures in a row", DEADLINE, || async {
+            let c = app.ok("/v2/customers/a").await;
+            c["sync"][0]["consecutive_failures"].as_u64() >= Some(3)
+        })
+        .await;
+        let failed = of_type(&app, "sync.failed").await;
+        assert_eq!(failed.len(), 1, "one event for three failures: {failed:?}");
+        assert_eq!(failed[0]["provider"], common::P100);
+        assert!(failed[0].get("account_id").is_none());
+        assert!(failed[0]["data"]["error_kind"].is_string());
+        app.sim.clear_faults();
+        cluster::eventually("recovered", DEADLINE, || async {
+            !of_type(&app, "sync.recovered").await.is_empty()
+        })
+        .await;
+        // Syncs go on, unchanged: no more transitions, and no account event.
+        let after = last_id(&all_after(&app, "0").await);
+        let at_recovery = app.ok("/v2/customers/a").await["sync"][0]["last_success"].clone();
+        cluster::eventually("another sync after the recovery", DEADLINE, || async {
+            app.ok("/v2/customers/a").await["sync"][0]["last_success"] != at_recovery
+        })
+        .await;
+        assert_eq!(of_type(&app, "sync.failed").await.len(), 1);
+        let recovered = of_type(&app, "sync.recovered").await;
+        assert_eq!(recovered.len(), 1, "{recovered:?}");
+        assert!(recovered[0]["data"]["failures"].as_u64().unwrap() >= 3);
+        let later = all_after(&app, &after).await;
+        assert!(
+            later.iter().all(|e| e["type"] != "account.opened"),
+            "{later:?}"
+        );
+        app.stop().await;
+    }
+);
