@@ -176,6 +176,17 @@ impl PgStore {
     /// is read first: ids commit in order, so every event up to it is visible and none is
     /// passed over.
     pub(super) async fn fan_out_impl(&self, per_subscription: u32) -> Result<u64> {
+        // Most rounds have nothing to fan out: one cheap read instead of a transaction.
+        let todo: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM subscriptions WHERE disabled_at IS NULL
+               AND event_cursor < (SELECT coalesce(max(id), 0) FROM events) LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        if todo.is_none() {
+            return Ok(0);
+        }
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let subs: Vec<(String, i64, String, Option<String>)> = sqlx::query_as(
             "SELECT id, event_cursor, types, customer_id FROM subscriptions
