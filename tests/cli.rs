@@ -250,3 +250,48 @@ fn version_and_help() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("frobnicate"));
 }
+
+/// Issue 17: `coffer keys create --expires` and `keys list`, and `coffer audit verify`, which
+/// passes on the log Coffer wrote and names the entry an edit behind Coffer's back broke.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_finds_an_entry_edited_behind_coffers_back() {
+    let dir = TempDir::new("audit");
+    let url = dir.db_url();
+    with_customers(&url, &["aud-a"]).await;
+    let made = coffer(
+        &url,
+        &["keys", "create", "--role", "admin", "--expires", "90d"],
+    );
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    let out = text(&made.stdout);
+    assert!(out.contains("expires 20"), "{out}");
+    let listed = coffer(&url, &["keys", "list"]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let listed = text(&listed.stdout);
+    let row = listed.lines().nth(1).unwrap_or_default();
+    let cols: Vec<&str> = row.split('\t').collect();
+    assert_eq!(cols.len(), 7, "{listed}");
+    assert_eq!(cols[1], "admin");
+    assert!(cols[4].starts_with("20"), "an expiry: {row}");
+    assert_eq!(cols[6], "-", "not revoked: {row}");
+
+    let ok = coffer(&url, &["audit", "verify"]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert!(
+        text(&ok.stdout).contains("intact: 2 entries"),
+        "{}",
+        text(&ok.stdout)
+    );
+
+    // Someone with the database's password rewrites who created the customer.
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE audit_log SET key_id = 'someone-else' WHERE seq = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let broken = coffer(&url, &["audit", "verify"]);
+    assert!(!broken.status.success(), "an edited log must fail verify");
+    let err = text(&broken.stderr);
+    assert!(err.contains("entry 1") && err.contains("edited"), "{err}");
+}

@@ -505,3 +505,77 @@ async fn cluster_wait(app: &common::TestApp, id: i64) {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+both!(
+    event_and_subscription_answers_match_the_document,
+    common::Options::default(),
+    |app: common::TestApp| async move {
+        let doc = app
+            .request(Method::GET, "/openapi.json", None, None)
+            .await
+            .body;
+        let op = &doc["paths"]["/v2/events"]["get"];
+        assert!(
+            op["responses"]["200"]["content"]["text/event-stream"].is_object(),
+            "the stream is documented: {op}"
+        );
+        app.customer("oe", Some("gen-000001"), None).await;
+        let r = app.post("/v2/customers/oe/refresh", json!({})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let schema = response_schema(&doc, "/v2/events", "get", 200);
+        let page = app.ok("/v2/events").await;
+        assert!(!page["data"].as_array().unwrap().is_empty(), "{page}");
+        check(&schema, &page, "an event page");
+        rejects_without(&schema, &page, "data", "an event page");
+        rejects_without(&schema, &page, "next_cursor", "an event page");
+        check(&component(&doc, "EventOut"), &page["data"][0], "an event");
+        rejects_without(
+            &component(&doc, "EventOut"),
+            &page["data"][0],
+            "type",
+            "an event",
+        );
+        let empty = app.ok("/v2/events?after=999999").await;
+        check(&schema, &empty, "an empty page");
+        let r = app.get("/v2/events?types=nope").await;
+        assert_eq!(r.status, 400);
+        check(
+            &response_schema(&doc, "/v2/events", "get", 400),
+            &r.body,
+            "400",
+        );
+
+        // Subscriptions.
+        let r = app
+            .post(
+                "/v2/subscriptions",
+                json!({"url": "http://127.0.0.1:9/hook"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let created = response_schema(&doc, "/v2/subscriptions", "post", 201);
+        check(&created, &r.body, "a subscription");
+        rejects_without(&created, &r.body, "url", "a subscription");
+        let id = r.body["id"].as_str().unwrap().to_owned();
+        let list = app.ok("/v2/subscriptions").await;
+        check(
+            &response_schema(&doc, "/v2/subscriptions", "get", 200),
+            &list,
+            "subscriptions",
+        );
+        let log = app.ok(&format!("/v2/subscriptions/{id}/deliveries")).await;
+        let path = "/v2/subscriptions/{id}/deliveries";
+        check(&response_schema(&doc, path, "get", 200), &log, "deliveries");
+        let r = app.post("/v2/subscriptions", json!({"url": "x"})).await;
+        assert_eq!(r.status, 400);
+        check(
+            &response_schema(&doc, "/v2/subscriptions", "post", 400),
+            &r.body,
+            "400",
+        );
+        let r = app.get("/v2/subscriptions/nope/deliveries").await;
+        assert_eq!(r.status, 404);
+        check(&response_schema(&doc, path, "get", 404), &r.body, "404");
+        app.stop().await;
+    }
+);

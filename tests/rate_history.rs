@@ -29,8 +29,22 @@ fn sync_opts() -> common::Options {
             c.sync.interval = Duration::from_secs(1);
             c.sync.idle_poll = Duration::from_millis(20);
             c.sync.lease = Duration::from_secs(2);
+            c.history.settle = Some(SETTLE);
         }),
     }
+}
+
+/// `history.settle` here: a past instant is final once this has passed (a sync fetch that began
+/// before it is written by then).
+const SETTLE: Duration = Duration::from_secs(3);
+
+/// Waits until answers at `t` are final (`t + history.settle` has passed).
+async fn settled(t: DateTime<Utc>) {
+    let at = t + chrono::TimeDelta::from_std(SETTLE).unwrap();
+    eventually("the instant settles", DEADLINE, || async move {
+        Utc::now() > at
+    })
+    .await;
 }
 
 /// The answer's exact bytes.
@@ -93,7 +107,10 @@ both!(
             .await;
         assert_eq!(r.status, 200, "{}", r.body);
 
+        // A sync fetch in flight at `t` may be written after it (with the instant the provider
+        // answered): the past at `t` is final once `history.settle` has passed.
         let t = Utc::now();
+        settled(t).await;
         let past = text(&app, &at_query(t)).await;
         let table: Value = serde_json::from_str(&past).unwrap();
         let old_rate = p100_rate(&table, &currency).unwrap();

@@ -42,6 +42,7 @@ pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
         (name = "ops", description = "Health, readiness, metrics"),
         (name = "webhooks", description = "Providers' webhooks in, and their inbox (admin)"),
         (name = "audit", description = "Every admin change and all-customer read, hash-chained (admin)"),
+        (name = "events", description = "Change events out: pages, a live stream, and signed deliveries to subscriptions (admin)"),
     )
 )]
 struct ApiDoc;
@@ -145,6 +146,7 @@ pub fn state(parts: AppParts) -> AppState {
         fresh,
         instance_id,
         webhook_wake: Arc::new(tokio::sync::Notify::new()),
+        closing: tokio::sync::watch::channel(false).0,
     }))
 }
 
@@ -169,6 +171,13 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(crate::webhooks::admin::list))
         .routes(routes!(crate::webhooks::admin::replay))
         .routes(routes!(routes::audit::list))
+        .routes(routes!(routes::events::list))
+        .routes(routes!(
+            routes::subscriptions::create,
+            routes::subscriptions::list
+        ))
+        .routes(routes!(routes::subscriptions::delete))
+        .routes(routes!(routes::subscriptions::deliveries))
         .split_for_parts();
     let api = Arc::new(api);
     let cfg = Arc::clone(&state.config);

@@ -28,6 +28,7 @@ pub struct Config {
     pub history: HistoryConfig,
     pub providers: Vec<ProviderConfig>,
     pub webhooks: WebhooksConfig,
+    pub subscriptions: SubscriptionsConfig,
 }
 
 /// Answers at a past instant (`at=`).
@@ -38,12 +39,22 @@ pub struct HistoryConfig {
     /// `gap` warning (the value may have changed unseen). Default: twice `sync.interval`.
     #[serde(with = "humantime_serde")]
     pub max_gap: Option<Duration>,
+    /// How long after an instant its answers may still change: a fetch that began before the
+    /// instant is written when it ends, with the instant the provider answered. An `at` more
+    /// recent than this is answered with an `unsettled` warning. Default: 60 s.
+    #[serde(with = "humantime_serde")]
+    pub settle: Option<Duration>,
 }
 
 impl Config {
     /// `history.max_gap`, or its default.
     pub fn max_gap(&self) -> Duration {
         self.history.max_gap.unwrap_or(self.sync.interval * 2)
+    }
+
+    /// `history.settle`, or its default.
+    pub fn settle(&self) -> Duration {
+        self.history.settle.unwrap_or(Duration::from_secs(60))
     }
 }
 
@@ -292,6 +303,48 @@ impl Default for WebhooksConfig {
             poll_interval: Duration::from_secs(5),
             lease: Duration::from_secs(60),
             batch: 16,
+        }
+    }
+}
+
+/// Delivering events to subscriptions (`[subscriptions]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SubscriptionsConfig {
+    /// Whether this replica delivers (any number of replicas may: deliveries are leased).
+    pub deliver: bool,
+    /// How often a replica looks for retries due and events it was not woken for.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// How long a delivery attempt is leased; keep it above `timeout`.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// How long a receiver has to answer one delivery.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Deliveries leased per round trip (and sent at once).
+    pub batch: u32,
+    /// The first retry's wait; each later one doubles it, up to `max_backoff`.
+    #[serde(with = "humantime_serde")]
+    pub retry_base: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_backoff: Duration,
+    /// A subscription failing without a success for this long is disabled.
+    #[serde(with = "humantime_serde")]
+    pub disable_after: Duration,
+}
+
+impl Default for SubscriptionsConfig {
+    fn default() -> Self {
+        Self {
+            deliver: true,
+            poll_interval: Duration::from_secs(1),
+            lease: Duration::from_secs(60),
+            timeout: Duration::from_secs(10),
+            batch: 16,
+            retry_base: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(3600),
+            disable_after: Duration::from_secs(3 * 24 * 3600),
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod rates;
 pub mod routes;
 pub mod run;
 pub mod state;
+pub mod subscriptions;
 pub mod sync;
 pub mod telemetry;
 pub mod webhooks;

@@ -121,3 +121,24 @@ pub fn webhook(provider: &str, outcome: &'static str) {
     counter!("coffer_webhooks_total", "provider" => provider.to_owned(), "outcome" => outcome)
         .increment(1);
 }
+
+/// Outbox events this replica wrote, per type (the store counts them; set when `/metrics` is
+/// rendered).
+pub fn events_written(kind: &'static str, total: u64) {
+    counter!("coffer_events_written_total", "type" => kind).absolute(total);
+}
+
+/// An event sent on a live stream (`GET /v2/events` as SSE).
+pub fn event_streamed(kind: &'static str) {
+    counter!("coffer_events_streamed_total", "type" => kind).increment(1);
+}
+
+/// Live event streams opened (`1.0`) or closed (`-1.0`).
+pub fn event_streams(delta: f64) {
+    gauge!("coffer_event_streams").increment(delta);
+}
+
+/// A subscription delivery attempt: `delivered` or `failed` (to be retried, or given up).
+pub fn delivery(outcome: &'static str) {
+    counter!("coffer_subscription_deliveries_total", "outcome" => outcome).increment(1);
+}

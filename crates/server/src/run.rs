@@ -163,9 +163,16 @@ pub async fn start(
             rx.clone(),
         )));
     }
+    if state.config.subscriptions.deliver {
+        background.push(tokio::spawn(crate::subscriptions::run(
+            state.clone(),
+            rx.clone(),
+        )));
+    }
     let router = app::router(state.clone());
     let mut stop = rx.clone();
     let signal_tx = tx.clone();
+    let closing = state.clone();
     let shutdown = async move {
         if until_signal {
             tokio::select! {
@@ -175,6 +182,8 @@ pub async fn start(
         } else {
             let _ = stop.wait_for(|s| *s).await;
         }
+        // Live event streams end, or draining would wait for them forever.
+        closing.closing.send_replace(true);
     };
     let server = tokio::spawn(app::serve(listener, router, shutdown));
     tracing::info!(%addr, instance = %state.instance_id, "coffer is listening");

@@ -16,15 +16,21 @@ use rust_decimal::Decimal;
 mod at;
 mod audit;
 mod error;
+mod events;
 mod plan;
 mod postgres;
 mod rows;
 mod sqlite;
+mod subscriptions;
 mod webhooks;
 
 pub use audit::{Actor, AuditEntry, AuditFilter, Broken, GENESIS, NewAudit, verify};
+pub use events::{Event, EventFilter, EventType, NewEvent};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use subscriptions::{
+    AttemptOutcome, Delivery, DeliveryState, LeasedDelivery, NewSubscription, Subscription,
+};
 pub use webhooks::{NewWebhook, WebhookEntry, WebhookFilter, WebhookOutcome, WebhookState};
 
 /// Store errors, typed so the API can map them to 404, 409 and 503.
@@ -537,6 +543,52 @@ pub trait Store: Send + Sync + 'static {
     async fn customer_by_link(&self, provider: &str, external_id: &str) -> Result<Option<String>>;
     /// Makes a pair due now (its sync state's `next_due`), so the sync worker takes it at once.
     async fn sync_due_now(&self, customer_id: &str, provider_id: &str) -> Result<()>;
+
+    // Outbox (DESIGN.md "Push", Out). Events are written by `save_snapshot`, `release` and
+    // `finish_syncs`, in the transaction of the change they show.
+    /// Events matching the filter, ascending by id (after `after`, at most `limit`).
+    async fn events(&self, filter: &EventFilter) -> Result<Vec<Event>>;
+    /// Changes whenever events may have been committed (by this replica, or by another one on
+    /// PostgreSQL once the change listener of [`Store::subscribe_changes`] runs); the value is
+    /// the newest id known committed. Readers subscribe, then query from their cursor, then
+    /// wait for a change.
+    fn event_wake(&self) -> tokio::sync::watch::Receiver<i64>;
+    /// Events this store instance (replica) wrote since it started, per type.
+    fn events_written(&self) -> Vec<(EventType, u64)>;
+
+    // Subscriptions (DESIGN.md "Push"): events fanned out from the outbox into deliveries.
+    /// Creates a subscription; it receives the events written after it.
+    async fn create_subscription(&self, s: &NewSubscription) -> Result<Subscription>;
+    async fn list_subscriptions(&self) -> Result<Vec<Subscription>>;
+    /// `NotFound` when unknown.
+    async fn get_subscription(&self, id: &str) -> Result<Subscription>;
+    /// Deletes it and its delivery log; `NotFound` when unknown.
+    async fn delete_subscription(&self, id: &str) -> Result<()>;
+    /// A subscription's deliveries after id `after`, ascending.
+    async fn list_deliveries(
+        &self,
+        subscription_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<Delivery>>;
+    /// Makes a delivery per enabled subscription for each matching event after its cursor (at
+    /// most `per_subscription` each); returns how many. Replicas fan out different
+    /// subscriptions at once (PostgreSQL: `SKIP LOCKED`), and a delivery is made once per
+    /// (subscription, event).
+    async fn fan_out(&self, per_subscription: u32) -> Result<u64>;
+    /// Leases up to `n` pending deliveries due now (no live lease, subscription enabled) for
+    /// one attempt each, counting it; replicas never lease the same one at once.
+    async fn lease_deliveries(
+        &self,
+        owner: &str,
+        n: u32,
+        lease_for: Duration,
+    ) -> Result<Vec<LeasedDelivery>>;
+    /// Records an attempt's outcome (delivered, or pending again at `retry_at`; a subscription
+    /// failing for `disable_after` is disabled and its pending deliveries given up); `false`
+    /// (nothing written) when `owner` no longer holds the lease.
+    async fn finish_delivery(&self, id: i64, owner: &str, outcome: &AttemptOutcome)
+    -> Result<bool>;
 
     // Scale-out.
     /// Tells every replica (PostgreSQL `NOTIFY`) that a customer's data (`Some`) or anything

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use coffer_core::{Account, Currency};
 use rust_decimal::Decimal;
 
+use crate::events::{self, NewEvent};
 use crate::{
     HistoryEntry, Link, RateSource, Result, SaveOutcome, SnapshotMeta, StoreError, StoredRate,
 };
@@ -47,6 +48,8 @@ pub(crate) struct Plan<'a> {
     pub versions: Vec<String>,
     pub rates: Vec<StoredRate>,
     pub rollup: Vec<RollupEntry>,
+    /// One outbox event per changed account (opened, closed, or its balance changed).
+    pub events: Vec<NewEvent>,
     pub outcome: SaveOutcome,
 }
 
@@ -134,12 +137,14 @@ pub(crate) fn plan<'a>(
         versions: Vec::new(),
         rates: Vec::new(),
         rollup: Vec::new(),
+        events: Vec::new(),
         outcome: SaveOutcome::default(),
     };
     for a in accounts {
         match by_id.remove(&a.id) {
             None => {
                 p.outcome.inserted += 1;
+                p.events.push(events::opened(a, meta.fetched_at));
                 p.history.push(history(a, false, meta));
                 p.versions.push(a.id.clone());
                 p.rollup.push(rollup_entry(a, new_shard, 1));
@@ -153,6 +158,12 @@ pub(crate) fn plan<'a>(
                 }
                 // A moved account (another pair stored it) starts a version under its new pair.
                 let moved = o.customer_id != a.customer_id || o.provider_id != a.provider_id;
+                if reopened || moved {
+                    p.events.push(events::opened(a, meta.fetched_at));
+                } else if o.balance != a.balance {
+                    p.events
+                        .push(events::balance_changed(o, a, meta.fetched_at));
+                }
                 if reopened || moved || differs(o, a) {
                     p.versions.push(a.id.clone());
                 }
@@ -180,6 +191,7 @@ pub(crate) fn plan<'a>(
         let o = &old.account;
         if !old.closed && o.customer_id == meta.customer_id && o.provider_id == meta.provider_id {
             p.outcome.closed += 1;
+            p.events.push(events::closed(o, meta.fetched_at));
             p.history.push(history(o, true, meta));
             p.rollup.push(rollup_entry(o, old.shard, -1));
             p.close.push(o.id.clone());
@@ -243,6 +255,8 @@ pub(crate) struct Writes<'a> {
     /// Every observation of each key, in the order added, for the rate history.
     observed: BTreeMap<(String, Currency, Currency), Vec<StoredRate>>,
     pub rollup: Vec<RollupEntry>,
+    /// The outbox events of every plan, in the order added.
+    pub events: Vec<NewEvent>,
 }
 
 impl<'a> Writes<'a> {
@@ -284,6 +298,7 @@ impl<'a> Writes<'a> {
             }
         }
         self.rollup.extend(p.rollup);
+        self.events.extend(p.events);
     }
 
     /// Provider rates ordered by key, so concurrent writers lock their rows in one order.

@@ -22,7 +22,8 @@ pub struct ProviderAsOf {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Warning {
     /// `stale`, `missing`, `rejected_balance` or `store_unavailable`; at a past instant (`at`)
-    /// also `gap` (last observed longer than `history.max_gap` before it) and `no_data`.
+    /// also `gap` (last observed longer than `history.max_gap` before it), `no_data`, and
+    /// `unsettled` (less than `history.settle` ago: the answer may still change).
     pub code: &'static str,
     pub provider: Option<String>,
     pub customer_id: Option<String>,

@@ -57,7 +57,8 @@ pub async fn held(
     let all = matches!(scope, Scope::All);
     let h = state.store.held_at(&scope, at, None).await?;
     let table = state.rates.table_at(state.store.as_ref(), at).await?;
-    let freshness = freshness_at(&h, at, state.config.max_gap());
+    let mut freshness = freshness_at(&h, at, state.config.max_gap());
+    unsettled(&mut freshness, at, state.config.settle());
     let coverage = all.then(|| coverage_at(&h));
     Ok((
         Sourced {
@@ -88,7 +89,9 @@ pub async fn one(
     let customer = Scope::Customers(vec![account.customer_id.clone()]);
     let h = state.store.held_at(&customer, at, None).await?;
     let table = state.rates.table_at(state.store.as_ref(), at).await?;
-    Ok((account, freshness_at(&h, at, state.config.max_gap()), table))
+    let mut freshness = freshness_at(&h, at, state.config.max_gap());
+    unsettled(&mut freshness, at, state.config.settle());
+    Ok((account, freshness, table))
 }
 
 fn seconds(d: chrono::TimeDelta) -> i64 {
@@ -99,6 +102,28 @@ fn seconds(d: chrono::TimeDelta) -> i64 {
 /// than `max_gap` before the instant warns `gap`; a linked pair never observed by then is left
 /// out (`no_data`, partial); balances its observation could not read warn as they did then.
 /// Ages are measured from the instant, not from now, so the answer does not change.
+/// An instant less than `history.settle` ago may still gain observations (fetches in flight
+/// then, written when they end): its answer says so, and is final from `at + settle` on.
+fn unsettled(f: &mut Freshness, at: DateTime<Utc>, settle: std::time::Duration) {
+    let settle = chrono::TimeDelta::from_std(settle).unwrap_or(chrono::TimeDelta::MAX);
+    let Some(settled) = at.checked_add_signed(settle) else {
+        return;
+    };
+    if Utc::now() < settled {
+        f.warnings.push(Warning {
+            code: "unsettled",
+            provider: None,
+            customer_id: None,
+            error: None,
+            message: format!(
+                "`at` is less than history.settle ago: fetches in flight then may still be written, so this answer may change until {}",
+                settled.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            ),
+            age_seconds: None,
+        });
+    }
+}
+
 fn freshness_at(h: &HeldAt, at: DateTime<Utc>, max_gap: std::time::Duration) -> Freshness {
     let max_gap = chrono::TimeDelta::from_std(max_gap).unwrap_or(chrono::TimeDelta::MAX);
     let mut out = Freshness::default();

@@ -74,6 +74,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     for (cache, held) in state.cache_bytes() {
         crate::metrics::cache_bytes(cache, held, state.config.cache.budget(cache));
     }
+    for (kind, n) in state.store.events_written() {
+        crate::metrics::events_written(kind.as_str(), n);
+    }
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

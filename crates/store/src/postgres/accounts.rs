@@ -247,7 +247,11 @@ impl PgStore {
             .await
             .map_err(db_err)?;
         add_covered(&mut tx, &covered).await.map_err(db_err)?;
+        let newest = super::events::write(&mut tx, &writes.events)
+            .await
+            .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
+        self.wake.wrote(newest, &writes.events);
         Ok(outcome)
     }
 

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use coffer_core::Account;
 use sqlx::{Postgres, Transaction};
 
@@ -18,6 +18,7 @@ use super::PgStore;
 use super::accounts::{NewRows, add_covered, lock_pairs, write_all};
 use super::notify::{CHANNEL, payloads};
 use crate::error::db_err;
+use crate::events::{self, NewEvent, PairBefore};
 use crate::plan::{self, Existing, Writes};
 use crate::{Result, SnapshotMeta, Store, StoreError, SyncOutcome, SyncWrite};
 
@@ -115,12 +116,16 @@ impl PgStore {
         });
         // The rows no other writer touches first; the shared ones (rates, rollup, covered
         // count) last, so they stay locked only until the commit that follows.
-        release_all(&mut tx, items).await.map_err(db_err)?;
+        let mut events = release_all(&mut tx, items).await.map_err(db_err)?;
         let changed = if snaps.is_empty() {
             Vec::new()
         } else {
-            save_snapshots(&mut tx, &snaps).await?
+            save_snapshots(&mut tx, &snaps, &mut events).await?
         };
+        // Last: the events lock orders this batch's commit among every events writer's.
+        let newest = super::events::write(&mut tx, &events)
+            .await
+            .map_err(db_err)?;
         if !changed.is_empty() {
             // Delivered at commit, with the data.
             sqlx::query(NOTIFY_MANY)
@@ -130,7 +135,9 @@ impl PgStore {
                 .await
                 .map_err(db_err)?;
         }
-        tx.commit().await.map_err(db_err)
+        tx.commit().await.map_err(db_err)?;
+        self.wake.wrote(newest, &events);
+        Ok(())
     }
 }
 
@@ -147,10 +154,12 @@ fn distinct(items: &[&SyncWrite]) -> bool {
     })
 }
 
-/// Writes the snapshots (sorted by pair); returns the customers whose data changed.
+/// Writes the snapshots (sorted by pair); returns the customers whose data changed, and adds
+/// their outbox events to `events`.
 async fn save_snapshots(
     tx: &mut Transaction<'static, Postgres>,
     snaps: &[Snap<'_>],
+    events: &mut Vec<NewEvent>,
 ) -> Result<Vec<String>> {
     // A write older than the stored snapshot changes nothing (and comes back without a row).
     let applied: Vec<(String, String, bool)> = sqlx::query_as(
@@ -227,6 +236,7 @@ async fn save_snapshots(
         .await
         .map_err(db_err)?;
     add_covered(tx, &covered).await.map_err(db_err)?;
+    events.append(&mut writes.events);
     let mut changed: Vec<String> = live.iter().map(|s| s.0.customer_id.clone()).collect();
     changed.dedup();
     Ok(changed)
@@ -291,11 +301,26 @@ async fn first_snapshots(
     Ok(shards)
 }
 
-/// Records every outcome and releases the leases still held, as `release` does for one.
+#[derive(sqlx::FromRow)]
+struct Released {
+    customer_id: String,
+    provider_id: String,
+    ok: bool,
+    msg: Option<String>,
+    kind: Option<String>,
+    failures: i32,
+    last_success: Option<DateTime<Utc>>,
+    last_error_at: Option<DateTime<Utc>>,
+}
+
+/// Records every outcome and releases the leases still held, as `release` does for one;
+/// returns the pairs' transition events (`sync.failed`, `sync.recovered`). The pairs' state
+/// before the update is read in the same statement (a CTE sees the rows as they were); only a
+/// lease's holder changes `failures` and `last_success`, so nothing changes them in between.
 async fn release_all(
     tx: &mut Transaction<'static, Postgres>,
     items: &[&SyncWrite],
-) -> std::result::Result<(), sqlx::Error> {
+) -> std::result::Result<Vec<NewEvent>, sqlx::Error> {
     let mut c = Vec::with_capacity(items.len());
     let mut p = Vec::with_capacity(items.len());
     let mut owner = Vec::with_capacity(items.len());
@@ -326,17 +351,26 @@ async fn release_all(
             }
         }
     }
-    sqlx::query(
-        "UPDATE sync_state s SET lease_owner = NULL, lease_expires = NULL,
+    let now = Utc::now();
+    let released: Vec<Released> = sqlx::query_as(
+        "WITH t AS (
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bool[],
+                                  $5::timestamptz[], $6::text[], $7::text[])
+                 AS t(c, p, o, ok, due, msg, kind)),
+         old AS (
+             SELECT s.customer_id, s.provider_id, s.failures, s.last_success, s.last_error_at
+             FROM sync_state s JOIN t ON s.customer_id = t.c AND s.provider_id = t.p)
+         UPDATE sync_state s SET lease_owner = NULL, lease_expires = NULL,
              last_success = CASE WHEN t.ok THEN $8 ELSE s.last_success END,
              failures = CASE WHEN t.ok THEN 0 ELSE s.failures + 1 END,
              last_error = CASE WHEN t.ok THEN s.last_error ELSE t.msg END,
              last_error_kind = CASE WHEN t.ok THEN s.last_error_kind ELSE t.kind END,
              last_error_at = CASE WHEN t.ok THEN s.last_error_at ELSE $8 END,
              next_due = t.due
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bool[], $5::timestamptz[],
-                     $6::text[], $7::text[]) AS t(c, p, o, ok, due, msg, kind)
-         WHERE s.customer_id = t.c AND s.provider_id = t.p AND s.lease_owner = t.o",
+         FROM t JOIN old ON old.customer_id = t.c AND old.provider_id = t.p
+         WHERE s.customer_id = t.c AND s.provider_id = t.p AND s.lease_owner = t.o
+         RETURNING s.customer_id, s.provider_id, t.ok, t.msg, t.kind, old.failures,
+                   old.last_success, old.last_error_at",
     )
     .bind(c)
     .bind(p)
@@ -345,8 +379,37 @@ async fn release_all(
     .bind(due)
     .bind(msg)
     .bind(kind)
-    .bind(Utc::now())
-    .execute(&mut **tx)
+    .bind(now)
+    .fetch_all(&mut **tx)
     .await?;
-    Ok(())
+    Ok(transitions(released, now))
+}
+
+/// The transition events of released pairs, in pair order.
+fn transitions(released: Vec<Released>, now: DateTime<Utc>) -> Vec<NewEvent> {
+    let mut out: Vec<NewEvent> = released
+        .into_iter()
+        .filter_map(|r| {
+            let failure = (!r.ok).then(|| {
+                (
+                    r.kind.clone().unwrap_or_default(),
+                    r.msg.clone().unwrap_or_default(),
+                )
+            });
+            let before = PairBefore {
+                customer_id: r.customer_id,
+                provider_id: r.provider_id,
+                failures: i64::from(r.failures),
+                last_success: r.last_success,
+                last_error_at: r.last_error_at,
+            };
+            events::sync_event(
+                &before,
+                failure.as_ref().map(|(k, m)| (k.as_str(), m.as_str())),
+                now,
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.customer_id, &a.provider_id).cmp(&(&b.customer_id, &b.provider_id)));
+    out
 }

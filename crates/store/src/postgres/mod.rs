@@ -9,9 +9,11 @@ mod at;
 mod audit;
 mod batch;
 mod customers;
+mod events;
 mod keys;
 mod notify;
 mod rates;
+mod subscriptions;
 mod sync;
 mod webhooks;
 
@@ -42,6 +44,8 @@ pub struct PgStore {
     pool: PgPool,
     /// Identifies this instance in NOTIFY payloads, so it can tell its own changes apart.
     instance: String,
+    /// Wakes event readers (streams) of this replica.
+    wake: crate::events::EventWake,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -77,6 +81,7 @@ impl PgStore {
         PgStore {
             pool,
             instance: uuid::Uuid::new_v4().simple().to_string(),
+            wake: crate::events::EventWake::default(),
         }
     }
 
@@ -337,6 +342,66 @@ impl Store for PgStore {
 
     async fn sync_due_now(&self, customer_id: &str, provider_id: &str) -> Result<()> {
         self.sync_due_now_impl(customer_id, provider_id).await
+    }
+
+    async fn events(&self, f: &crate::EventFilter) -> Result<Vec<crate::Event>> {
+        self.events_impl(f).await
+    }
+
+    fn event_wake(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.wake.subscribe()
+    }
+
+    fn events_written(&self) -> Vec<(crate::EventType, u64)> {
+        self.wake.written()
+    }
+
+    async fn create_subscription(&self, s: &crate::NewSubscription) -> Result<crate::Subscription> {
+        self.create_subscription_impl(s).await
+    }
+
+    async fn list_subscriptions(&self) -> Result<Vec<crate::Subscription>> {
+        self.list_subscriptions_impl().await
+    }
+
+    async fn get_subscription(&self, id: &str) -> Result<crate::Subscription> {
+        self.get_subscription_impl(id).await
+    }
+
+    async fn delete_subscription(&self, id: &str) -> Result<()> {
+        self.delete_subscription_impl(id).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        subscription_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::Delivery>> {
+        self.list_deliveries_impl(subscription_id, after, limit)
+            .await
+    }
+
+    async fn fan_out(&self, per_subscription: u32) -> Result<u64> {
+        self.fan_out_impl(per_subscription).await
+    }
+
+    async fn lease_deliveries(
+        &self,
+        owner: &str,
+        n: u32,
+        lease_for: Duration,
+    ) -> Result<Vec<crate::LeasedDelivery>> {
+        self.lease_deliveries_impl(owner, n, lease_for).await
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: i64,
+        owner: &str,
+        outcome: &crate::AttemptOutcome,
+    ) -> Result<bool> {
+        self.finish_delivery_impl(id, owner, outcome).await
     }
 
     async fn notify_changed(&self, customer_id: Option<&str>) -> Result<()> {

@@ -4,6 +4,7 @@
 //! hold no spaces), or `"{instance} "` for "anything changed". The
 //! listener runs in its own task on its own connection, reconnects with backoff, and after a
 //! reconnection announces "anything changed", since notifications sent meanwhile are lost.
+//! The same listener hears `coffer_events` (the outbox's commits) and wakes the event streams.
 
 use std::time::Duration;
 
@@ -11,7 +12,9 @@ use sqlx::postgres::PgListener;
 use tokio::sync::mpsc;
 
 use super::PgStore;
+use super::events::EVENTS_CHANNEL;
 use crate::error::db_err;
+use crate::events::EventWake;
 use crate::{Change, Result};
 
 pub(crate) const CHANNEL: &str = "coffer_changes";
@@ -76,7 +79,7 @@ impl PgStore {
         let (tx, rx) = mpsc::channel(1024);
         let pool = self.pool.clone();
         let instance = self.instance.clone();
-        tokio::spawn(run(pool, instance, listener, tx));
+        tokio::spawn(run(pool, instance, listener, tx, self.wake.clone()));
         Ok(rx)
     }
 }
@@ -84,7 +87,8 @@ impl PgStore {
 async fn listen(pool: &sqlx::PgPool) -> std::result::Result<PgListener, sqlx::Error> {
     // Holds one of the pool's connections for as long as it listens; a pool close ends it.
     let mut l = PgListener::connect_with(pool).await?;
-    l.listen(CHANNEL).await?;
+    // Committed events (the outbox) too: they wake this replica's event streams.
+    l.listen_all([CHANNEL, EVENTS_CHANNEL]).await?;
     Ok(l)
 }
 
@@ -93,6 +97,7 @@ async fn run(
     instance: String,
     mut listener: PgListener,
     tx: mpsc::Sender<Change>,
+    wake: EventWake,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -101,6 +106,14 @@ async fn run(
             () = tx.closed() => return,
         };
         match lost {
+            Ok(Some(n)) if n.channel() == EVENTS_CHANNEL => {
+                backoff = Duration::from_millis(100);
+                match n.payload().parse() {
+                    Ok(id) => wake.committed(id),
+                    Err(_) => wake.anything(),
+                }
+                continue;
+            }
             Ok(Some(n)) => {
                 backoff = Duration::from_millis(100);
                 for change in parse(n.payload(), &instance) {
@@ -130,7 +143,9 @@ async fn run(
                 Err(e) => tracing::warn!(error = %e, "change listener cannot reconnect yet"),
             }
         }
-        // Changes made while we were away are lost: drop everything.
+        // Changes made while we were away are lost: drop everything, and let every stream
+        // look for events it may have missed.
+        wake.anything();
         let all = Change {
             customer_id: None,
             local: false,

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::PgStore;
 use crate::error::db_err;
+use crate::events::{PairBefore, sync_event};
 use crate::{Lease, Result, StoreError, SyncOutcome, SyncState};
 
 #[derive(sqlx::FromRow)]
@@ -16,6 +17,13 @@ struct LeaseRow {
     lease_owner: String,
     lease_expires: DateTime<Utc>,
     failures: i32,
+}
+
+#[derive(sqlx::FromRow)]
+struct BeforeRow {
+    failures: i32,
+    last_success: Option<DateTime<Utc>>,
+    last_error_at: Option<DateTime<Utc>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -93,44 +101,75 @@ impl PgStore {
 
     pub(super) async fn release_impl(&self, lease: &Lease, outcome: &SyncOutcome) -> Result<()> {
         let now = Utc::now();
-        let q = match outcome {
-            SyncOutcome::Success { next_due } => sqlx::query(
-                "UPDATE sync_state SET lease_owner = NULL, lease_expires = NULL,
-                     last_success = $4, failures = 0, next_due = $5
-                 WHERE customer_id = $1 AND provider_id = $2 AND lease_owner = $3",
-            )
-            .bind(&lease.customer_id)
-            .bind(&lease.provider_id)
-            .bind(&lease.owner)
-            .bind(now)
-            .bind(*next_due),
+        // The state before (read by the CTE, as the rows were) decides the transition event;
+        // only the lease's holder changes `failures` and `last_success`.
+        let (q, failure) = match outcome {
+            SyncOutcome::Success { next_due } => (
+                sqlx::query_as(
+                    "WITH old AS (SELECT failures, last_success, last_error_at FROM sync_state
+                                  WHERE customer_id = $1 AND provider_id = $2)
+                     UPDATE sync_state SET lease_owner = NULL, lease_expires = NULL,
+                         last_success = $4, failures = 0, next_due = $5
+                     FROM old
+                     WHERE customer_id = $1 AND provider_id = $2 AND lease_owner = $3
+                     RETURNING old.failures, old.last_success, old.last_error_at",
+                )
+                .bind(&lease.customer_id)
+                .bind(&lease.provider_id)
+                .bind(&lease.owner)
+                .bind(now)
+                .bind(*next_due),
+                None,
+            ),
             SyncOutcome::Failure {
                 kind,
                 message,
                 next_due,
-            } => sqlx::query(
-                "UPDATE sync_state SET lease_owner = NULL, lease_expires = NULL,
-                     last_error = $6, last_error_kind = $7, last_error_at = $4,
-                     failures = failures + 1, next_due = $5
-                 WHERE customer_id = $1 AND provider_id = $2 AND lease_owner = $3",
-            )
-            .bind(&lease.customer_id)
-            .bind(&lease.provider_id)
-            .bind(&lease.owner)
-            .bind(now)
-            .bind(*next_due)
-            .bind(message)
-            .bind(kind.as_str()),
+            } => (
+                sqlx::query_as(
+                    "WITH old AS (SELECT failures, last_success, last_error_at FROM sync_state
+                                  WHERE customer_id = $1 AND provider_id = $2)
+                     UPDATE sync_state SET lease_owner = NULL, lease_expires = NULL,
+                         last_error = $6, last_error_kind = $7, last_error_at = $4,
+                         failures = sync_state.failures + 1, next_due = $5
+                     FROM old
+                     WHERE customer_id = $1 AND provider_id = $2 AND lease_owner = $3
+                     RETURNING old.failures, old.last_success, old.last_error_at",
+                )
+                .bind(&lease.customer_id)
+                .bind(&lease.provider_id)
+                .bind(&lease.owner)
+                .bind(now)
+                .bind(*next_due)
+                .bind(message)
+                .bind(kind.as_str()),
+                Some((kind.as_str(), message.as_str())),
+            ),
         };
-        let done = q.execute(&self.pool).await.map_err(db_err)?;
-        if done.rows_affected() == 0 {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let before: Option<BeforeRow> = q.fetch_optional(&mut *tx).await.map_err(db_err)?;
+        let Some(b) = before else {
             tracing::debug!(
                 customer = %lease.customer_id,
                 provider = %lease.provider_id,
                 owner = %lease.owner,
                 "lease no longer held (expired and taken over, or the link is gone); outcome dropped"
             );
-        }
+            return Ok(());
+        };
+        let before = PairBefore {
+            customer_id: lease.customer_id.clone(),
+            provider_id: lease.provider_id.clone(),
+            failures: i64::from(b.failures),
+            last_success: b.last_success,
+            last_error_at: b.last_error_at,
+        };
+        let events: Vec<_> = sync_event(&before, failure, now).into_iter().collect();
+        let newest = super::events::write(&mut tx, &events)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        self.wake.wrote(newest, &events);
         Ok(())
     }
 

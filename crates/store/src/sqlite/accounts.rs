@@ -206,7 +206,9 @@ impl SqliteStore {
         let plan = plan::plan(meta, accounts, existing, plan::shard_of(&meta.customer_id));
         write_plan(&mut tx, meta, &plan).await?;
         super::at::write_versions(&mut tx, meta, &plan.versions).await?;
+        let newest = super::events::write(&mut tx, &plan.events).await?;
         tx.commit().await.map_err(db_err)?;
+        self.wake.wrote(newest, &plan.events);
         Ok(plan.outcome)
     }
 

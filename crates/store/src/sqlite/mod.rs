@@ -9,8 +9,10 @@ mod accounts;
 mod at;
 mod audit;
 mod customers;
+mod events;
 mod keys;
 mod rates;
+mod subscriptions;
 mod sync;
 mod webhooks;
 
@@ -37,6 +39,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqli
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Wakes event readers (streams) after a commit that wrote events.
+    wake: crate::events::EventWake,
 }
 
 impl SqliteStore {
@@ -81,7 +85,10 @@ impl SqliteStore {
                 .await
         }
         .map_err(db_err)?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            wake: crate::events::EventWake::default(),
+        })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -303,6 +310,66 @@ impl Store for SqliteStore {
 
     async fn customer_by_link(&self, provider: &str, external_id: &str) -> Result<Option<String>> {
         self.customer_by_link_impl(provider, external_id).await
+    }
+
+    async fn events(&self, f: &crate::EventFilter) -> Result<Vec<crate::Event>> {
+        self.events_impl(f).await
+    }
+
+    fn event_wake(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.wake.subscribe()
+    }
+
+    fn events_written(&self) -> Vec<(crate::EventType, u64)> {
+        self.wake.written()
+    }
+
+    async fn create_subscription(&self, s: &crate::NewSubscription) -> Result<crate::Subscription> {
+        self.create_subscription_impl(s).await
+    }
+
+    async fn list_subscriptions(&self) -> Result<Vec<crate::Subscription>> {
+        self.list_subscriptions_impl().await
+    }
+
+    async fn get_subscription(&self, id: &str) -> Result<crate::Subscription> {
+        self.get_subscription_impl(id).await
+    }
+
+    async fn delete_subscription(&self, id: &str) -> Result<()> {
+        self.delete_subscription_impl(id).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        subscription_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<crate::Delivery>> {
+        self.list_deliveries_impl(subscription_id, after, limit)
+            .await
+    }
+
+    async fn fan_out(&self, per_subscription: u32) -> Result<u64> {
+        self.fan_out_impl(per_subscription).await
+    }
+
+    async fn lease_deliveries(
+        &self,
+        owner: &str,
+        n: u32,
+        lease_for: Duration,
+    ) -> Result<Vec<crate::LeasedDelivery>> {
+        self.lease_deliveries_impl(owner, n, lease_for).await
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: i64,
+        owner: &str,
+        outcome: &crate::AttemptOutcome,
+    ) -> Result<bool> {
+        self.finish_delivery_impl(id, owner, outcome).await
     }
 
     async fn sync_due_now(&self, customer_id: &str, provider_id: &str) -> Result<()> {

@@ -6,6 +6,7 @@ use chrono::Utc;
 
 use super::SqliteStore;
 use crate::error::db_err;
+use crate::events::{PairBefore, sync_event};
 use crate::postgres::lease_until;
 use crate::rows;
 use crate::{Lease, Result, SyncOutcome, SyncState};
@@ -15,6 +16,13 @@ struct LeasedRow {
     customer_id: String,
     provider_id: String,
     failures: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct BeforeRow {
+    failures: i64,
+    last_success: Option<String>,
+    last_error_at: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -81,45 +89,76 @@ impl SqliteStore {
     }
 
     pub(super) async fn release_impl(&self, lease: &Lease, outcome: &SyncOutcome) -> Result<()> {
-        let now = rows::ts(Utc::now());
-        let q = match outcome {
-            SyncOutcome::Success { next_due } => sqlx::query(
-                "UPDATE sync_state SET lease_owner = NULL, lease_expires = NULL,
-                     last_success = ?4, failures = 0, next_due = ?5
-                 WHERE customer_id = ?1 AND provider_id = ?2 AND lease_owner = ?3",
-            )
-            .bind(&lease.customer_id)
-            .bind(&lease.provider_id)
-            .bind(&lease.owner)
-            .bind(now)
-            .bind(rows::ts(*next_due)),
-            SyncOutcome::Failure {
-                kind,
-                message,
-                next_due,
-            } => sqlx::query(
-                "UPDATE sync_state SET lease_owner = NULL, lease_expires = NULL,
-                     last_error = ?6, last_error_kind = ?7, last_error_at = ?4,
-                     failures = failures + 1, next_due = ?5
-                 WHERE customer_id = ?1 AND provider_id = ?2 AND lease_owner = ?3",
-            )
-            .bind(&lease.customer_id)
-            .bind(&lease.provider_id)
-            .bind(&lease.owner)
-            .bind(now)
-            .bind(rows::ts(*next_due))
-            .bind(message)
-            .bind(kind.as_str()),
-        };
-        let done = q.execute(&self.pool).await.map_err(db_err)?;
-        if done.rows_affected() == 0 {
+        let now = Utc::now();
+        let at = rows::ts(now);
+        let mut tx = self.write().await?;
+        // The state before decides the transition event (read under the write lock).
+        let before: Option<BeforeRow> = sqlx::query_as(
+            "SELECT failures, last_success, last_error_at FROM sync_state
+             WHERE customer_id = ? AND provider_id = ? AND lease_owner = ?",
+        )
+        .bind(&lease.customer_id)
+        .bind(&lease.provider_id)
+        .bind(&lease.owner)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let Some(b) = before else {
             tracing::debug!(
                 customer = %lease.customer_id,
                 provider = %lease.provider_id,
                 owner = %lease.owner,
                 "lease no longer held; outcome dropped"
             );
-        }
+            return Ok(());
+        };
+        let (q, failure) = match outcome {
+            SyncOutcome::Success { next_due } => (
+                sqlx::query(
+                    "UPDATE sync_state SET lease_owner = NULL, lease_expires = NULL,
+                         last_success = ?4, failures = 0, next_due = ?5
+                     WHERE customer_id = ?1 AND provider_id = ?2 AND lease_owner = ?3",
+                )
+                .bind(&lease.customer_id)
+                .bind(&lease.provider_id)
+                .bind(&lease.owner)
+                .bind(at)
+                .bind(rows::ts(*next_due)),
+                None,
+            ),
+            SyncOutcome::Failure {
+                kind,
+                message,
+                next_due,
+            } => (
+                sqlx::query(
+                    "UPDATE sync_state SET lease_owner = NULL, lease_expires = NULL,
+                         last_error = ?6, last_error_kind = ?7, last_error_at = ?4,
+                         failures = failures + 1, next_due = ?5
+                     WHERE customer_id = ?1 AND provider_id = ?2 AND lease_owner = ?3",
+                )
+                .bind(&lease.customer_id)
+                .bind(&lease.provider_id)
+                .bind(&lease.owner)
+                .bind(at)
+                .bind(rows::ts(*next_due))
+                .bind(message)
+                .bind(kind.as_str()),
+                Some((kind.as_str(), message.as_str())),
+            ),
+        };
+        q.execute(&mut *tx).await.map_err(db_err)?;
+        let before = PairBefore {
+            customer_id: lease.customer_id.clone(),
+            provider_id: lease.provider_id.clone(),
+            failures: b.failures,
+            last_success: rows::opt_ts(b.last_success.as_deref())?,
+            last_error_at: rows::opt_ts(b.last_error_at.as_deref())?,
+        };
+        let events: Vec<_> = sync_event(&before, failure, now).into_iter().collect();
+        let newest = super::events::write(&mut tx, &events).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.wake.wrote(newest, &events);
         Ok(())
     }
 

@@ -18,22 +18,26 @@ use rust_decimal::Decimal;
 mod audit;
 mod batch;
 mod customers;
+mod events;
 mod held_at;
 mod keys_rates;
 mod queries;
 mod rate_history;
 mod snapshots;
+mod subscriptions;
 mod sync;
 mod webhooks;
 
 pub use audit::*;
 pub use batch::*;
 pub use customers::*;
+pub use events::*;
 pub use held_at::*;
 pub use keys_rates::*;
 pub use queries::*;
 pub use rate_history::*;
 pub use snapshots::*;
+pub use subscriptions::*;
 pub use sync::*;
 pub use webhooks::*;
 
@@ -81,6 +85,12 @@ macro_rules! conformance_tests {
             a_failed_change_appends_nothing,
             concurrent_appends_keep_one_chain,
             api_keys_keep_expiry_and_last_use,
+            snapshots_emit_one_event_per_changed_account,
+            sync_batches_emit_only_changes,
+            sync_failures_emit_on_transitions_only,
+            event_pages_are_scoped_filtered_and_ordered,
+            event_wake_changes_on_commit,
+            subscriptions_fan_out_once_and_lease_exclusively,
         );
     };
     (@each $run:path; $($case:ident),* $(,)?) => {
