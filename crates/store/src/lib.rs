@@ -339,6 +339,10 @@ pub struct ChangesQuery {
     pub limit: u32,
 }
 
+/// The PostgreSQL advisory lock [`Store::prune_history`] holds while it prunes: "coffer" and a
+/// 1, so it meets no other lock of the database.
+pub const PRUNE_LOCK_KEY: i64 = 0x636f_6666_6572_0001;
+
 /// What one pruning removed (see [`Store::prune_history`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {

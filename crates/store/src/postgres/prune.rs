@@ -8,16 +8,13 @@ use super::PgStore;
 use crate::error::db_err;
 use crate::{Pruned, Result};
 
-/// The advisory lock's key: "coffer" and a 1, so it meets no other lock of the database.
-const PRUNE_LOCK: i64 = 0x636f_6666_6572_0001;
-
 /// Per pair, its last observation at or before $1: the state at the horizon is served from it.
 const BASE: &str = "base AS (
     SELECT customer_id, provider_id, max(fetched_at) AS b FROM observations
     WHERE fetched_at <= $1 GROUP BY customer_id, provider_id)";
 
-/// Per account of a pair, the version in force at the base observation; the older ones go,
-/// and that one too when it is a closing before the horizon (closed and absent serve alike).
+/// Per account of a pair, the version in force at the base observation stays (a closing too:
+/// the account's changes still say when it closed) and the older ones go.
 const VERSIONS: &str = "keep AS (
     SELECT av.customer_id, av.provider_id, av.account_id, max(av.valid_from) AS k
     FROM account_versions av JOIN base ON base.customer_id = av.customer_id
@@ -27,7 +24,7 @@ const VERSIONS: &str = "keep AS (
     DELETE FROM account_versions av USING keep
     WHERE av.customer_id = keep.customer_id AND av.provider_id = keep.provider_id
       AND av.account_id = keep.account_id
-      AND (av.valid_from < keep.k OR (av.valid_from = keep.k AND av.closed AND keep.k < $1))";
+      AND av.valid_from < keep.k";
 
 const OBSERVATIONS: &str = "DELETE FROM observations o USING base
     WHERE o.customer_id = base.customer_id AND o.provider_id = base.provider_id
@@ -57,7 +54,7 @@ impl PgStore {
     ) -> Result<Option<Pruned>> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(PRUNE_LOCK)
+            .bind(crate::PRUNE_LOCK_KEY)
             .fetch_one(&mut *tx)
             .await
             .map_err(db_err)?;

@@ -13,8 +13,8 @@ const BASE: &str = "base AS (
     SELECT customer_id, provider_id, max(fetched_at) AS b FROM observations
     WHERE fetched_at <= ?1 GROUP BY customer_id, provider_id)";
 
-/// Per account of a pair, the version in force at the base observation; the older ones go,
-/// and that one too when it is a closing before the horizon (closed and absent serve alike).
+/// Per account of a pair, the version in force at the base observation stays (a closing too:
+/// the account's changes still say when it closed) and the older ones go.
 const VERSIONS: &str = "keep AS (
     SELECT av.customer_id, av.provider_id, av.account_id, max(av.valid_from) AS k
     FROM account_versions av JOIN base ON base.customer_id = av.customer_id
@@ -25,9 +25,7 @@ const VERSIONS: &str = "keep AS (
         WHERE keep.customer_id = account_versions.customer_id
           AND keep.provider_id = account_versions.provider_id
           AND keep.account_id = account_versions.account_id
-          AND (account_versions.valid_from < keep.k
-               OR (account_versions.valid_from = keep.k AND account_versions.closed
-                   AND keep.k < ?1)))";
+          AND account_versions.valid_from < keep.k)";
 
 const OBSERVATIONS: &str = "DELETE FROM observations WHERE EXISTS (SELECT 1 FROM base
     WHERE base.customer_id = observations.customer_id
