@@ -178,9 +178,13 @@ pub fn before(t: &Timeline, hours: i64) -> DateTime<Utc> {
 
 /// The answer's exact bytes, as `key`.
 pub async fn text_as(app: &common::TestApp, key: &str, path: &str) -> String {
-    let r = app
-        .client
-        .get(format!("{}{path}", app.url))
+    text_on(&app.url, key, path).await
+}
+
+/// The answer's exact bytes from the server at `url`, as `key`.
+pub async fn text_on(url: &str, key: &str, path: &str) -> String {
+    let r = reqwest::Client::new()
+        .get(format!("{url}{path}"))
         .header("x-api-key", key)
         .send()
         .await
