@@ -3,6 +3,7 @@
 //! one byte of any answer at or after the horizon (balances, lists, one account, rates, series,
 //! one account's changes); an `at` or a series `from` before the configured horizon is a 400.
 
+mod cluster;
 mod common;
 mod timeline;
 
@@ -127,4 +128,48 @@ async fn one_replica_prunes_at_a_time() {
         .await
         .unwrap();
     assert!(store.prune_history(now).await.unwrap().is_some());
+}
+
+/// The pruning task of a replica started with `history.retention` prunes at start: the first
+/// epoch's version of a changed account goes, the answer at the horizon stays.
+async fn the_task_prunes_at_start(backend: common::Backend) {
+    let Some(mut app) = timeline::durable(backend, Box::new(|_| {})).await else {
+        return;
+    };
+    let t = timeline::three_epochs(&app).await;
+    let changes = format!("/v2/accounts/{}/history", t.changing);
+    assert_eq!(app.ok(&changes).await["data"].as_array().unwrap().len(), 3);
+    let kept = micros(t.end - TimeDelta::minutes(30));
+    let at_kept = format!("/v2/accounts/balance?at={kept}&stack=currency");
+    let admin = app.admin_key.clone();
+    let before = text_as(&app, &admin, &at_kept).await;
+    app.running.take().unwrap().stop().await;
+    let running = common::start_app(
+        &app.sim,
+        &app.database_url,
+        false,
+        Box::new(|c| c.history.retention = Some(Duration::from_secs(35 * 60))),
+    )
+    .await;
+    app.url = running.url();
+    app.running = Some(running);
+    app.wait_healthy().await;
+    cluster::eventually(
+        "the first epoch pruned",
+        Duration::from_secs(30),
+        || async { app.ok(&changes).await["data"].as_array().unwrap().len() == 2 },
+    )
+    .await;
+    assert_eq!(text_as(&app, &admin, &at_kept).await, before);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_task_prunes_at_start_sqlite() {
+    the_task_prunes_at_start(common::Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_task_prunes_at_start_postgres() {
+    the_task_prunes_at_start(common::Backend::Postgres).await;
 }
