@@ -7,10 +7,12 @@
 //! cargo run --release -p coffer-bench -- cached   # (a) cached balance vs (b) /v2/minimal
 //! cargo run --release -p coffer-bench -- cold     # (c) cold fan-out, providers at 50 / 80 ms
 //! cargo run --release -p coffer-bench -- sync     # (d) background sync of 100,000 customers
+//! cargo run --release -p coffer-bench -- history  # (e) at= and series over 30 days of history
 //! cargo run --release -p coffer-bench -- all
 //! ```
 #![forbid(unsafe_code)]
 
+mod history;
 mod load;
 mod scenarios;
 mod setup;
@@ -53,6 +55,9 @@ enum Scenario {
     /// (d) background sync throughput: N customers linked to both providers, providers at 20 ms;
     /// then the all-customer totals latency at that size.
     Sync(scenarios::SyncArgs),
+    /// (e) answers at past instants and 30-point series over 30 days of history, generated
+    /// set-based in SQL.
+    History(history::HistoryArgs),
     /// (a)+(b), (c) and (d) with their defaults.
     All(AllArgs),
 }
@@ -95,6 +100,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Cached(a) => scenarios::cached(&url, client, &a).await,
             Scenario::Cold(a) => scenarios::cold(&url, client, &a).await,
             Scenario::Sync(a) => scenarios::sync(&url, client, &a).await,
+            Scenario::History(a) => history::history(&url, &a).await,
             Scenario::All(all) => {
                 scenarios::cached(&url, client.clone(), &scenarios::CachedArgs::default()).await?;
                 scenarios::cold(&url, client.clone(), &scenarios::ColdArgs::default()).await?;
