@@ -18,6 +18,7 @@ use rust_decimal::Decimal;
 mod batch;
 mod customers;
 mod held_at;
+mod history;
 mod keys_rates;
 mod queries;
 mod rate_history;
@@ -28,6 +29,7 @@ mod webhooks;
 pub use batch::*;
 pub use customers::*;
 pub use held_at::*;
+pub use history::*;
 pub use keys_rates::*;
 pub use queries::*;
 pub use rate_history::*;
@@ -75,6 +77,8 @@ macro_rules! conformance_tests {
             webhook_replay_requeues,
             webhook_listing_filters_and_pages,
             links_are_found_by_external_id_and_made_due,
+            held_window_answers_as_held_at,
+            pruning_keeps_every_answer_from_the_horizon,
         );
     };
     (@each $run:path; $($case:ident),* $(,)?) => {
