@@ -69,6 +69,37 @@ pub(super) const VERSION_COLS: &str = "av.account_id, av.customer_id, av.provide
     av.active, av.closed, av.balance, av.wallets, av.iban, av.provider_rate,
     av.provider_rate_quote, av.valid_from";
 
+/// Each pair's observations from its base up to the window's end.
+fn observations_sql() -> String {
+    format!(
+        "WITH {BASE}
+         SELECT o.customer_id, o.provider_id, o.fetched_at, o.rejected FROM observations o
+         LEFT JOIN base ON base.customer_id = o.customer_id AND base.provider_id = o.provider_id
+         WHERE o.fetched_at <= ?2
+           AND (?3 IS NULL OR o.customer_id IN (SELECT value FROM json_each(?3)))
+           AND (base.b IS NULL OR o.fetched_at >= base.b)
+         ORDER BY o.customer_id, o.provider_id, o.fetched_at"
+    )
+}
+
+/// Per account: the version in force at its pair's base observation, and every later one up
+/// to the window's end.
+fn versions_sql() -> String {
+    format!(
+        "WITH {BASE}
+         SELECT {VERSION_COLS} FROM account_versions av
+         LEFT JOIN base ON base.customer_id = av.customer_id
+          AND base.provider_id = av.provider_id
+         WHERE av.valid_from <= ?2
+           AND (?3 IS NULL OR av.customer_id IN (SELECT value FROM json_each(?3)))
+           AND (base.b IS NULL OR av.valid_from > base.b OR av.valid_from = (
+               SELECT max(x.valid_from) FROM account_versions x
+               WHERE x.customer_id = av.customer_id AND x.provider_id = av.provider_id
+                 AND x.account_id = av.account_id AND x.valid_from <= base.b))
+         ORDER BY av.customer_id, av.provider_id, av.account_id, av.valid_from"
+    )
+}
+
 #[derive(sqlx::FromRow)]
 struct ObservationRow {
     customer_id: String,
@@ -101,41 +132,21 @@ impl SqliteStore {
         let (from, to) = (rows::ts(from), rows::ts(to));
         // One read transaction: the three reads see one state of the database, as `held_at`.
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let observations: Vec<ObservationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "WITH {BASE}
-             SELECT o.customer_id, o.provider_id, o.fetched_at, o.rejected FROM observations o
-             LEFT JOIN base ON base.customer_id = o.customer_id AND base.provider_id = o.provider_id
-             WHERE o.fetched_at <= ?2
-               AND (?3 IS NULL OR o.customer_id IN (SELECT value FROM json_each(?3)))
-               AND (base.b IS NULL OR o.fetched_at >= base.b)
-             ORDER BY o.customer_id, o.provider_id, o.fetched_at"
-        )))
-        .bind(&from)
-        .bind(&to)
-        .bind(&scope)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        // Per account: the version in force at its pair's base observation, and every later one.
-        let versions: Vec<VersionRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "WITH {BASE}
-             SELECT {VERSION_COLS} FROM account_versions av
-             LEFT JOIN base ON base.customer_id = av.customer_id
-              AND base.provider_id = av.provider_id
-             WHERE av.valid_from <= ?2
-               AND (?3 IS NULL OR av.customer_id IN (SELECT value FROM json_each(?3)))
-               AND (base.b IS NULL OR av.valid_from > base.b OR av.valid_from = (
-                   SELECT max(x.valid_from) FROM account_versions x
-                   WHERE x.customer_id = av.customer_id AND x.provider_id = av.provider_id
-                     AND x.account_id = av.account_id AND x.valid_from <= base.b))
-             ORDER BY av.customer_id, av.provider_id, av.account_id, av.valid_from"
-        )))
-        .bind(&from)
-        .bind(&to)
-        .bind(&scope)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        let observations: Vec<ObservationRow> =
+            sqlx::query_as(sqlx::AssertSqlSafe(observations_sql()))
+                .bind(&from)
+                .bind(&to)
+                .bind(&scope)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        let versions: Vec<VersionRow> = sqlx::query_as(sqlx::AssertSqlSafe(versions_sql()))
+            .bind(&from)
+            .bind(&to)
+            .bind(&scope)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
         let links: Vec<(String, String)> = sqlx::query_as(
             "SELECT customer_id, provider FROM customer_links
              WHERE (?1 IS NULL OR customer_id IN (SELECT value FROM json_each(?1)))
