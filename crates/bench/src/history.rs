@@ -230,6 +230,9 @@ pub async fn history(url: &str, args: &HistoryArgs) -> anyhow::Result<()> {
     let mut config = setup::config(&sim, url);
     // One observation per pair per day: a gap is more than two days.
     config.history.max_gap = Some(Duration::from_secs(2 * 86400));
+    // All-customer answers at an instant read every account (no checkpoints yet): at full
+    // size they take longer than the default 30 s deadline, which would measure the deadline.
+    config.server.request_timeout = Duration::from_secs(900);
     let running = setup::server(&sim, config, store).await?;
     let base = running.url();
     let client = reqwest::Client::new();
