@@ -173,6 +173,21 @@ both!(
                 "links",
             ),
             ("/v2/customers", "/v2/customers".into(), "get", "data"),
+            (
+                "/v2/accounts/balance/history",
+                format!(
+                    "/v2/accounts/balance/history?customer_id=o1&from={}&interval=1h&stack=currency",
+                    now_micros()
+                ),
+                "get",
+                "points",
+            ),
+            (
+                "/v2/accounts/{id}/history",
+                "/v2/accounts/p100:840770da-996d-4f20-826f-5bc46bfdffd9/history".into(),
+                "get",
+                "data",
+            ),
             ("/v2/rates", "/v2/rates".into(), "get", "base"),
             (
                 "/v2/rates",
@@ -198,6 +213,14 @@ both!(
             rejects_without(&schema, &body, required, path);
             bodies.push(body);
         }
+        // The series and the changes validated above are not empty.
+        let series = bodies.iter().find(|b| b.get("points").is_some()).unwrap();
+        assert_eq!(series["points"].as_array().unwrap().len(), 1, "{series}");
+        let changes = bodies
+            .iter()
+            .find(|b| b.get("next_cursor").is_some() && b.get("matched").is_none())
+            .unwrap();
+        assert!(!changes["data"].as_array().unwrap().is_empty(), "{changes}");
         // The answers at an instant validate too, and the document requires nothing of `at`
         // or `observed_at` that only they have (present answers validated above without them).
         let at = now_micros();
@@ -369,6 +392,20 @@ both!(
                 "get",
                 "/v2/rates?at=yesterday",
                 400,
+                Some(app.admin_key.as_str()),
+            ),
+            (
+                "/v2/accounts/balance/history",
+                "get",
+                "/v2/accounts/balance/history?from=2026-11-30T00:00:00Z&interval=2h",
+                400,
+                Some(app.admin_key.as_str()),
+            ),
+            (
+                "/v2/accounts/{id}/history",
+                "get",
+                "/v2/accounts/p100:nothing/history",
+                404,
                 Some(app.admin_key.as_str()),
             ),
         ];

@@ -463,7 +463,7 @@ impl Default for SyncArgs {
 /// their sync state (due now), straight into the tables of `migrations/postgres` in three
 /// set-based statements: creating 100,000 customers one API call at a time would take longer
 /// than the sync it prepares. The rows are exactly what `Store::create_customer` writes.
-async fn bulk_customers(url: &str, n: usize) -> anyhow::Result<()> {
+pub(crate) async fn bulk_customers(url: &str, n: usize) -> anyhow::Result<()> {
     use sqlx::Connection as _;
     let mut conn = sqlx::PgConnection::connect(url).await?;
     let n = i64::try_from(n)?;

@@ -159,6 +159,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(routes::accounts::balance))
         .routes(routes!(routes::accounts::list))
         .routes(routes!(routes::accounts::get_account))
+        .routes(routes!(routes::series::balance_history))
+        .routes(routes!(routes::changes::account_history))
         .routes(routes!(routes::customers::create, routes::customers::list))
         .routes(routes!(
             routes::customers::get,

@@ -44,6 +44,25 @@ pub struct HistoryConfig {
     /// recent than this is answered with an `unsettled` warning. Default: 60 s.
     #[serde(with = "humantime_serde")]
     pub settle: Option<Duration>,
+    /// How long history is kept: older observations, account versions, balance history and
+    /// rate versions are pruned, keeping the state at the horizon (now − retention), so answers
+    /// at and after it do not change. Default: everything is kept.
+    #[serde(with = "humantime_serde")]
+    pub retention: Option<Duration>,
+    /// How often one replica prunes (with `retention`). Default: hourly.
+    #[serde(with = "humantime_serde")]
+    pub prune_interval: Option<Duration>,
+}
+
+impl HistoryConfig {
+    /// The oldest instant answered, when history is pruned: now − `retention`.
+    pub fn horizon(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        let keep = chrono::TimeDelta::from_std(self.retention?).ok()?;
+        now.checked_sub_signed(keep)
+    }
 }
 
 impl Config {

@@ -20,6 +20,7 @@ pub mod notify;
 pub mod provider;
 pub mod providers;
 pub mod rates;
+pub mod retention;
 pub mod routes;
 pub mod run;
 pub mod state;

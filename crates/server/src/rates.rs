@@ -127,7 +127,17 @@ impl RateBook {
         store: &dyn Store,
         at: DateTime<Utc>,
     ) -> Result<RateTable, coffer_store::StoreError> {
-        let stored: Vec<Rate> = store.rates_at(at).await?.into_iter().map(to_core).collect();
+        Ok(self.table_from(store.rates_at(at).await?, at))
+    }
+
+    /// The table in force at `at` from the stored rates in force then (`Store::rates_at`, or
+    /// a `RateWindow`'s answer for that instant): the config's manual rates under the admin's.
+    pub fn table_from(
+        &self,
+        stored: Vec<coffer_store::StoredRate>,
+        at: DateTime<Utc>,
+    ) -> RateTable {
+        let stored: Vec<Rate> = stored.into_iter().map(to_core).collect();
         let mut table =
             RateTable::new(self.base.clone()).with_derived_providers(self.derived.iter().cloned());
         let admin: HashSet<&Currency> = stored
@@ -149,7 +159,7 @@ impl RateBook {
         for r in stored {
             insert(&mut table, r);
         }
-        Ok(table)
+        table
     }
 
     /// Manual rates: the config's, then the admin's (newer, so they win).

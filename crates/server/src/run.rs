@@ -157,6 +157,12 @@ pub async fn start(
     if sync_enabled {
         background.push(tokio::spawn(crate::sync::run(state.clone(), rx.clone())));
     }
+    if state.config.history.retention.is_some() {
+        background.push(tokio::spawn(crate::retention::run(
+            state.clone(),
+            rx.clone(),
+        )));
+    }
     if state.providers.any_webhooks() && state.config.webhooks.process {
         background.push(tokio::spawn(crate::webhooks::process::run(
             state.clone(),

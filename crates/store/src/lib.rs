@@ -17,6 +17,7 @@ mod at;
 mod audit;
 mod error;
 mod events;
+mod history;
 mod plan;
 mod postgres;
 mod rows;
@@ -26,6 +27,7 @@ mod webhooks;
 
 pub use audit::{Actor, AuditEntry, AuditFilter, Broken, GENESIS, NewAudit, verify};
 pub use events::{Event, EventFilter, EventType, NewEvent};
+pub use history::{HeldWindow, RateWindow};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use subscriptions::{
@@ -353,6 +355,42 @@ impl Default for ConnectOptions {
     }
 }
 
+/// One observed change of an account: a version of it (opened, changed, closed), as
+/// [`Store::account_changes`] reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountChange {
+    /// The customer whose pair observed it (an account can move between customers).
+    pub customer_id: String,
+    pub observed_at: DateTime<Utc>,
+    pub balance: Decimal,
+    pub status: Status,
+    pub active: bool,
+    pub closed: bool,
+}
+
+/// Which changes of one account to read: `[from, to]`, newest first, strictly after `after`
+/// (the `(observed_at, customer_id)` of the previous page's last change), at most `limit`.
+#[derive(Debug, Clone, Default)]
+pub struct ChangesQuery {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub after: Option<(DateTime<Utc>, String)>,
+    pub limit: u32,
+}
+
+/// The PostgreSQL advisory lock [`Store::prune_history`] holds while it prunes: "coffer" and a
+/// 1, so it meets no other lock of the database.
+pub const PRUNE_LOCK_KEY: i64 = 0x636f_6666_6572_0001;
+
+/// What one pruning removed (see [`Store::prune_history`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub observations: u64,
+    pub account_versions: u64,
+    pub balance_history: u64,
+    pub rate_versions: u64,
+}
+
 /// Coffer's persistence. Both backends pass the same conformance suite.
 ///
 /// Timestamps are kept to the microsecond (PostgreSQL's resolution, and SQLite's text format).
@@ -425,6 +463,32 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
         account_id: Option<&str>,
     ) -> Result<HeldAt>;
+
+    // History over time: series, one account's changes, retention.
+    /// What [`Store::held_at`] would answer (without an account) at every instant of
+    /// `[from, to]`, in one read: [`HeldWindow::at`] answers each instant.
+    async fn held_window(
+        &self,
+        scope: &Scope,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<HeldWindow>;
+    /// What [`Store::rates_at`] would answer at every instant of `[from, to]`, in one read:
+    /// [`RateWindow::at`] answers each instant.
+    async fn rates_window(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<RateWindow>;
+    /// An account's observed changes in `scope`, newest first; `None` when no customer in
+    /// scope ever held it (unknown and not yours look the same).
+    async fn account_changes(
+        &self,
+        scope: &Scope,
+        account_id: &str,
+        q: &ChangesQuery,
+    ) -> Result<Option<Vec<AccountChange>>>;
+    /// Removes history older than `horizon` while keeping the state at it: per pair its last
+    /// observation at or before the horizon, per account its version in force then, per rate
+    /// key its row in force then, so answers at and after the horizon do not change. `None`
+    /// when another replica is pruning (PostgreSQL: an advisory lock).
+    async fn prune_history(&self, horizon: DateTime<Utc>) -> Result<Option<Pruned>>;
 
     // Rates.
     /// Replaces manual rates given (currency → value of one unit in `base`); others kept. Each

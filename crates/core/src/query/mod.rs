@@ -34,10 +34,12 @@ mod search;
 pub mod select;
 pub mod sort;
 
-pub use cursor::Cursor;
+pub use cursor::{ChangeCursor, Cursor};
 pub use filter::{BalanceRange, FieldOp, FieldSearch, Filter, SearchField};
 pub use group::{BalanceAnswer, Details, Group, balance};
 pub use page::{ListData, ListGroup, ListPage, list};
-pub use params::{ALIASES, Endpoint, ParamError, ParseOptions, Query, Stack, parse_query};
+pub use params::{
+    ALIASES, Endpoint, ParamError, ParseOptions, Query, Stack, parse_instant, parse_query,
+};
 pub use select::{Amount, ConvertedAccount, QueryError, Unconverted};
 pub use sort::{SortField, SortKey, SortSpec};

@@ -294,7 +294,7 @@ fn check_at(params: &BTreeMap<String, (String, String)>) -> Result<(), ParamErro
 }
 
 /// An RFC 3339 instant, kept to the microsecond (the store's resolution).
-fn parse_instant(v: &str) -> Result<DateTime<Utc>, String> {
+pub fn parse_instant(v: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(v.trim())
         .map(|t| t.with_timezone(&Utc).trunc_subsecs(6))
         .map_err(|e| {

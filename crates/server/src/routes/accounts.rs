@@ -72,14 +72,14 @@ async fn reuse_or<T: Serialize>(
     Ok(answers::json(body))
 }
 
-fn param_error(e: ParamError) -> ApiError {
+pub(crate) fn param_error(e: ParamError) -> ApiError {
     ApiError::InvalidParam {
         param: e.param,
         message: e.message,
     }
 }
 
-fn query_error(e: QueryError) -> ApiError {
+pub(crate) fn query_error(e: QueryError) -> ApiError {
     match e {
         QueryError::Param(p) => param_error(p),
         other => ApiError::Internal(other.to_string()),
@@ -101,7 +101,7 @@ async fn table_for(state: &AppState, src: &source::Sourced) -> RateTable {
 }
 
 /// A target other than the base needs a rate, or every amount would come back unconverted.
-fn check_target(q: &Query, table: &RateTable) -> ApiResult<()> {
+pub(crate) fn check_target(q: &Query, table: &RateTable) -> ApiResult<()> {
     if let Some(t) = &q.currency
         && t != table.base()
         && table.rate(t).is_none()
@@ -182,7 +182,7 @@ pub async fn balance(
     pairs: Pairs,
 ) -> ApiResult<Response> {
     let (q, pairs) = parse_pairs(&state, pairs, Endpoint::Balance)?;
-    if let Some(at) = at::instant(&q)? {
+    if let Some(at) = at::instant(&state, &q)? {
         let (src, table) = at::held(&state, &caller, &q, at).await?;
         check_target(&q, &table)?;
         let a = query::balance(&src.accounts, &q, &table).map_err(query_error)?;
@@ -338,7 +338,7 @@ pub async fn list(
     pairs: Pairs,
 ) -> ApiResult<Response> {
     let (q, pairs) = parse_pairs(&state, pairs, Endpoint::List)?;
-    if let Some(at) = at::instant(&q)? {
+    if let Some(at) = at::instant(&state, &q)? {
         let (src, table) = at::held(&state, &caller, &q, at).await?;
         check_target(&q, &table)?;
         let out = list_out(&src, &q, &table, Some(at))?;
@@ -427,7 +427,7 @@ pub async fn get_account(
             "only `currency`, `max_age`, `strict` and `at` apply to one account",
         ));
     }
-    if let Some(at) = at::instant(&q)? {
+    if let Some(at) = at::instant(&state, &q)? {
         let (account, freshness, table) = at::one(&state, &caller, &id, at).await?;
         return detail_out(&q, account, freshness, &table, Some(at)).map(Json);
     }

@@ -18,14 +18,32 @@ use crate::routes::dto::{AccountOut, CoverageOut};
 use crate::routes::source::Sourced;
 use crate::state::AppState;
 
-/// The query's `at`, refused in the future: only what was observed can be answered.
-pub fn instant(q: &Query) -> ApiResult<Option<DateTime<Utc>>> {
+/// The query's `at`, refused in the future (only what was observed can be answered) and
+/// before the history horizon.
+pub fn instant(state: &AppState, q: &Query) -> ApiResult<Option<DateTime<Utc>>> {
     match q.at {
         Some(at) if at > Utc::now() => Err(ApiError::param(
             "at",
             "is in the future: only what was observed can be answered",
         )),
-        other => Ok(other),
+        Some(at) => within_retention(state, "at", at).map(|()| Some(at)),
+        None => Ok(None),
+    }
+}
+
+/// Refuses an instant before the horizon of `history.retention` (now − retention): the history
+/// before it is pruned, so an answer there could differ from the one given before pruning.
+/// A 400 rather than a warning: an answer that may be wrong must not look like one.
+pub fn within_retention(state: &AppState, param: &str, t: DateTime<Utc>) -> ApiResult<()> {
+    match state.config.history.horizon(Utc::now()) {
+        Some(horizon) if t < horizon => Err(ApiError::param(
+            param,
+            format!(
+                "is before the history horizon {} (history.retention): older history is pruned",
+                horizon.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -98,13 +116,9 @@ fn seconds(d: chrono::TimeDelta) -> i64 {
     d.num_seconds().max(0)
 }
 
-/// Freshness at an instant: per provider the oldest observation served; a pair observed longer
-/// than `max_gap` before the instant warns `gap`; a linked pair never observed by then is left
-/// out (`no_data`, partial); balances its observation could not read warn as they did then.
-/// Ages are measured from the instant, not from now, so the answer does not change.
 /// An instant less than `history.settle` ago may still gain observations (fetches in flight
 /// then, written when they end): its answer says so, and is final from `at + settle` on.
-fn unsettled(f: &mut Freshness, at: DateTime<Utc>, settle: std::time::Duration) {
+pub(crate) fn unsettled(f: &mut Freshness, at: DateTime<Utc>, settle: std::time::Duration) {
     let settle = chrono::TimeDelta::from_std(settle).unwrap_or(chrono::TimeDelta::MAX);
     let Some(settled) = at.checked_add_signed(settle) else {
         return;
@@ -124,7 +138,15 @@ fn unsettled(f: &mut Freshness, at: DateTime<Utc>, settle: std::time::Duration) 
     }
 }
 
-fn freshness_at(h: &HeldAt, at: DateTime<Utc>, max_gap: std::time::Duration) -> Freshness {
+/// Freshness at an instant: per provider the oldest observation served; a pair observed longer
+/// than `max_gap` before the instant warns `gap`; a linked pair never observed by then is left
+/// out (`no_data`, partial); balances its observation could not read warn as they did then.
+/// Ages are measured from the instant, not from now, so the answer does not change.
+pub(crate) fn freshness_at(
+    h: &HeldAt,
+    at: DateTime<Utc>,
+    max_gap: std::time::Duration,
+) -> Freshness {
     let max_gap = chrono::TimeDelta::from_std(max_gap).unwrap_or(chrono::TimeDelta::MAX);
     let mut out = Freshness::default();
     let mut per_provider: BTreeMap<String, (Option<DateTime<Utc>>, &'static str)> = BTreeMap::new();

@@ -76,6 +76,7 @@ pub async fn get_rates(
     match at_param(pairs, Utc::now())? {
         None => table(&state).await,
         Some(at) => {
+            crate::routes::at::within_retention(&state, "at", at)?;
             let t = state.rates.table_at(state.store.as_ref(), at).await?;
             Ok(Json(RateTableOut {
                 base: state.base.to_string(),

@@ -10,7 +10,9 @@ mod at;
 mod audit;
 mod customers;
 mod events;
+mod history;
 mod keys;
+mod prune;
 mod rates;
 mod subscriptions;
 mod sync;
@@ -194,6 +196,36 @@ impl Store for SqliteStore {
         to: DateTime<Utc>,
     ) -> Result<Vec<HistoryEntry>> {
         self.history_impl(Some(customer_id), None, from, to).await
+    }
+
+    async fn held_window(
+        &self,
+        scope: &Scope,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<crate::HeldWindow> {
+        self.held_window_impl(scope, from, to).await
+    }
+
+    async fn rates_window(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<crate::RateWindow> {
+        self.rates_window_impl(from, to).await
+    }
+
+    async fn account_changes(
+        &self,
+        scope: &Scope,
+        account_id: &str,
+        q: &crate::ChangesQuery,
+    ) -> Result<Option<Vec<crate::AccountChange>>> {
+        self.account_changes_impl(scope, account_id, q).await
+    }
+
+    async fn prune_history(&self, horizon: DateTime<Utc>) -> Result<Option<crate::Pruned>> {
+        self.prune_history_impl(horizon).await
     }
 
     async fn set_manual_rates(

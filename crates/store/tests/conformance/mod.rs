@@ -20,6 +20,7 @@ mod batch;
 mod customers;
 mod events;
 mod held_at;
+mod history;
 mod keys_rates;
 mod queries;
 mod rate_history;
@@ -33,6 +34,7 @@ pub use batch::*;
 pub use customers::*;
 pub use events::*;
 pub use held_at::*;
+pub use history::*;
 pub use keys_rates::*;
 pub use queries::*;
 pub use rate_history::*;
@@ -91,6 +93,8 @@ macro_rules! conformance_tests {
             event_pages_are_scoped_filtered_and_ordered,
             event_wake_changes_on_commit,
             subscriptions_fan_out_once_and_lease_exclusively,
+            held_window_answers_as_held_at,
+            pruning_keeps_every_answer_from_the_horizon,
         );
     };
     (@each $run:path; $($case:ident),* $(,)?) => {
