@@ -40,4 +40,4 @@ pub use group::{BalanceAnswer, Details, Group, balance};
 pub use page::{ListData, ListGroup, ListPage, list};
 pub use params::{ALIASES, Endpoint, ParamError, ParseOptions, Query, Stack, parse_query};
 pub use select::{Amount, ConvertedAccount, QueryError, Unconverted};
-pub use sort::{SortField, SortKey, SortSpec};
+pub use sort::{KeyValue, SortField, SortKey, SortSpec};

@@ -2,7 +2,7 @@
 //! - one customer (`customer_id`): the freshness loader (L1 → snapshot → providers);
 //! - a reader without `customer_id`: the loader, for each customer in its scope;
 //! - an admin without `customer_id`: the store only, never the providers (the sync worker keeps
-//!   it fresh).
+//!   it fresh); the list's pages are read from the store page by page ([`page_from_store`]).
 
 use std::sync::Arc;
 
@@ -126,6 +126,46 @@ pub async fn all_totals(state: &AppState, filter: &Filter) -> ApiResult<(Sourced
             generation: None,
         },
         counts,
+    ))
+}
+
+/// Whether the list's page is read from the store one page at a time: an admin's all-customer
+/// list, unstacked (a stacked group sums every account of its currency) and not sorted by
+/// `balance_in_base` (which depends on the rates). Otherwise core pages the whole selection.
+pub fn pages_from_store(caller: &Caller, q: &Query) -> bool {
+    caller.is_admin()
+        && q.customer_id.is_none()
+        && q.stack.is_none()
+        && !q.effective_sort().uses_rates()
+}
+
+/// One page of an admin's all-customer list from the store: the page's accounts and one more
+/// (so core's engine, run on them, knows whether a next page exists and issues its cursor), and
+/// how many accounts match in all (from the totals, which the rollup answers cheaply).
+pub async fn page_from_store(state: &AppState, q: &Query) -> ApiResult<(Sourced, usize)> {
+    let limit = usize::try_from(q.limit.max(1))
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    let sort = q.effective_sort();
+    let after = q.cursor.as_ref().map(|c| c.key());
+    let accounts = state
+        .store
+        .list_page(&Scope::All, &q.filter, &sort, after, limit)
+        .await?;
+    let totals = state.store.totals(&Scope::All, &q.filter).await?;
+    let matched: u64 = totals.by_currency.iter().map(|t| t.accounts).sum();
+    Ok((
+        Sourced {
+            accounts,
+            freshness: Freshness::default(),
+            coverage: Some(CoverageOut {
+                customers: totals.customers,
+                oldest_as_of: totals.oldest_as_of,
+                newest_as_of: totals.newest_as_of,
+            }),
+            generation: None,
+        },
+        usize::try_from(matched).unwrap_or(usize::MAX),
     ))
 }
 

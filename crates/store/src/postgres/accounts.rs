@@ -25,8 +25,11 @@ macro_rules! account_cols {
     };
 }
 
+/// The account columns, for the list's reads (`list.rs`).
+pub(super) const ACCOUNT_COLS: &str = account_cols!();
+
 #[derive(sqlx::FromRow)]
-struct AccountRow {
+pub(super) struct AccountRow {
     id: String,
     customer_id: String,
     provider_id: String,
@@ -112,12 +115,17 @@ struct SpanRow {
     newest: Option<DateTime<Utc>>,
 }
 
-fn accounts(rows: Vec<AccountRow>) -> Result<Vec<Account>> {
+pub(super) fn accounts(rows: Vec<AccountRow>) -> Result<Vec<Account>> {
     rows.into_iter().map(AccountRow::into_account).collect()
 }
 
 /// Pushes down every constraint PostgreSQL evaluates exactly (NUMERIC compares exactly).
-fn push_filter(qb: &mut QueryBuilder<Postgres>, scope: &Scope, f: &Filter, table_closed: bool) {
+pub(super) fn push_filter(
+    qb: &mut QueryBuilder<Postgres>,
+    scope: &Scope,
+    f: &Filter,
+    table_closed: bool,
+) {
     qb.push(if table_closed {
         " WHERE NOT closed"
     } else {

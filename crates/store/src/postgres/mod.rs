@@ -8,6 +8,7 @@ mod accounts;
 mod at;
 mod batch;
 mod customers;
+mod list;
 mod notify;
 mod rates;
 mod sync;
@@ -191,6 +192,17 @@ impl Store for PgStore {
 
     async fn list_accounts(&self, scope: &Scope, filter: &Filter) -> Result<Vec<Account>> {
         self.list_accounts_impl(scope, filter).await
+    }
+
+    async fn list_page(
+        &self,
+        scope: &Scope,
+        filter: &Filter,
+        sort: &coffer_core::query::SortSpec,
+        after: Option<&[coffer_core::query::KeyValue]>,
+        limit: usize,
+    ) -> Result<Vec<Account>> {
+        self.list_page_impl(scope, filter, sort, after, limit).await
     }
 
     async fn totals(&self, scope: &Scope, filter: &Filter) -> Result<Totals> {

@@ -8,6 +8,7 @@
 mod accounts;
 mod at;
 mod customers;
+mod list;
 mod rates;
 mod sync;
 mod webhooks;
@@ -187,6 +188,17 @@ impl Store for SqliteStore {
 
     async fn list_accounts(&self, scope: &Scope, filter: &Filter) -> Result<Vec<Account>> {
         self.list_accounts_impl(scope, filter).await
+    }
+
+    async fn list_page(
+        &self,
+        scope: &Scope,
+        filter: &Filter,
+        sort: &coffer_core::query::SortSpec,
+        after: Option<&[coffer_core::query::KeyValue]>,
+        limit: usize,
+    ) -> Result<Vec<Account>> {
+        self.list_page_impl(scope, filter, sort, after, limit).await
     }
 
     async fn totals(&self, scope: &Scope, filter: &Filter) -> Result<Totals> {

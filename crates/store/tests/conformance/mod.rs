@@ -19,6 +19,7 @@ mod batch;
 mod customers;
 mod held_at;
 mod keys_rates;
+mod list_pages;
 mod queries;
 mod rate_history;
 mod snapshots;
@@ -29,6 +30,7 @@ pub use batch::*;
 pub use customers::*;
 pub use held_at::*;
 pub use keys_rates::*;
+pub use list_pages::*;
 pub use queries::*;
 pub use rate_history::*;
 pub use snapshots::*;
@@ -75,6 +77,7 @@ macro_rules! conformance_tests {
             webhook_replay_requeues,
             webhook_listing_filters_and_pages,
             links_are_found_by_external_id_and_made_due,
+            list_pages_match_core,
         );
     };
     (@each $run:path; $($case:ident),* $(,)?) => {
