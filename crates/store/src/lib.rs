@@ -526,17 +526,6 @@ pub(crate) fn keep(f: &Filter, a: &Account, balance_pushed: bool) -> bool {
     balance_pushed || f.balance.contains(a.balance)
 }
 
-/// Sums accounts per (currency, is_crypto), exactly; ordered by currency.
-pub(crate) fn sum_accounts<'a>(
-    accounts: impl IntoIterator<Item = &'a Account>,
-) -> Result<Vec<CurrencyTotal>> {
-    let mut sums = list::Sums::default();
-    for a in accounts {
-        sums.add(a)?;
-    }
-    Ok(sums.finish())
-}
-
 /// Connects to the backend the URL's scheme names (`postgres://`, `postgresql://`, `sqlite:`),
 /// creating the SQLite file when it is missing. Does not migrate.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {

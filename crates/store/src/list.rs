@@ -66,6 +66,32 @@ where
     }
 }
 
+/// Rows per round trip when summing accounts that only Rust can filter.
+pub(crate) const SUM_BATCH: usize = 5000;
+
+/// Sums the accounts a paged read returns, walking them by id a batch at a time: the totals of
+/// field searches and free text, in memory one batch, never the whole result.
+/// `page(after, n)` is the backend's `list_page` by id.
+pub(crate) async fn sum_walk<F, Fut>(mut page: F) -> Result<Vec<CurrencyTotal>>
+where
+    F: FnMut(Option<Vec<KeyValue>>, usize) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<Account>>>,
+{
+    let by_id = SortSpec::default();
+    let mut sums = Sums::default();
+    let mut after = None;
+    loop {
+        let batch = page(after.take(), SUM_BATCH).await?;
+        for a in &batch {
+            sums.add(a)?;
+        }
+        match batch.last() {
+            Some(last) if batch.len() >= SUM_BATCH => after = Some(key(&by_id, last)),
+            _ => return Ok(sums.finish()),
+        }
+    }
+}
+
 /// The page by sorting in Rust: for what a backend cannot order in SQL (SQLite's text money).
 pub(crate) fn sort_in_memory(
     sort: &SortSpec,

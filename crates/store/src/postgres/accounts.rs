@@ -338,8 +338,16 @@ impl PgStore {
 
     pub(super) async fn totals_impl(&self, scope: &Scope, f: &Filter) -> Result<Totals> {
         let by_currency = if !f.fields.is_empty() || f.text.is_some() {
-            // Field searches and free text are checked in Rust: sum what passes.
-            crate::sum_accounts(&self.list_accounts_impl(scope, f).await?)?
+            // Field searches and free text are checked in Rust: sum what passes, a batch at a
+            // time.
+            crate::list::sum_walk(|after, n| {
+                let by_id = coffer_core::query::SortSpec::default();
+                async move {
+                    self.list_page_impl(scope, f, &by_id, after.as_deref(), n)
+                        .await
+                }
+            })
+            .await?
         } else {
             // Unscoped and without a balance range, the rollup answers (a few hundred rows);
             // otherwise SUM over the matching open accounts (exact on NUMERIC).

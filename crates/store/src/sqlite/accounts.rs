@@ -290,7 +290,15 @@ impl SqliteStore {
     }
 
     pub(super) async fn totals_impl(&self, scope: &Scope, f: &Filter) -> Result<Totals> {
-        let by_currency = crate::sum_accounts(&self.list_accounts_impl(scope, f).await?)?;
+        // Money is text here: summed in Rust, a batch at a time.
+        let by_currency = crate::list::sum_walk(|after, n| {
+            let by_id = coffer_core::query::SortSpec::default();
+            async move {
+                self.list_page_impl(scope, f, &by_id, after.as_deref(), n)
+                    .await
+            }
+        })
+        .await?;
         // Customers covered: the scope's customers with a snapshot; as_of: the filtered providers.
         let providers = (!f.providers.is_empty()).then(|| json(&f.providers));
         let mut qb = QueryBuilder::new("SELECT count(DISTINCT customer_id) AS customers, ");
