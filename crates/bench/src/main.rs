@@ -8,10 +8,12 @@
 //! cargo run --release -p coffer-bench -- cold     # (c) cold fan-out, providers at 50 / 80 ms
 //! cargo run --release -p coffer-bench -- sync     # (d) background sync of 100,000 customers
 //! cargo run --release -p coffer-bench -- memory   # (e) bytes per cached account, the budget held
+//! cargo run --release -p coffer-bench -- list     # (f) the unified list at 1,000,000 accounts
 //! cargo run --release -p coffer-bench -- all
 //! ```
 #![forbid(unsafe_code)]
 
+mod list;
 mod load;
 mod memory;
 mod scenarios;
@@ -58,6 +60,9 @@ enum Scenario {
     /// (e) memory: resident bytes per cached account, and the caches held to `cache.max_bytes`
     /// while 100,000 customers x 10 accounts are each asked once.
     Memory(memory::MemoryArgs),
+    /// (f) the unified list at a million accounts: p50 per page for pages 1 and 20 of an admin's
+    /// `GET /v2/accounts` questions, and the resident memory while paging through everything.
+    List(list::ListArgs),
     /// (a)+(b), (c) and (d) with their defaults.
     All(AllArgs),
 }
@@ -101,6 +106,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Cold(a) => scenarios::cold(&url, client, &a).await,
             Scenario::Sync(a) => scenarios::sync(&url, client, &a).await,
             Scenario::Memory(a) => memory::memory(&url, client, &a).await,
+            Scenario::List(a) => list::list(&url, client, &a).await,
             Scenario::All(all) => {
                 scenarios::cached(&url, client.clone(), &scenarios::CachedArgs::default()).await?;
                 scenarios::cold(&url, client.clone(), &scenarios::ColdArgs::default()).await?;
