@@ -6,3 +6,6 @@ CREATE INDEX accounts_list_id ON accounts (id COLLATE "C") WHERE NOT closed;
 CREATE INDEX accounts_list_balance ON accounts (balance, id COLLATE "C") WHERE NOT closed;
 CREATE INDEX accounts_list_currency
     ON accounts ((upper(currency)) COLLATE "C", id COLLATE "C") WHERE NOT closed;
+-- The sort by converted value (balance_in_base) merges one walk per currency in balance order.
+CREATE INDEX accounts_list_currency_balance
+    ON accounts (currency, balance, id COLLATE "C") WHERE NOT closed;

@@ -15,6 +15,7 @@ use coffer_core::{Account, Currency, ProviderErrorKind, Status};
 use rust_decimal::Decimal;
 
 mod at;
+mod by_value;
 mod error;
 mod list;
 mod plan;
@@ -23,6 +24,7 @@ mod rows;
 mod sqlite;
 mod webhooks;
 
+pub use by_value::value_page;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use webhooks::{NewWebhook, WebhookEntry, WebhookFilter, WebhookOutcome, WebhookState};

@@ -142,16 +142,25 @@ impl Sums {
             .entry((a.currency.clone(), a.is_crypto))
             .or_insert((Decimal::ZERO, 0));
         // Decimal addition rounds (lowers the scale) when the digits do not fit: refuse that.
+        // Adding to zero returns the other operand as it is (`0.00 + 1` is `1`): exact, and
+        // given back the wider scale.
         let scale = e.0.scale().max(a.balance.scale());
-        e.0 =
+        let zero_operand = e.0.is_zero() || a.balance.is_zero();
+        let mut sum =
             e.0.checked_add(a.balance)
-                .filter(|s| s.scale() >= scale)
+                .filter(|s| s.scale() >= scale || zero_operand)
                 .ok_or_else(|| {
                     StoreError::Other(format!(
                         "the total of {} does not fit a decimal",
                         a.currency
                     ))
                 })?;
+        let mut wide = sum;
+        wide.rescale(scale);
+        if wide == sum {
+            sum = wide;
+        }
+        e.0 = sum;
         e.1 += 1;
         Ok(())
     }

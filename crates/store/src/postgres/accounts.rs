@@ -160,7 +160,10 @@ fn push_dims(qb: &mut QueryBuilder<Postgres>, f: &Filter) {
             .push_bind(f.providers.clone())
             .push(")");
     }
-    if !f.currencies.is_empty() {
+    if let [one] = f.currencies.as_slice() {
+        // Equality, not `= ANY`, so a walk in (currency, balance) order can use that index.
+        qb.push(" AND currency = ").push_bind(one.code().to_owned());
+    } else if !f.currencies.is_empty() {
         let codes: Vec<String> = f.currencies.iter().map(|c| c.code().to_owned()).collect();
         qb.push(" AND currency = ANY(").push_bind(codes).push(")");
     }

@@ -78,6 +78,7 @@ macro_rules! conformance_tests {
             webhook_listing_filters_and_pages,
             links_are_found_by_external_id_and_made_due,
             list_pages_match_core,
+            value_pages_match_core,
         );
     };
     (@each $run:path; $($case:ident),* $(,)?) => {
