@@ -3,7 +3,7 @@
 //! strings), whatever the database's collation; migration 0012 indexes those orders.
 
 use coffer_core::Account;
-use coffer_core::query::{Filter, KeyValue, SortSpec};
+use coffer_core::query::{FieldOp, Filter, KeyValue, SearchField, SortSpec};
 use sqlx::{Postgres, QueryBuilder};
 
 use super::PgStore;
@@ -48,6 +48,7 @@ impl PgStore {
     ) -> Result<Vec<Account>> {
         let mut qb = QueryBuilder::new(format!("SELECT {ACCOUNT_COLS} FROM accounts"));
         push_filter(&mut qb, scope, f, true);
+        push_search(&mut qb, f);
         if let Some(after) = &after {
             qb.push(" AND ");
             push_after(&mut qb, sort, after, 0)?;
@@ -68,6 +69,65 @@ impl PgStore {
             .map_err(db_err)?;
         accounts(rows)
     }
+}
+
+/// Narrows field searches (`like`) and free text with ILIKE on the folded columns that migration
+/// 0012 indexes with trigrams. Only ever a superset of what `Filter::matches` keeps (see the
+/// migration), and only for needles that are plain printable ASCII without `"` or `\` (a
+/// wallet address is searched inside the wallets' JSON text); others are left to Rust.
+fn push_search(qb: &mut QueryBuilder<Postgres>, f: &Filter) {
+    for s in &f.fields {
+        let FieldOp::Like(needle) = &s.op else {
+            continue;
+        };
+        let (expr, needle) = match s.field {
+            SearchField::Id => ("coffer_fold(accounts.id)", needle.clone()),
+            SearchField::MainWalletAddress => ("coffer_fold(accounts.wallets)", needle.clone()),
+            SearchField::Iban => ("coffer_fold_compact(accounts.iban)", compact(needle)),
+            SearchField::CustomerId => ("coffer_fold(accounts.customer_id)", needle.clone()),
+            _ => continue,
+        };
+        if let Some(p) = pattern(&needle) {
+            qb.push(" AND ").push(expr).push(" ILIKE ").push_bind(p);
+        }
+    }
+    if let Some(text) = f.text.as_deref().map(str::trim)
+        && let (Some(p), Some(compact)) = (pattern(text), pattern(&compact(text)))
+    {
+        qb.push(" AND (coffer_fold(accounts.id) ILIKE ")
+            .push_bind(p.clone())
+            .push(" OR coffer_fold(accounts.wallets) ILIKE ")
+            .push_bind(p)
+            .push(" OR coffer_fold_compact(accounts.iban) ILIKE ")
+            .push_bind(compact)
+            .push(")");
+    }
+}
+
+/// `%needle%` with LIKE's wildcards escaped, or `None` when the needle cannot be narrowed.
+fn pattern(needle: &str) -> Option<String> {
+    let plain = !needle.is_empty()
+        && needle
+            .bytes()
+            .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\');
+    if !plain {
+        return None;
+    }
+    let mut p = String::with_capacity(needle.len() + 2);
+    p.push('%');
+    for c in needle.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    Some(p)
+}
+
+/// Without the characters Rust counts as whitespace (as the free text compares IBANs).
+fn compact(s: &str) -> String {
+    s.chars().filter(|c| !c.is_whitespace()).collect()
 }
 
 /// `key > after` in the spec's order, from key `i` on: `(k_i > v_i) OR (k_i = v_i AND …)`, with
