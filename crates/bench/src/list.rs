@@ -5,7 +5,8 @@
 //! statements (as the sync scenario fills its customers): 100,000 customers × 10 accounts, half
 //! at each provider, eight currencies, one in twenty suspended, balances up to 100,000.00, a
 //! wallet address on every P100 account and an IBAN on every bank account. The totals rollup and
-//! the covered-customers count are then rebuilt from them.
+//! the covered-customers count are then rebuilt from them, and a manual rate set for every
+//! currency into EUR.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,6 +44,8 @@ const QUESTIONS: &[(&str, &str)] = &[
     ("is_crypto=true", "< 20 ms"),
     ("active=false", "< 20 ms"),
     ("balance_gt=500&balance_lt=600", "< 20 ms"),
+    ("sort=-balance_in_base", "< 50 ms"),
+    ("sort=balance_in_base", "< 50 ms"),
     ("search.main_wallet_address.like=0xabc", "< 100 ms"),
     ("search=gen-0000", "< 100 ms"),
 ];
@@ -178,6 +181,27 @@ pub async fn list(url: &str, _client: Handle, args: &ListArgs) -> anyhow::Result
     let store = setup::store(url, 16).await?;
     let t = Instant::now();
     fill(url, args.accounts).await?;
+    // Manual rates for every currency, so the value sort merges eight converted walks.
+    let rates = [
+        ("USD", "0.9"),
+        ("GBP", "1.15"),
+        ("CHF", "1.05"),
+        ("BTC", "60000"),
+        ("ETH", "3000"),
+        ("USDC", "0.92"),
+        ("EURe", "1"),
+    ]
+    .into_iter()
+    .map(|(c, v)| Ok((coffer_core::Currency::new(c), v.parse()?)))
+    .collect::<anyhow::Result<std::collections::BTreeMap<_, _>>>()?;
+    store
+        .set_manual_rates(
+            &coffer_core::Currency::new("EUR"),
+            &rates,
+            chrono::Utc::now(),
+            None,
+        )
+        .await?;
     println!(
         "filled {} accounts in {:.1} s",
         args.accounts,
