@@ -9,11 +9,13 @@
 //! cargo run --release -p coffer-bench -- sync     # (d) background sync of 100,000 customers
 //! cargo run --release -p coffer-bench -- memory   # (e) bytes per cached account, the budget held
 //! cargo run --release -p coffer-bench -- history  # (e) at= and series over 30 days of history
+//! cargo run --release -p coffer-bench -- list     # (f) the unified list at 1,000,000 accounts
 //! cargo run --release -p coffer-bench -- all
 //! ```
 #![forbid(unsafe_code)]
 
 mod history;
+mod list;
 mod load;
 mod memory;
 mod scenarios;
@@ -63,6 +65,9 @@ enum Scenario {
     /// (e) answers at past instants and 30-point series over 30 days of history, generated
     /// set-based in SQL.
     History(history::HistoryArgs),
+    /// (f) the unified list at a million accounts: p50 per page for pages 1 and 20 of an admin's
+    /// `GET /v2/accounts` questions, and the resident memory while paging through everything.
+    List(list::ListArgs),
     /// (a)+(b), (c) and (d) with their defaults.
     All(AllArgs),
 }
@@ -107,6 +112,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Sync(a) => scenarios::sync(&url, client, &a).await,
             Scenario::Memory(a) => memory::memory(&url, client, &a).await,
             Scenario::History(a) => history::history(&url, &a).await,
+            Scenario::List(a) => list::list(&url, client, &a).await,
             Scenario::All(all) => {
                 scenarios::cached(&url, client.clone(), &scenarios::CachedArgs::default()).await?;
                 scenarios::cold(&url, client.clone(), &scenarios::ColdArgs::default()).await?;

@@ -10,14 +10,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use coffer_core::{Account, Currency, ProviderErrorKind, Status, query::Filter};
+use coffer_core::query::{Filter, KeyValue, SortSpec};
+use coffer_core::{Account, Currency, ProviderErrorKind, Status};
 use rust_decimal::Decimal;
 
 mod at;
 mod audit;
+mod by_value;
 mod error;
 mod events;
 mod history;
+mod list;
 mod plan;
 mod postgres;
 mod rows;
@@ -26,6 +29,7 @@ mod subscriptions;
 mod webhooks;
 
 pub use audit::{Actor, AuditEntry, AuditFilter, Broken, GENESIS, NewAudit, verify};
+pub use by_value::value_page;
 pub use events::{Event, EventFilter, EventType, NewEvent};
 pub use history::{HeldWindow, RateWindow};
 pub use postgres::PgStore;
@@ -439,6 +443,19 @@ pub trait Store: Send + Sync + 'static {
     /// Open accounts in `scope` matching `filter`, exact: whatever the backend cannot push down
     /// to SQL exactly it checks with `Filter::matches`.
     async fn list_accounts(&self, scope: &Scope, filter: &Filter) -> Result<Vec<Account>>;
+    /// One page of the unified list: the first `limit` open accounts in `scope` matching
+    /// `filter` (exactly, as `Filter::matches`) in core's order for `sort`
+    /// (`SortSpec::compare`), strictly after `after` (a cursor's key under `sort`). Read from
+    /// SQL in that order with a `LIMIT`, never the whole result. `sort` must not use
+    /// `balance_in_base` (it depends on the rates): `Other` if it does.
+    async fn list_page(
+        &self,
+        scope: &Scope,
+        filter: &Filter,
+        sort: &SortSpec,
+        after: Option<&[KeyValue]>,
+        limit: usize,
+    ) -> Result<Vec<Account>>;
     /// Per-currency totals of the open accounts in `scope` matching `filter`.
     async fn totals(&self, scope: &Scope, filter: &Filter) -> Result<Totals>;
     async fn account_history(
@@ -711,41 +728,6 @@ pub(crate) fn keep(f: &Filter, a: &Account, balance_pushed: bool) -> bool {
         return f.matches(a);
     }
     balance_pushed || f.balance.contains(a.balance)
-}
-
-/// Sums accounts per (currency, is_crypto), exactly; ordered by currency.
-pub(crate) fn sum_accounts<'a>(
-    accounts: impl IntoIterator<Item = &'a Account>,
-) -> Result<Vec<CurrencyTotal>> {
-    let mut sums: BTreeMap<(Currency, bool), (Decimal, u64)> = BTreeMap::new();
-    for a in accounts {
-        let e = sums
-            .entry((a.currency.clone(), a.is_crypto))
-            .or_insert((Decimal::ZERO, 0));
-        // Decimal addition rounds (lowers the scale) when the digits do not fit: refuse that.
-        let scale = e.0.scale().max(a.balance.scale());
-        e.0 =
-            e.0.checked_add(a.balance)
-                .filter(|s| s.scale() >= scale)
-                .ok_or_else(|| {
-                    StoreError::Other(format!(
-                        "the total of {} does not fit a decimal",
-                        a.currency
-                    ))
-                })?;
-        e.1 += 1;
-    }
-    Ok(sums
-        .into_iter()
-        .map(
-            |((currency, is_crypto), (balance, accounts))| CurrencyTotal {
-                currency,
-                is_crypto,
-                balance,
-                accounts,
-            },
-        )
-        .collect())
 }
 
 /// Connects to the backend the URL's scheme names (`postgres://`, `postgresql://`, `sqlite:`),

@@ -39,6 +39,12 @@ impl Cursor {
         }
     }
 
+    /// The sort key of the last account of the previous page, under the sort it was issued for:
+    /// the next page holds the accounts that compare strictly after it.
+    pub fn key(&self) -> &[KeyValue] {
+        &self.key
+    }
+
     /// The target currency the cursor was issued for.
     pub fn currency(&self) -> &str {
         &self.currency

@@ -42,4 +42,4 @@ pub use params::{
     ALIASES, Endpoint, ParamError, ParseOptions, Query, Stack, parse_instant, parse_query,
 };
 pub use select::{Amount, ConvertedAccount, QueryError, Unconverted};
-pub use sort::{SortField, SortKey, SortSpec};
+pub use sort::{KeyValue, SortField, SortKey, SortSpec};

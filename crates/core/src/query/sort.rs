@@ -157,9 +157,16 @@ impl SortSpec {
         SortSpec::new(keys)
     }
 
+    /// Whether the order depends on converted values (`balance_in_base`), hence on the rates.
+    pub fn uses_rates(&self) -> bool {
+        self.keys
+            .iter()
+            .any(|k| k.field == SortField::BalanceInBase)
+    }
+
     /// The values of `a` under this spec. `value_in_target` is the account's converted value,
     /// `None` when it could not be converted.
-    pub(crate) fn key_of(&self, a: &Account, value_in_target: Option<Decimal>) -> Vec<KeyValue> {
+    pub fn key_of(&self, a: &Account, value_in_target: Option<Decimal>) -> Vec<KeyValue> {
         self.keys
             .iter()
             .map(|k| match k.field {
@@ -180,7 +187,7 @@ impl SortSpec {
 
     /// Compares two keys made by [`SortSpec::key_of`] of this spec. Missing decimals sort last
     /// in both directions. Keys of another shape compare by length, never panic.
-    pub(crate) fn compare(&self, a: &[KeyValue], b: &[KeyValue]) -> Ordering {
+    pub fn compare(&self, a: &[KeyValue], b: &[KeyValue]) -> Ordering {
         for ((k, x), y) in self.keys.iter().zip(a).zip(b) {
             let ord = match (x, y) {
                 (KeyValue::Dec(None), KeyValue::Dec(None)) => Ordering::Equal,
@@ -223,10 +230,12 @@ pub(crate) enum KeyKind {
     Bool,
 }
 
-/// One value of a sort key.
+/// One value of a sort key (a store pages by them: see [`super::Cursor::key`]).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum KeyValue {
+pub enum KeyValue {
+    /// Compared as Rust compares strings: by bytes (code points).
     Text(String),
+    /// `None`: not converted; sorts last in both directions.
     Dec(Option<Decimal>),
     Bool(bool),
 }

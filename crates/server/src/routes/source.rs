@@ -2,12 +2,13 @@
 //! - one customer (`customer_id`): the freshness loader (L1 → snapshot → providers);
 //! - a reader without `customer_id`: the loader, for each customer in its scope;
 //! - an admin without `customer_id`: the store only, never the providers (the sync worker keeps
-//!   it fresh).
+//!   it fresh); the list's pages are read from the store page by page ([`page_from_store`]).
 
 use std::sync::Arc;
 
 use coffer_core::Account;
-use coffer_core::query::{Filter, Query};
+use coffer_core::query::{Filter, Query, SortField};
+use coffer_core::rates::RateTable;
 use coffer_store::Scope;
 use futures::StreamExt;
 use futures::stream;
@@ -127,6 +128,82 @@ pub async fn all_totals(state: &AppState, filter: &Filter) -> ApiResult<(Sourced
         },
         counts,
     ))
+}
+
+/// Whether the list's page is read from the store one page at a time: an admin's all-customer
+/// list, unstacked (a stacked group sums every account of its currency) and not sorted by
+/// `balance_in_base` after another key (a value sort first merges per-currency walks:
+/// `coffer_store::value_page`). Otherwise core pages the whole selection.
+pub fn pages_from_store(caller: &Caller, q: &Query) -> bool {
+    let sort = q.effective_sort();
+    let value_first = sort
+        .keys()
+        .first()
+        .is_some_and(|k| k.field == SortField::BalanceInBase);
+    caller.is_admin()
+        && q.customer_id.is_none()
+        && q.stack.is_none()
+        && (!sort.uses_rates() || value_first)
+}
+
+/// One page of an admin's all-customer list from the store: the page's accounts and one more
+/// (so core's engine, run on them, knows whether a next page exists and issues its cursor), and
+/// how many accounts match in all (from the totals, which the rollup answers cheaply). `None`
+/// when a value sort cannot be paged exactly from the store (see `value_page`).
+pub async fn page_from_store(
+    state: &AppState,
+    q: &Query,
+    table: &RateTable,
+) -> ApiResult<Option<(Sourced, usize)>> {
+    let limit = usize::try_from(q.limit.max(1))
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    let sort = q.effective_sort();
+    let after = q.cursor.as_ref().map(|c| c.key());
+    let totals = state.store.totals(&Scope::All, &q.filter).await?;
+    let accounts = if sort.uses_rates() {
+        let target = q.currency.clone().unwrap_or_else(|| table.base().clone());
+        let currencies: Vec<_> = totals
+            .by_currency
+            .iter()
+            .map(|t| t.currency.clone())
+            .collect();
+        let page = coffer_store::value_page(
+            state.store.as_ref(),
+            &Scope::All,
+            &q.filter,
+            &sort,
+            after,
+            table,
+            &target,
+            &currencies,
+            limit,
+        )
+        .await?;
+        match page {
+            Some(p) => p,
+            None => return Ok(None),
+        }
+    } else {
+        state
+            .store
+            .list_page(&Scope::All, &q.filter, &sort, after, limit)
+            .await?
+    };
+    let matched: u64 = totals.by_currency.iter().map(|t| t.accounts).sum();
+    Ok(Some((
+        Sourced {
+            accounts,
+            freshness: Freshness::default(),
+            coverage: Some(CoverageOut {
+                customers: totals.customers,
+                oldest_as_of: totals.oldest_as_of,
+                newest_as_of: totals.newest_as_of,
+            }),
+            generation: None,
+        },
+        usize::try_from(matched).unwrap_or(usize::MAX),
+    )))
 }
 
 async fn all_from_store(state: &AppState, filter: &Filter) -> ApiResult<Sourced> {

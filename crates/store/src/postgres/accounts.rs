@@ -25,8 +25,11 @@ macro_rules! account_cols {
     };
 }
 
+/// The account columns, for the list's reads (`list.rs`).
+pub(super) const ACCOUNT_COLS: &str = account_cols!();
+
 #[derive(sqlx::FromRow)]
-struct AccountRow {
+pub(super) struct AccountRow {
     id: String,
     customer_id: String,
     provider_id: String,
@@ -112,12 +115,17 @@ struct SpanRow {
     newest: Option<DateTime<Utc>>,
 }
 
-fn accounts(rows: Vec<AccountRow>) -> Result<Vec<Account>> {
+pub(super) fn accounts(rows: Vec<AccountRow>) -> Result<Vec<Account>> {
     rows.into_iter().map(AccountRow::into_account).collect()
 }
 
 /// Pushes down every constraint PostgreSQL evaluates exactly (NUMERIC compares exactly).
-fn push_filter(qb: &mut QueryBuilder<Postgres>, scope: &Scope, f: &Filter, table_closed: bool) {
+pub(super) fn push_filter(
+    qb: &mut QueryBuilder<Postgres>,
+    scope: &Scope,
+    f: &Filter,
+    table_closed: bool,
+) {
     qb.push(if table_closed {
         " WHERE NOT closed"
     } else {
@@ -152,7 +160,10 @@ fn push_dims(qb: &mut QueryBuilder<Postgres>, f: &Filter) {
             .push_bind(f.providers.clone())
             .push(")");
     }
-    if !f.currencies.is_empty() {
+    if let [one] = f.currencies.as_slice() {
+        // Equality, not `= ANY`, so a walk in (currency, balance) order can use that index.
+        qb.push(" AND currency = ").push_bind(one.code().to_owned());
+    } else if !f.currencies.is_empty() {
         let codes: Vec<String> = f.currencies.iter().map(|c| c.code().to_owned()).collect();
         qb.push(" AND currency = ANY(").push_bind(codes).push(")");
     }
@@ -334,8 +345,16 @@ impl PgStore {
 
     pub(super) async fn totals_impl(&self, scope: &Scope, f: &Filter) -> Result<Totals> {
         let by_currency = if !f.fields.is_empty() || f.text.is_some() {
-            // Field searches and free text are checked in Rust: sum what passes.
-            crate::sum_accounts(&self.list_accounts_impl(scope, f).await?)?
+            // Field searches and free text are checked in Rust: sum what passes, a batch at a
+            // time.
+            crate::list::sum_walk(|after, n| {
+                let by_id = coffer_core::query::SortSpec::default();
+                async move {
+                    self.list_page_impl(scope, f, &by_id, after.as_deref(), n)
+                        .await
+                }
+            })
+            .await?
         } else {
             // Unscoped and without a balance range, the rollup answers (a few hundred rows);
             // otherwise SUM over the matching open accounts (exact on NUMERIC).

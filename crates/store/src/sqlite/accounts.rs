@@ -21,8 +21,11 @@ macro_rules! account_cols {
     };
 }
 
+/// The account columns, for the list's reads (`list.rs`).
+pub(super) const ACCOUNT_COLS: &str = account_cols!();
+
 #[derive(sqlx::FromRow)]
-struct AccountRow {
+pub(super) struct AccountRow {
     id: String,
     customer_id: String,
     provider_id: String,
@@ -99,7 +102,7 @@ struct SpanRow {
     newest: Option<String>,
 }
 
-fn accounts(rows: Vec<AccountRow>) -> Result<Vec<Account>> {
+pub(super) fn accounts(rows: Vec<AccountRow>) -> Result<Vec<Account>> {
     rows.into_iter().map(AccountRow::into_account).collect()
 }
 
@@ -109,7 +112,7 @@ fn json<T: AsRef<str>>(items: impl IntoIterator<Item = T>) -> String {
 }
 
 /// Everything but the balance range (text money compares in Rust) goes to SQL.
-fn push_filter(qb: &mut QueryBuilder<Sqlite>, scope: &Scope, f: &Filter) {
+pub(super) fn push_filter(qb: &mut QueryBuilder<Sqlite>, scope: &Scope, f: &Filter) {
     qb.push(" WHERE closed = 0");
     if let Scope::Customers(ids) = scope {
         qb.push(" AND customer_id IN (SELECT value FROM json_each(")
@@ -289,7 +292,15 @@ impl SqliteStore {
     }
 
     pub(super) async fn totals_impl(&self, scope: &Scope, f: &Filter) -> Result<Totals> {
-        let by_currency = crate::sum_accounts(&self.list_accounts_impl(scope, f).await?)?;
+        // Money is text here: summed in Rust, a batch at a time.
+        let by_currency = crate::list::sum_walk(|after, n| {
+            let by_id = coffer_core::query::SortSpec::default();
+            async move {
+                self.list_page_impl(scope, f, &by_id, after.as_deref(), n)
+                    .await
+            }
+        })
+        .await?;
         // Customers covered: the scope's customers with a snapshot; as_of: the filtered providers.
         let providers = (!f.providers.is_empty()).then(|| json(&f.providers));
         let mut qb = QueryBuilder::new("SELECT count(DISTINCT customer_id) AS customers, ");

@@ -12,6 +12,7 @@ mod customers;
 mod events;
 mod history;
 mod keys;
+mod list;
 mod prune;
 mod rates;
 mod subscriptions;
@@ -165,6 +166,17 @@ impl Store for SqliteStore {
 
     async fn list_accounts(&self, scope: &Scope, filter: &Filter) -> Result<Vec<Account>> {
         self.list_accounts_impl(scope, filter).await
+    }
+
+    async fn list_page(
+        &self,
+        scope: &Scope,
+        filter: &Filter,
+        sort: &coffer_core::query::SortSpec,
+        after: Option<&[coffer_core::query::KeyValue]>,
+        limit: usize,
+    ) -> Result<Vec<Account>> {
+        self.list_page_impl(scope, filter, sort, after, limit).await
     }
 
     async fn totals(&self, scope: &Scope, filter: &Filter) -> Result<Totals> {

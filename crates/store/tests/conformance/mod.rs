@@ -22,6 +22,7 @@ mod events;
 mod held_at;
 mod history;
 mod keys_rates;
+mod list_pages;
 mod queries;
 mod rate_history;
 mod snapshots;
@@ -36,6 +37,7 @@ pub use events::*;
 pub use held_at::*;
 pub use history::*;
 pub use keys_rates::*;
+pub use list_pages::*;
 pub use queries::*;
 pub use rate_history::*;
 pub use snapshots::*;
@@ -95,6 +97,8 @@ macro_rules! conformance_tests {
             subscriptions_fan_out_once_and_lease_exclusively,
             held_window_answers_as_held_at,
             pruning_keeps_every_answer_from_the_horizon,
+            list_pages_match_core,
+            value_pages_match_core,
         );
     };
     (@each $run:path; $($case:ident),* $(,)?) => {
