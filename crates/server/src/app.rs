@@ -143,6 +143,7 @@ pub fn state(parts: AppParts) -> AppState {
         fresh,
         instance_id,
         webhook_wake: Arc::new(tokio::sync::Notify::new()),
+        draining: std::sync::atomic::AtomicBool::new(false),
     }))
 }
 

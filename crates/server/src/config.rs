@@ -59,9 +59,14 @@ pub struct ServerConfig {
     pub rate_limit_per_key: u32,
     /// Burst size of the per-key bucket.
     pub rate_limit_burst: u32,
-    /// How long graceful shutdown waits for requests in flight.
+    /// From SIGTERM, the longest the process takes to stop: requests still in flight when it
+    /// has passed are cut.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// From SIGTERM, how long the listener keeps accepting (with `/readyz` at 503) before it
+    /// closes, so load balancers that poll readiness stop sending first. Part of the grace.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_delay: Duration,
     /// Largest page a list request may ask for.
     pub max_page_size: u32,
 }
@@ -75,6 +80,7 @@ impl Default for ServerConfig {
             rate_limit_per_key: 100,
             rate_limit_burst: 200,
             shutdown_grace: Duration::from_secs(20),
+            shutdown_delay: Duration::ZERO,
             max_page_size: 1000,
         }
     }
@@ -347,6 +353,13 @@ impl Config {
             return Err(invalid(
                 "log.format",
                 format!("`{}`: expected `text` or `json`", self.log.format),
+            ));
+        }
+        let s = &self.server;
+        if !s.shutdown_delay.is_zero() && s.shutdown_delay >= s.shutdown_grace {
+            return Err(invalid(
+                "server.shutdown_delay",
+                "must be shorter than server.shutdown_grace (the delay is part of it)".into(),
             ));
         }
         if self.server.max_page_size == 0 {

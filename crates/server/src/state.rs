@@ -33,6 +33,8 @@ pub struct Inner {
     pub instance_id: String,
     /// Wakes this replica's webhook processor as soon as a delivery is kept.
     pub webhook_wake: Arc<tokio::sync::Notify>,
+    /// Set from SIGTERM on: `/readyz` answers 503 while the replica drains.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl Deref for AppState {
