@@ -1,10 +1,13 @@
 //! The commands: `serve`, `migrate`, `keys create`, `sim`, `demo`.
 
+#[cfg(feature = "sim")]
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+#[cfg(feature = "sim")]
+use clap::Args;
+use clap::{Parser, Subcommand, ValueEnum};
 use coffer_server::config::Config;
 use coffer_server::run::{StartOptions, start};
 use coffer_store::Role;
@@ -33,9 +36,11 @@ pub enum Command {
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Run the provider simulators (fake P100 and Corebanq) until interrupted.
+    #[cfg(feature = "sim")]
     Sim(SimArgs),
     /// A working service on the embedded store and both simulators, with demo customers and an
     /// admin key; prints ready-to-paste curl lines.
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
 }
 
@@ -59,6 +64,7 @@ pub enum RoleArg {
     Reader,
 }
 
+#[cfg(feature = "sim")]
 #[derive(Debug, Args)]
 pub struct SimArgs {
     #[arg(long, default_value = "127.0.0.1:9100")]
@@ -74,6 +80,7 @@ pub struct SimArgs {
     pub seed: u64,
 }
 
+#[cfg(feature = "demo")]
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -88,7 +95,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => serve(cli.config).await,
         Command::Migrate => migrate(cli.config).await,
         Command::Keys(k) => keys(cli.config, k).await,
+        #[cfg(feature = "sim")]
         Command::Sim(a) => sim(a).await,
+        #[cfg(feature = "demo")]
         Command::Demo(a) => crate::demo::run(a).await,
     }
 }
@@ -165,6 +174,7 @@ async fn keys(path: Option<PathBuf>, cmd: KeysCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "sim")]
 async fn sim(a: SimArgs) -> anyhow::Result<()> {
     let config = coffer_sim::SimConfig {
         seed: a.seed,

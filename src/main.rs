@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+#[cfg(feature = "demo")]
 mod demo;
 
 use clap::Parser;

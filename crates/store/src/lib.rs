@@ -16,12 +16,16 @@ use rust_decimal::Decimal;
 mod at;
 mod error;
 mod plan;
+#[cfg(feature = "postgres")]
 mod postgres;
 mod rows;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 mod webhooks;
 
+#[cfg(feature = "postgres")]
 pub use postgres::PgStore;
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use webhooks::{NewWebhook, WebhookEntry, WebhookFilter, WebhookOutcome, WebhookState};
 
@@ -560,8 +564,18 @@ pub async fn connect_with(url: &str, opts: &ConnectOptions) -> Result<Arc<dyn St
         .unwrap_or_default()
         .to_ascii_lowercase();
     match scheme.as_str() {
+        #[cfg(feature = "postgres")]
         "postgres" | "postgresql" => Ok(Arc::new(PgStore::connect_with(url, opts).await?)),
+        #[cfg(feature = "sqlite")]
         "sqlite" => Ok(Arc::new(SqliteStore::connect_with(url, opts).await?)),
+        #[cfg(not(feature = "postgres"))]
+        "postgres" | "postgresql" => Err(StoreError::Other(
+            "this build has no PostgreSQL backend (cargo feature `postgres`)".into(),
+        )),
+        #[cfg(not(feature = "sqlite"))]
+        "sqlite" => Err(StoreError::Other(
+            "this build has no SQLite backend (cargo feature `sqlite`); use postgres://".into(),
+        )),
         _ => Err(StoreError::Other(format!(
             "unsupported database URL scheme `{scheme}`: expected postgres://, postgresql:// or sqlite:"
         ))),

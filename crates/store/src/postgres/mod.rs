@@ -13,6 +13,7 @@ mod rates;
 mod sync;
 mod webhooks;
 
+#[cfg(feature = "sqlite")]
 pub(crate) use sync::lease_until;
 
 use std::collections::BTreeMap;
