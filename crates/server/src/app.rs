@@ -168,7 +168,12 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(crate::webhooks::admin::list))
         .routes(routes!(crate::webhooks::admin::replay))
         .split_for_parts();
-    let api = Arc::new(api);
+    let ctx = crate::openapi::Context {
+        providers: state.providers.ids().map(str::to_owned).collect(),
+        max_page_size: state.config.server.max_page_size,
+        base: state.base.code().to_owned(),
+    };
+    let api = Arc::new(crate::openapi::document(&api, &ctx));
     let cfg = Arc::clone(&state.config);
     let router = router
         .route(

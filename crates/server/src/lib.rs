@@ -15,6 +15,7 @@ pub mod fresh;
 pub mod limiter;
 pub mod metrics;
 pub mod notify;
+pub mod openapi;
 pub mod provider;
 pub mod providers;
 pub mod rates;
