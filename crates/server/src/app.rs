@@ -185,12 +185,12 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v2/minimal", axum::routing::get(minimal))
         .with_state(state);
-    with_middleware(router, &cfg.server)
+    with_middleware(router, &cfg.server, cfg.log.access)
 }
 
 /// Every route's middleware, outermost last: request id, trace span, metrics, the request's
 /// deadline, CORS, compression, and the panic guard.
-fn with_middleware(router: Router, cfg: &crate::config::ServerConfig) -> Router {
+fn with_middleware(router: Router, cfg: &crate::config::ServerConfig, access_log: bool) -> Router {
     router
         // A panic in a handler is a 500 with the error body, never a dropped connection.
         .layer(CatchPanicLayer::custom(crate::error::panic_response))
@@ -201,7 +201,7 @@ fn with_middleware(router: Router, cfg: &crate::config::ServerConfig) -> Router 
             deadline,
         ))
         // Outside the deadline, so requests that run out of time are counted too.
-        .layer(middleware::from_fn(record_metrics))
+        .layer(middleware::from_fn_with_state(access_log, record_metrics))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req
@@ -214,8 +214,11 @@ fn with_middleware(router: Router, cfg: &crate::config::ServerConfig) -> Router 
                 method = %req.method(),
                 uri = %req.uri().path(),
                 request_id = %id,
+                trace_id = tracing::field::Empty,
+                span_id = tracing::field::Empty,
             );
             crate::telemetry::set_parent_from(&span, req.headers());
+            crate::telemetry::record_trace_ids(&span, req.headers());
             span
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -258,7 +261,13 @@ async fn deadline(
     }
 }
 
-async fn record_metrics(req: Request, next: Next) -> Response {
+/// Counts and times every request; with `log.access`, one `info` line per request too (inside
+/// the request's span, so it carries the request and trace ids).
+async fn record_metrics(
+    axum::extract::State(access_log): axum::extract::State<bool>,
+    req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let route = req
         .extensions()
@@ -266,7 +275,18 @@ async fn record_metrics(req: Request, next: Next) -> Response {
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = req.method().to_string();
     let resp = next.run(req).await;
-    crate::metrics::http_request(&route, &method, resp.status().as_u16(), started.elapsed());
+    let (status, elapsed) = (resp.status().as_u16(), started.elapsed());
+    crate::metrics::http_request(&route, &method, status, elapsed);
+    if access_log {
+        tracing::info!(
+            target: "coffer::access",
+            %method,
+            %route,
+            status,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "request served"
+        );
+    }
     resp
 }
 
@@ -331,7 +351,7 @@ mod tests {
                     answers[std::hint::black_box(3)]
                 }),
             );
-        with_middleware(router, &cfg)
+        with_middleware(router, &cfg, true)
     }
 
     async fn call(app: Router, path: &str) -> (u16, serde_json::Value) {

@@ -69,6 +69,8 @@ pub struct ServerConfig {
     pub shutdown_delay: Duration,
     /// Largest page a list request may ask for.
     pub max_page_size: u32,
+    /// Where `/metrics` is also served, on its own (e.g. a port only Prometheus can reach).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +84,7 @@ impl Default for ServerConfig {
             shutdown_grace: Duration::from_secs(20),
             shutdown_delay: Duration::ZERO,
             max_page_size: 1000,
+            metrics_listen: None,
         }
     }
 }
@@ -197,6 +200,8 @@ pub struct LogConfig {
     pub format: String,
     /// A `tracing` filter, e.g. `info,coffer_server=debug`; `RUST_LOG` wins when set.
     pub level: String,
+    /// One `info` line per request served (method, route, status, duration).
+    pub access: bool,
 }
 
 impl Default for LogConfig {
@@ -204,6 +209,7 @@ impl Default for LogConfig {
         Self {
             format: "text".into(),
             level: "info".into(),
+            access: true,
         }
     }
 }

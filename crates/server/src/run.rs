@@ -162,6 +162,14 @@ pub async fn start(
     let instance_id = opts
         .instance_id
         .unwrap_or_else(|| format!("coffer-{}", uuid::Uuid::new_v4()));
+    let metrics_listener = match config.server.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Listen { addr, source })?,
+        ),
+        None => None,
+    };
     let sync_enabled = config.sync.enabled;
     let (grace, delay) = (config.server.shutdown_grace, config.server.shutdown_delay);
     let state = app::state(AppParts {
@@ -186,6 +194,9 @@ pub async fn start(
             state.clone(),
             rx.clone(),
         )));
+    }
+    if let Some(l) = metrics_listener {
+        background.push(tokio::spawn(serve_metrics(l, state.clone(), rx.clone())));
     }
     let router = app::router(state.clone());
     let shutdown = shutdown_trigger(state.clone(), tx.clone(), until_signal, delay);
@@ -225,4 +236,25 @@ async fn shutdown_trigger(
         tokio::time::sleep(delay).await;
     }
     tracing::info!("listener closed; draining requests in flight");
+}
+
+/// `/metrics` alone on `server.metrics_listen`, until shutdown.
+async fn serve_metrics(listener: TcpListener, state: AppState, mut stop: watch::Receiver<bool>) {
+    let addr = listener.local_addr().ok();
+    let router = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(crate::routes::health::metrics),
+        )
+        .with_state(state);
+    tracing::info!(?addr, "metrics are served on their own listener");
+    let shutdown = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    if let Err(e) = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::warn!(error = %e, "the metrics listener failed");
+    }
 }

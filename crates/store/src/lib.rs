@@ -318,6 +318,14 @@ impl Default for ConnectOptions {
     }
 }
 
+/// A connection pool's state: connections open (`size`, of at most `max`) and idle among them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 /// Coffer's persistence. Both backends pass the same conformance suite.
 ///
 /// Timestamps are kept to the microsecond (PostgreSQL's resolution, and SQLite's text format).
@@ -329,6 +337,10 @@ pub trait Store: Send + Sync + 'static {
     async fn migrate(&self) -> Result<()>;
     /// A cheap round trip, for readiness.
     async fn ping(&self) -> Result<()>;
+    /// The connection pool right now, for metrics.
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats::default()
+    }
 
     // Customers and links.
     /// Conflict when the id exists or a link's external id belongs to another customer.

@@ -76,6 +76,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     for p in state.providers.all() {
         crate::metrics::breaker_state(p.id(), p.breaker_state().as_gauge());
     }
+    crate::metrics::db_pool(state.store.backend(), state.store.pool_stats());
+    crate::metrics::build_info();
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

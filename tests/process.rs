@@ -1,7 +1,9 @@
-//! `coffer serve` stopped by SIGTERM, as an orchestrator stops it: `/readyz` answers 503 from the
-//! signal on, the listener keeps accepting for `server.shutdown_delay`, a request in flight
-//! finishes inside `server.shutdown_grace`, and one that would outlast the grace is cut at it.
-//! A real process, a real signal, a slow simulated provider.
+//! `coffer serve` as a process, as a platform runs it. Stopped by SIGTERM: `/readyz` answers 503
+//! from the signal on, the listener keeps accepting for `server.shutdown_delay`, a request in
+//! flight finishes inside `server.shutdown_grace`, and one that would outlast the grace is cut at
+//! it (a real signal, a slow simulated provider). Observed: its JSON log has an access line per
+//! request carrying the caller's trace id, and `/metrics` on `server.metrics_listen` has the build
+//! and pool gauges.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
@@ -22,7 +24,24 @@ const SLOW: Duration = Duration::from_secs(120);
 struct Server {
     child: Child,
     addr: SocketAddr,
+    /// The JSON log lines, parsed, as they come.
+    log: std::sync::mpsc::Receiver<serde_json::Value>,
     _dir: TempDir,
+}
+
+impl Server {
+    /// The next log line for which `pick` holds (lines before it are dropped).
+    fn log_line(&self, what: &str, pick: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        loop {
+            let line = self
+                .log
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("no log line {what}: {e}"));
+            if pick(&line) {
+                return line;
+            }
+        }
+    }
 }
 
 impl Drop for Server {
@@ -40,8 +59,9 @@ impl Drop for TempDir {
     }
 }
 
-/// Starts `coffer serve` on port 0 and reads the address it bound from its JSON log.
-fn serve(p100_url: &str, p100_key: &str) -> Server {
+/// Starts `coffer serve` on port 0 and reads the address it bound from its JSON log; `extra` is
+/// more of `[server]`.
+fn serve(p100_url: &str, p100_key: &str, extra: &str) -> Server {
     let dir = std::env::temp_dir().join(format!(
         "coffer-shutdown-{}-{}",
         std::process::id(),
@@ -62,6 +82,7 @@ request_timeout = "300s"
 shutdown_grace = "{grace}s"
 shutdown_delay = "{delay}s"
 rate_limit_per_key = 0
+{extra}
 [database]
 url = "sqlite://{db}"
 [sync]
@@ -97,22 +118,29 @@ retries = 0
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("coffer exited before listening")
-            .unwrap();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-        if v["fields"]["message"] == "coffer is listening" {
-            break v["fields"]["addr"].as_str().unwrap().parse().unwrap();
+    // Every log line goes to the test through a channel, read by a thread so the process never
+    // blocks on a full pipe. Lines before the one naming the address stay in the channel.
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (tx, log) = std::sync::mpsc::channel();
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if v["fields"]["message"] == "coffer is listening" {
+                let _ = addr_tx.send(v["fields"]["addr"].as_str().unwrap_or_default().to_owned());
+            }
+            let _ = tx.send(v);
         }
-    };
-    // Keep draining the log so the process never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    });
+    let addr = addr_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("coffer exited before listening")
+        .parse()
+        .unwrap();
     Server {
         child,
         addr,
+        log,
         _dir: TempDir(dir),
     }
 }
@@ -135,7 +163,7 @@ async fn sigterm_drains_within_the_grace_and_cuts_at_it() {
     })
     .await
     .unwrap();
-    let mut server = serve(&sim.p100_url(), &sim.config().p100_api_key);
+    let mut server = serve(&sim.p100_url(), &sim.config().p100_api_key, "");
     let base = format!("http://{}", server.addr);
     let client = reqwest::Client::new();
     let admin = |req: reqwest::RequestBuilder| req.header("x-api-key", ADMIN_KEY);
@@ -251,5 +279,62 @@ async fn sigterm_drains_within_the_grace_and_cuts_at_it() {
         exited < GRACE + Duration::from_secs(3),
         "exited {exited:?} after SIGTERM"
     );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_an_access_line_with_the_trace_id_and_metrics_have_their_own_port() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let sim = coffer_sim::start(SimConfig::default()).await.unwrap();
+    let server = serve(
+        &sim.p100_url(),
+        &sim.config().p100_api_key,
+        r#"metrics_listen = "127.0.0.1:0""#,
+    );
+    let metrics_addr = server.log_line("naming the metrics listener", |l| {
+        l["fields"]["message"] == "metrics are served on their own listener"
+    })["fields"]["addr"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("Some(")
+        .trim_end_matches(')')
+        .to_owned();
+    let base = format!("http://{}", server.addr);
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let r = reqwest::Client::new()
+        .get(format!("{base}/v2/customers?limit=5"))
+        .header("x-api-key", ADMIN_KEY)
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let access = server.log_line("of access", |l| l["target"] == "coffer::access");
+    assert_eq!(access["level"], "INFO", "{access}");
+    assert_eq!(access["fields"]["route"], "/v2/customers", "{access}");
+    assert_eq!(access["fields"]["status"], 200, "{access}");
+    assert!(access["fields"]["duration_ms"].is_number(), "{access}");
+    assert_eq!(access["span"]["trace_id"], trace, "{access}");
+    assert!(access["span"]["request_id"].is_string(), "{access}");
+
+    let text = reqwest::get(format!("http://{metrics_addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        text.contains(&format!("coffer_build_info{{version=\"{version}\"}} 1")),
+        "{text}"
+    );
+    for series in [
+        "coffer_db_pool_connections{backend=\"sqlite\",state=\"idle\"}",
+        "coffer_db_pool_connections{backend=\"sqlite\",state=\"in_use\"}",
+        "coffer_db_pool_max_connections{backend=\"sqlite\"}",
+        "coffer_http_requests_total{route=\"/v2/customers\"",
+    ] {
+        assert!(text.contains(series), "{series} missing:\n{text}");
+    }
     sim.shutdown().await;
 }
