@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use coffer_server::config::Config;
-use serde_yaml::Value;
+use serde_norway::Value;
 
 /// Variables `coffer` reads itself, outside the `COFFER_SECTION__KEY` scheme.
 const SPECIAL: &[&str] = &["COFFER_ADMIN_KEY", "COFFER_CONFIG"];
@@ -67,7 +67,7 @@ fn parse_docs(text: &str, what: &str) -> Vec<Value> {
     }
     let mut docs = Vec::new();
     for (i, chunk) in chunks.iter().enumerate() {
-        let mut v: Value = serde_yaml::from_str(chunk)
+        let mut v: Value = serde_norway::from_str(chunk)
             .unwrap_or_else(|e| panic!("{what}, document {}: {e}", i + 1));
         v.apply_merge()
             .unwrap_or_else(|e| panic!("{what}: merge keys: {e}"));
