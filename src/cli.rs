@@ -35,6 +35,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Check a configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Run the provider simulators (fake P100 and Corebanq) until interrupted.
     #[cfg(feature = "sim")]
     Sim(SimArgs),
@@ -56,6 +59,13 @@ pub enum KeysCommand {
     },
     /// Revoke a key by its id.
     Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration file (default: `--config` / `COFFER_CONFIG`) with the
+    /// environment, as `serve` would load it; names every bad key, and fails if there is one.
+    Check { path: Option<PathBuf> },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -95,6 +105,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => serve(cli.config).await,
         Command::Migrate => migrate(cli.config).await,
         Command::Keys(k) => keys(cli.config, k).await,
+        Command::Config(ConfigCommand::Check { path }) => config_check(path.or(cli.config)),
         #[cfg(feature = "sim")]
         Command::Sim(a) => sim(a).await,
         #[cfg(feature = "demo")]
@@ -116,6 +127,21 @@ async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
     let running = start(config, opts, true).await?;
     running.wait().await.context("server failed")?;
     Ok(())
+}
+
+fn config_check(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let Some(path) = path else {
+        bail!("no file to check: give a PATH, --config or COFFER_CONFIG");
+    };
+    let problems = coffer_server::config_check::check_file(&path);
+    if problems.is_empty() {
+        println!("{}: ok", path.display());
+        return Ok(());
+    }
+    for p in &problems {
+        println!("{}: `{}`: {}", path.display(), p.key, p.message);
+    }
+    bail!("{} problem(s) in {}", problems.len(), path.display())
 }
 
 /// `COFFER_ADMIN_KEY`, if set and non-empty.

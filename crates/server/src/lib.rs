@@ -10,6 +10,7 @@ pub mod app;
 pub mod auth;
 pub mod bucket;
 pub mod config;
+pub mod config_check;
 pub mod error;
 pub mod fresh;
 pub mod limiter;
