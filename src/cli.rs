@@ -1,10 +1,13 @@
-//! The commands: `serve`, `migrate`, `keys`, `audit`, `sim`, `demo`.
+//! The commands: `serve`, `migrate`, `keys`, `audit`, `config check`, `sim`, `demo`.
 
+#[cfg(feature = "sim")]
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use anyhow::{Context, bail};
+#[cfg(feature = "sim")]
+use clap::Args;
+use clap::{Parser, Subcommand, ValueEnum};
 use coffer_server::config::Config;
 use coffer_server::run::{StartOptions, start};
 
@@ -34,10 +37,15 @@ pub enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Check a configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Run the provider simulators (fake P100 and Corebanq) until interrupted.
+    #[cfg(feature = "sim")]
     Sim(SimArgs),
     /// A working service on the embedded store and both simulators, with demo customers and an
     /// admin key; prints ready-to-paste curl lines.
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
 }
 
@@ -66,12 +74,20 @@ pub enum AuditCommand {
     Verify,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a configuration file (default: `--config` / `COFFER_CONFIG`) with the
+    /// environment, as `serve` would load it; names every bad key, and fails if there is one.
+    Check { path: Option<PathBuf> },
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum RoleArg {
     Admin,
     Reader,
 }
 
+#[cfg(feature = "sim")]
 #[derive(Debug, Args)]
 pub struct SimArgs {
     #[arg(long, default_value = "127.0.0.1:9100")]
@@ -87,6 +103,7 @@ pub struct SimArgs {
     pub seed: u64,
 }
 
+#[cfg(feature = "demo")]
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -102,7 +119,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => migrate(cli.config).await,
         Command::Keys(k) => crate::admin::keys(load(cli.config)?, k).await,
         Command::Audit(a) => crate::admin::audit(load(cli.config)?, a).await,
+        Command::Config(ConfigCommand::Check { path }) => config_check(path.or(cli.config)),
+        #[cfg(feature = "sim")]
         Command::Sim(a) => sim(a).await,
+        #[cfg(feature = "demo")]
         Command::Demo(a) => crate::demo::run(a).await,
     }
 }
@@ -123,6 +143,21 @@ async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn config_check(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let Some(path) = path else {
+        bail!("no file to check: give a PATH, --config or COFFER_CONFIG");
+    };
+    let problems = coffer_server::config_check::check_file(&path);
+    if problems.is_empty() {
+        println!("{}: ok", path.display());
+        return Ok(());
+    }
+    for p in &problems {
+        println!("{}: `{}`: {}", path.display(), p.key, p.message);
+    }
+    bail!("{} problem(s) in {}", problems.len(), path.display())
+}
+
 /// `COFFER_ADMIN_KEY`, if set and non-empty.
 pub fn admin_key_from_env() -> Option<String> {
     std::env::var("COFFER_ADMIN_KEY")
@@ -138,6 +173,7 @@ async fn migrate(path: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "sim")]
 async fn sim(a: SimArgs) -> anyhow::Result<()> {
     let config = coffer_sim::SimConfig {
         seed: a.seed,

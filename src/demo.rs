@@ -93,7 +93,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             Err(e) => return Err(e.into()),
         }
     }
-    let admin_key = coffer_server::auth::generate_key();
+    // `COFFER_ADMIN_KEY` when set (the contract check in .ci/ needs to know the key).
+    let admin_key =
+        crate::cli::admin_key_from_env().unwrap_or_else(coffer_server::auth::generate_key);
     let running = start(
         config,
         StartOptions {

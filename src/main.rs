@@ -3,6 +3,7 @@
 
 mod admin;
 mod cli;
+#[cfg(feature = "demo")]
 mod demo;
 
 use clap::Parser;
@@ -25,7 +26,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(cli::run(cli)) {
+    let result = runtime.block_on(cli::run(cli));
+    // Past `server.shutdown_grace` the requests still in flight are cut: their tasks are
+    // dropped here rather than waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -295,3 +295,48 @@ async fn audit_verify_finds_an_entry_edited_behind_coffers_back() {
     let err = text(&broken.stderr);
     assert!(err.contains("entry 1") && err.contains("edited"), "{err}");
 }
+
+#[test]
+fn config_check_names_every_bad_key() {
+    let dir = TempDir::new("config");
+    let bad = dir.0.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[server]\nlisten = \"nowhere\"\nshutdown_grase = \"5s\"\n[sync]\ninterval = 5\n[[providers]]\nid = \"p\"\nkind = \"p100\"\nbase_url = \"http://x\"\napi_key_env = \"K\"\nretries = \"two\"\n",
+    )
+    .unwrap();
+    let out = coffer(
+        "sqlite::memory:",
+        &["config", "check", bad.to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    let stdout = text(&out.stdout);
+    for key in [
+        "`server.listen`",
+        "`server.shutdown_grase`",
+        "`sync.interval`",
+        "`providers[0].retries`",
+    ] {
+        assert!(stdout.contains(key), "{key} not named:\n{stdout}");
+    }
+    assert!(
+        text(&out.stderr).contains("4 problem(s)"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Every shipped configuration passes.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for file in [
+        "deploy/k8s/base/coffer.toml",
+        "deploy/k8s/overlays/production/coffer.toml",
+        "deploy/coffer.compose.toml",
+    ] {
+        let out = coffer(
+            "sqlite::memory:",
+            &["config", "check", root.join(file).to_str().unwrap()],
+        );
+        assert!(out.status.success(), "{file}: {}", text(&out.stdout));
+        assert!(text(&out.stdout).ends_with(": ok\n"));
+    }
+}

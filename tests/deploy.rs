@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use coffer_server::config::Config;
-use serde_yaml::Value;
+use serde_norway::Value;
 
 /// Variables `coffer` reads itself, outside the `COFFER_SECTION__KEY` scheme.
 const SPECIAL: &[&str] = &["COFFER_ADMIN_KEY", "COFFER_CONFIG"];
@@ -67,7 +67,7 @@ fn parse_docs(text: &str, what: &str) -> Vec<Value> {
     }
     let mut docs = Vec::new();
     for (i, chunk) in chunks.iter().enumerate() {
-        let mut v: Value = serde_yaml::from_str(chunk)
+        let mut v: Value = serde_norway::from_str(chunk)
             .unwrap_or_else(|e| panic!("{what}, document {}: {e}", i + 1));
         v.apply_merge()
             .unwrap_or_else(|e| panic!("{what}: merge keys: {e}"));
@@ -161,6 +161,7 @@ fn kustomize_renders_when_kubectl_is_installed() {
             "Service",
             "HorizontalPodAutoscaler",
             "PodDisruptionBudget",
+            "NetworkPolicy",
             "ServiceAccount",
             "Job",
             "ConfigMap",
@@ -182,7 +183,7 @@ fn kustomize_renders_when_kubectl_is_installed() {
                 }
             }
             let dep = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
-            assert_eq!(dep["spec"]["replicas"], 3);
+            assert!(dep["spec"]["replicas"].is_null(), "the HPA owns the scale");
             let image = s(&dep["spec"]["template"]["spec"]["containers"][0]["image"]);
             assert!(image.starts_with("registry.example.com/coffer:"), "{image}");
             let cm = docs
@@ -808,13 +809,56 @@ fn every_coffer_toml_loads_and_validates() {
     let base = load_config(&deploy().join(BASE_TOML));
     let p100 = base.providers.iter().find(|p| p.kind == "p100").unwrap();
     assert_eq!(p100.base_url, "https://partner-api-stage.p100.io");
+    // The kubelet kills the pod terminationGracePeriodSeconds after the preStop sleep began:
+    // the sleep and then Coffer's whole grace fit in it.
     let dep = deployment();
+    let pre_stop = container(&dep)["lifecycle"]["preStop"]["sleep"]["seconds"]
+        .as_u64()
+        .expect("a preStop sleep");
     assert!(
-        dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-            .as_u64()
-            .unwrap()
-            > base.server.shutdown_grace.as_secs()
+        pre_stop >= 3,
+        "{pre_stop}s is too short for endpoints to update"
     );
+    for cfg in [&base, &prod] {
+        assert!(
+            dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+                .as_u64()
+                .unwrap()
+                > pre_stop + cfg.server.shutdown_grace.as_secs()
+        );
+    }
+}
+
+/// The policy selects the API's pods, admits their HTTP port only, and lets out DNS, PostgreSQL,
+/// HTTPS and OTLP.
+fn network_policy_admits_the_api_only(np: &Value, dep: &Value) {
+    let pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+        .as_mapping()
+        .unwrap();
+    for (k, v) in np["spec"]["podSelector"]["matchLabels"]
+        .as_mapping()
+        .unwrap()
+    {
+        assert_eq!(pod_labels.get(k), Some(v), "NetworkPolicy selector {k:?}");
+    }
+    let types: Vec<&str> = seq(&np["spec"]["policyTypes"]).iter().map(s).collect();
+    assert_eq!(types, ["Ingress", "Egress"]);
+    let ports = |rules: &Value| -> Vec<String> {
+        seq(rules)
+            .iter()
+            .flat_map(|r| seq(&r["ports"]).iter())
+            .map(|p| scalar(&p["port"]).unwrap())
+            .collect()
+    };
+    let port_name = s(&container(dep)["ports"][0]["name"]);
+    assert_eq!(ports(&np["spec"]["ingress"]), [port_name]);
+    let egress = ports(&np["spec"]["egress"]);
+    for p in ["53", "5432", "443", "4317"] {
+        assert!(
+            egress.iter().any(|e| e == p),
+            "egress lacks {p}: {egress:?}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -858,13 +902,19 @@ fn kustomize_base_and_overlay_hang_together() {
         "v1/Service",
         "autoscaling/v2/HorizontalPodAutoscaler",
         "policy/v1/PodDisruptionBudget",
+        "networking.k8s.io/v1/NetworkPolicy",
         "v1/ServiceAccount",
         "batch/v1/Job",
     ] {
         assert!(kinds.contains_key(k), "base has no {k}: {:?}", kinds.keys());
     }
     let dep = &kinds["apps/v1/Deployment"];
-    assert_eq!(dep["spec"]["replicas"], 2);
+    // The HPA owns the scale: a `replicas` here would reset it on every apply.
+    assert!(
+        dep["spec"]["replicas"].is_null(),
+        "{:?}",
+        dep["spec"]["replicas"]
+    );
     let pod_labels = dep["spec"]["template"]["metadata"]["labels"]
         .as_mapping()
         .unwrap();
@@ -886,10 +936,11 @@ fn kustomize_base_and_overlay_hang_together() {
         &kinds["policy/v1/PodDisruptionBudget"]["spec"]["selector"]["matchLabels"],
         "PodDisruptionBudget",
     );
-    assert_eq!(
-        kinds["policy/v1/PodDisruptionBudget"]["spec"]["minAvailable"],
-        1
-    );
+    // `maxUnavailable` holds at any scale; `minAvailable: 1` let a drain take all pods but one.
+    let pdb = &kinds["policy/v1/PodDisruptionBudget"]["spec"];
+    assert_eq!(pdb["maxUnavailable"], 1);
+    assert!(pdb["minAvailable"].is_null());
+    network_policy_admits_the_api_only(&kinds["networking.k8s.io/v1/NetworkPolicy"], dep);
     let hpa = &kinds["autoscaling/v2/HorizontalPodAutoscaler"];
     assert_eq!(hpa["spec"]["scaleTargetRef"]["kind"], "Deployment");
     assert_eq!(
@@ -977,11 +1028,9 @@ fn kustomize_base_and_overlay_hang_together() {
     // The overlay: a namespace, more replicas, bigger limits, its own image and coffer.toml.
     let prod = yaml1("k8s/overlays/production/kustomization.yaml");
     assert_eq!(prod["namespace"], "coffer");
-    assert!(
-        seq(&prod["replicas"])
-            .iter()
-            .any(|r| r["name"] == "coffer" && r["count"].as_u64() > Some(2))
-    );
+    assert!(prod["replicas"].is_null(), "the HPA owns the scale");
+    let hpa_patch = yaml1("k8s/overlays/production/hpa-patch.yaml");
+    assert!(hpa_patch["spec"]["minReplicas"].as_u64() > Some(2));
     let image = seq(&prod["images"])
         .iter()
         .find(|i| i["name"] == "coffer")

@@ -616,3 +616,74 @@ both!(
         app.stop().await;
     }
 );
+
+// What holds for every operation, whoever adds it: the probes need no key, every keyed
+// operation documents the answers of the shared layers with the error body, and the query
+// parameters carry the constraints the parser enforces (so schemathesis, in .ci/contract,
+// generates what the server accepts).
+both!(
+    every_operation_documents_its_auth_and_error_answers,
+    common::Options::default(),
+    |app: common::TestApp| async move {
+        let doc = app
+            .request(Method::GET, "/openapi.json", None, None)
+            .await
+            .body;
+        let error = serde_json::json!({"$ref": "#/components/schemas/ErrorBody"});
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let public = ["/healthz", "/readyz", "/metrics"].contains(&path.as_str());
+                let what = format!("{method} {path}");
+                let responses = op["responses"].as_object().unwrap();
+                for (status, r) in responses {
+                    assert!(
+                        r["description"].is_string(),
+                        "{what} {status}: no description"
+                    );
+                }
+                if public {
+                    assert_eq!(op["security"], serde_json::json!([]), "{what} needs no key");
+                    continue;
+                }
+                assert_ne!(op["security"], serde_json::json!([]), "{what}");
+                for status in ["401", "429", "500", "503"] {
+                    assert_eq!(
+                        responses[status]["content"]["application/json"]["schema"], error,
+                        "{what}: {status} with the error body"
+                    );
+                }
+                // A path parameter is one the path template names.
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    if p["in"] == "path" {
+                        let name = p["name"].as_str().unwrap();
+                        assert!(path.contains(&format!("{{{name}}}")), "{what}: {name}");
+                    }
+                }
+            }
+        }
+        let list = &doc["paths"]["/v2/accounts"]["get"]["parameters"];
+        let param = |name: &str| {
+            list.as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("no {name}"))["schema"]
+                .clone()
+        };
+        assert_eq!(param("limit")["maximum"], 1000);
+        assert_eq!(
+            param("limit")["type"],
+            "integer",
+            "a query parameter is never null"
+        );
+        assert!(
+            param("currency")["enum"]
+                .as_array()
+                .unwrap()
+                .contains(&"EUR".into())
+        );
+        assert_eq!(param("search.currency")["minLength"], 1);
+        let providers = &doc["components"]["schemas"]["LinkBody"]["properties"]["provider"]["enum"];
+        assert_eq!(providers, &serde_json::json!([common::BANK, common::P100]));
+    }
+);

@@ -147,6 +147,7 @@ pub fn state(parts: AppParts) -> AppState {
         instance_id,
         webhook_wake: Arc::new(tokio::sync::Notify::new()),
         closing: tokio::sync::watch::channel(false).0,
+        draining: std::sync::atomic::AtomicBool::new(false),
     }))
 }
 
@@ -181,7 +182,12 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(routes::subscriptions::delete))
         .routes(routes!(routes::subscriptions::deliveries))
         .split_for_parts();
-    let api = Arc::new(api);
+    let ctx = crate::openapi::Context {
+        providers: state.providers.ids().map(str::to_owned).collect(),
+        max_page_size: state.config.server.max_page_size,
+        base: state.base.code().to_owned(),
+    };
+    let api = Arc::new(crate::openapi::document(&api, &ctx));
     let cfg = Arc::clone(&state.config);
     let router = router
         .route(
@@ -197,12 +203,12 @@ pub fn router(state: AppState) -> Router {
             crate::audit::reads,
         ))
         .with_state(state);
-    with_middleware(router, &cfg.server)
+    with_middleware(router, &cfg.server, cfg.log.access)
 }
 
 /// Every route's middleware, outermost last: request id, trace span, metrics, the request's
 /// deadline, CORS, compression, and the panic guard.
-fn with_middleware(router: Router, cfg: &crate::config::ServerConfig) -> Router {
+fn with_middleware(router: Router, cfg: &crate::config::ServerConfig, access_log: bool) -> Router {
     router
         // A panic in a handler is a 500 with the error body, never a dropped connection.
         .layer(CatchPanicLayer::custom(crate::error::panic_response))
@@ -213,7 +219,7 @@ fn with_middleware(router: Router, cfg: &crate::config::ServerConfig) -> Router 
             deadline,
         ))
         // Outside the deadline, so requests that run out of time are counted too.
-        .layer(middleware::from_fn(record_metrics))
+        .layer(middleware::from_fn_with_state(access_log, record_metrics))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req
@@ -226,8 +232,11 @@ fn with_middleware(router: Router, cfg: &crate::config::ServerConfig) -> Router 
                 method = %req.method(),
                 uri = %req.uri().path(),
                 request_id = %id,
+                trace_id = tracing::field::Empty,
+                span_id = tracing::field::Empty,
             );
             crate::telemetry::set_parent_from(&span, req.headers());
+            crate::telemetry::record_trace_ids(&span, req.headers());
             span
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
@@ -270,7 +279,13 @@ async fn deadline(
     }
 }
 
-async fn record_metrics(req: Request, next: Next) -> Response {
+/// Counts and times every request; with `log.access`, one `info` line per request too (inside
+/// the request's span, so it carries the request and trace ids).
+async fn record_metrics(
+    axum::extract::State(access_log): axum::extract::State<bool>,
+    req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let route = req
         .extensions()
@@ -278,7 +293,18 @@ async fn record_metrics(req: Request, next: Next) -> Response {
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = req.method().to_string();
     let resp = next.run(req).await;
-    crate::metrics::http_request(&route, &method, resp.status().as_u16(), started.elapsed());
+    let (status, elapsed) = (resp.status().as_u16(), started.elapsed());
+    crate::metrics::http_request(&route, &method, status, elapsed);
+    if access_log {
+        tracing::info!(
+            target: "coffer::access",
+            %method,
+            %route,
+            status,
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            "request served"
+        );
+    }
     resp
 }
 
@@ -343,7 +369,7 @@ mod tests {
                     answers[std::hint::black_box(3)]
                 }),
             );
-        with_middleware(router, &cfg)
+        with_middleware(router, &cfg, true)
     }
 
     async fn call(app: Router, path: &str) -> (u16, serde_json::Value) {

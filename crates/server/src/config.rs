@@ -90,11 +90,18 @@ pub struct ServerConfig {
     pub rate_limit_per_key: u32,
     /// Burst size of the per-key bucket.
     pub rate_limit_burst: u32,
-    /// How long graceful shutdown waits for requests in flight.
+    /// From SIGTERM, the longest the process takes to stop: requests still in flight when it
+    /// has passed are cut.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// From SIGTERM, how long the listener keeps accepting (with `/readyz` at 503) before it
+    /// closes, so load balancers that poll readiness stop sending first. Part of the grace.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_delay: Duration,
     /// Largest page a list request may ask for.
     pub max_page_size: u32,
+    /// Where `/metrics` is also served, on its own (e.g. a port only Prometheus can reach).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -106,7 +113,9 @@ impl Default for ServerConfig {
             rate_limit_per_key: 100,
             rate_limit_burst: 200,
             shutdown_grace: Duration::from_secs(20),
+            shutdown_delay: Duration::ZERO,
             max_page_size: 1000,
+            metrics_listen: None,
         }
     }
 }
@@ -247,6 +256,8 @@ pub struct LogConfig {
     pub format: String,
     /// A `tracing` filter, e.g. `info,coffer_server=debug`; `RUST_LOG` wins when set.
     pub level: String,
+    /// One `info` line per request served (method, route, status, duration).
+    pub access: bool,
 }
 
 impl Default for LogConfig {
@@ -254,6 +265,7 @@ impl Default for LogConfig {
         Self {
             format: "text".into(),
             level: "info".into(),
+            access: true,
         }
     }
 }
@@ -445,6 +457,13 @@ impl Config {
             return Err(invalid(
                 "log.format",
                 format!("`{}`: expected `text` or `json`", self.log.format),
+            ));
+        }
+        let s = &self.server;
+        if !s.shutdown_delay.is_zero() && s.shutdown_delay >= s.shutdown_grace {
+            return Err(invalid(
+                "server.shutdown_delay",
+                "must be shorter than server.shutdown_grace (the delay is part of it)".into(),
             ));
         }
         if self.server.max_page_size == 0 {

@@ -30,6 +30,22 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
+/// `coffer_build_info`: always 1, labelled with the version, so dashboards can tell which
+/// release each replica runs.
+pub fn build_info() {
+    gauge!("coffer_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+}
+
+/// The store's connection pool, at each scrape.
+pub fn db_pool(backend: &'static str, s: coffer_store::PoolStats) {
+    let in_use = s.size.saturating_sub(s.idle);
+    gauge!("coffer_db_pool_connections", "backend" => backend, "state" => "idle")
+        .set(f64::from(s.idle));
+    gauge!("coffer_db_pool_connections", "backend" => backend, "state" => "in_use")
+        .set(f64::from(in_use));
+    gauge!("coffer_db_pool_max_connections", "backend" => backend).set(f64::from(s.max));
+}
+
 pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
     let labels = [
         ("route", route.to_owned()),

@@ -4,6 +4,8 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use coffer_store::Store;
 use tokio::net::TcpListener;
@@ -50,6 +52,7 @@ pub struct Running {
     pub addr: SocketAddr,
     pub state: AppState,
     shutdown: watch::Sender<bool>,
+    grace: Duration,
     server: JoinHandle<std::io::Result<()>>,
     background: Vec<JoinHandle<()>>,
 }
@@ -59,29 +62,55 @@ impl Running {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting, drains requests in flight and the sync worker, and returns.
+    /// Stops accepting, drains requests in flight and the sync worker (within
+    /// `server.shutdown_grace`), and returns.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
-        let _ = self.server.await;
-        for t in self.background {
-            let _ = t.await;
-        }
+        let _ = self.drain().await;
     }
 
-    /// Resolves when the server has stopped (after a signal, for `coffer serve`).
+    /// Resolves when the server has stopped (after a signal, for `coffer serve`): at most
+    /// `server.shutdown_grace` after the signal.
     pub async fn wait(self) -> std::io::Result<()> {
+        self.drain().await
+    }
+
+    /// Waits for the server and the background tasks to finish; once shutdown has begun, no
+    /// longer than the grace. What is left then is aborted: its requests are cut.
+    async fn drain(self) -> std::io::Result<()> {
         let Running {
             server,
             shutdown,
             background,
+            grace,
             ..
         } = self;
-        let r = server.await.unwrap_or(Ok(()));
-        let _ = shutdown.send(true);
-        for t in background {
-            let _ = t.await;
+        let mut aborts = vec![server.abort_handle()];
+        aborts.extend(background.iter().map(JoinHandle::abort_handle));
+        let mut stopping = shutdown.subscribe();
+        let work = async {
+            let r = server.await.unwrap_or(Ok(()));
+            // The server may also end by itself (an accept error): stop the rest then.
+            let _ = shutdown.send(true);
+            for t in background {
+                let _ = t.await;
+            }
+            r
+        };
+        let deadline = async {
+            let _ = stopping.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            r = work => r,
+            () = deadline => {
+                tracing::warn!(grace = ?grace, "server.shutdown_grace has passed: cutting what is still in flight");
+                for a in aborts {
+                    a.abort();
+                }
+                Ok(())
+            }
         }
-        r
     }
 
     /// Aborts at once, like a killed process: nothing is drained (tests of replica failure).
@@ -139,7 +168,16 @@ pub async fn start(
     let instance_id = opts
         .instance_id
         .unwrap_or_else(|| format!("coffer-{}", uuid::Uuid::new_v4()));
+    let metrics_listener = match config.server.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Listen { addr, source })?,
+        ),
+        None => None,
+    };
     let sync_enabled = config.sync.enabled;
+    let (grace, delay) = (config.server.shutdown_grace, config.server.shutdown_delay);
     let state = app::state(AppParts {
         config,
         store,
@@ -175,29 +213,68 @@ pub async fn start(
             rx.clone(),
         )));
     }
+    if let Some(l) = metrics_listener {
+        background.push(tokio::spawn(serve_metrics(l, state.clone(), rx.clone())));
+    }
     let router = app::router(state.clone());
-    let mut stop = rx.clone();
-    let signal_tx = tx.clone();
-    let closing = state.clone();
-    let shutdown = async move {
-        if until_signal {
-            tokio::select! {
-                () = app::shutdown_signal() => { let _ = signal_tx.send(true); },
-                _ = stop.wait_for(|s| *s) => {},
-            }
-        } else {
-            let _ = stop.wait_for(|s| *s).await;
-        }
-        // Live event streams end, or draining would wait for them forever.
-        closing.closing.send_replace(true);
-    };
+    let shutdown = shutdown_trigger(state.clone(), tx.clone(), until_signal, delay);
     let server = tokio::spawn(app::serve(listener, router, shutdown));
     tracing::info!(%addr, instance = %state.instance_id, "coffer is listening");
     Ok(Running {
         addr,
         state,
         shutdown: tx,
+        grace,
         server,
         background,
     })
+}
+
+/// Resolves when the listener should close: after a signal (if `until_signal`) or
+/// [`Running::stop`], and then `delay`, during which `/readyz` already answers 503. The signal
+/// also tells the background tasks to stop.
+async fn shutdown_trigger(
+    state: AppState,
+    tx: watch::Sender<bool>,
+    until_signal: bool,
+    delay: Duration,
+) {
+    let mut stop = tx.subscribe();
+    if until_signal {
+        tokio::select! {
+            () = app::shutdown_signal() => { let _ = tx.send(true); },
+            _ = stop.wait_for(|s| *s) => {},
+        }
+    } else {
+        let _ = stop.wait_for(|s| *s).await;
+    }
+    state.draining.store(true, Ordering::Relaxed);
+    if !delay.is_zero() {
+        tracing::info!(delay = ?delay, "not ready; still accepting for server.shutdown_delay");
+        tokio::time::sleep(delay).await;
+    }
+    // Live event streams end, or draining would wait for them forever.
+    state.closing.send_replace(true);
+    tracing::info!("listener closed; draining requests in flight");
+}
+
+/// `/metrics` alone on `server.metrics_listen`, until shutdown.
+async fn serve_metrics(listener: TcpListener, state: AppState, mut stop: watch::Receiver<bool>) {
+    let addr = listener.local_addr().ok();
+    let router = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(crate::routes::health::metrics),
+        )
+        .with_state(state);
+    tracing::info!(?addr, "metrics are served on their own listener");
+    let shutdown = async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
+    if let Err(e) = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::warn!(error = %e, "the metrics listener failed");
+    }
 }

@@ -35,6 +35,8 @@ pub struct Inner {
     pub webhook_wake: Arc<tokio::sync::Notify>,
     /// Set when the service shuts down: live event streams end, so draining can finish.
     pub closing: tokio::sync::watch::Sender<bool>,
+    /// Set from SIGTERM on: `/readyz` answers 503 while the replica drains.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl Deref for AppState {

@@ -162,22 +162,65 @@ pub fn trace_context_pairs() -> Vec<(String, String)> {
         .collect()
 }
 
-/// Hides the password of a database URL for logs: `postgres://u:***@h/db`.
-pub fn redact_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((userinfo, host)) => {
-                let user = userinfo.split(':').next().unwrap_or("");
-                if userinfo.contains(':') {
-                    format!("{scheme}://{user}:***@{host}")
-                } else {
-                    format!("{scheme}://{user}@{host}")
-                }
-            }
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
+/// Records the request's W3C trace and span ids on its span, so every JSON log line written
+/// while serving it carries them: this replica's own span's when traces are exported, else the
+/// caller's `traceparent`, so logs still join the caller's trace.
+pub fn record_trace_ids(span: &tracing::Span, headers: &http::HeaderMap) {
+    use opentelemetry::trace::TraceContextExt as _;
+    let cx = span.context();
+    let sc = cx.span().span_context().clone();
+    if sc.is_valid() {
+        span.record("trace_id", sc.trace_id().to_string());
+        span.record("span_id", sc.span_id().to_string());
+        return;
     }
+    let parent = headers.get("traceparent").and_then(|v| v.to_str().ok());
+    let mut parts = parent.unwrap_or_default().split('-');
+    if let (Some(_), Some(trace), Some(parent_span)) = (parts.next(), parts.next(), parts.next())
+        && trace.len() == 32
+        && parent_span.len() == 16
+        && trace
+            .chars()
+            .chain(parent_span.chars())
+            .all(|c| c.is_ascii_hexdigit())
+    {
+        span.record("trace_id", trace);
+    }
+}
+
+/// Query parameters whose values are secrets (libpq's `password`, `sslpassword`, tokens, keys).
+fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["pass", "secret", "token", "key", "auth"]
+        .iter()
+        .any(|s| k.contains(s))
+}
+
+/// A database (or any) URL for logs: parsed, with the password of its user info and every secret
+/// query parameter replaced by `***`. What cannot be parsed is not shown at all, since a
+/// password could hide anywhere in it.
+pub fn redact_url(raw: &str) -> String {
+    let Ok(mut url) = url::Url::parse(raw) else {
+        return "<a URL that cannot be parsed; not shown>".to_owned();
+    };
+    if url.password().is_some() && url.set_password(Some("***")).is_err() {
+        return "<a URL that cannot be shown without its password>".to_owned();
+    }
+    if url.query_pairs().any(|(k, _)| is_secret(&k)) {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if is_secret(&k) {
+                    "***".into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
 }
 
 #[cfg(test)]
@@ -192,5 +235,39 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://coffer.db"), "sqlite://coffer.db");
+        assert_eq!(redact_url("sqlite::memory:"), "sqlite::memory:");
+    }
+
+    // The old splitting printed these verbatim, or kept part of the password.
+    #[test]
+    fn no_password_survives_in_any_form() {
+        let cases = [
+            ("postgres://h/db?user=u&password=secret", "password=***"),
+            (
+                "postgres://h/db?sslmode=require&PASSWORD=secret",
+                "PASSWORD=***",
+            ),
+            (
+                "postgres://h/db?sslpassword=secret&user=u",
+                "sslpassword=***",
+            ),
+            ("postgres://u:sec%40ret@h/db", "u:***@h"),
+            ("postgres://u:s:e@c:ret@h/db", "@h/db"),
+            (
+                "postgresql://u:secret@h1:5432/db?application_name=x",
+                "u:***@h1",
+            ),
+            ("postgres://u:secret@[::1]:5432/db", "u:***@[::1]"),
+            ("postgres ://u:secret@h/db", "not shown"),
+        ];
+        for (url, expect) in cases {
+            let shown = redact_url(url);
+            assert!(
+                !shown.contains("secret") && !shown.contains("sec%40"),
+                "{url} → {shown}"
+            );
+            assert!(!shown.contains(":e@c:ret"), "{url} → {shown}");
+            assert!(shown.contains(expect), "{url} → {shown}");
+        }
     }
 }

@@ -22,8 +22,10 @@ mod events;
 mod history;
 mod list;
 mod plan;
+#[cfg(feature = "postgres")]
 mod postgres;
 mod rows;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 mod subscriptions;
 mod webhooks;
@@ -32,7 +34,9 @@ pub use audit::{Actor, AuditEntry, AuditFilter, Broken, GENESIS, NewAudit, verif
 pub use by_value::value_page;
 pub use events::{Event, EventFilter, EventType, NewEvent};
 pub use history::{HeldWindow, RateWindow};
+#[cfg(feature = "postgres")]
 pub use postgres::PgStore;
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use subscriptions::{
     AttemptOutcome, Delivery, DeliveryState, LeasedDelivery, NewSubscription, Subscription,
@@ -395,6 +399,14 @@ pub struct Pruned {
     pub rate_versions: u64,
 }
 
+/// A connection pool's state: connections open (`size`, of at most `max`) and idle among them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 /// Coffer's persistence. Both backends pass the same conformance suite.
 ///
 /// Timestamps are kept to the microsecond (PostgreSQL's resolution, and SQLite's text format).
@@ -406,6 +418,10 @@ pub trait Store: Send + Sync + 'static {
     async fn migrate(&self) -> Result<()>;
     /// A cheap round trip, for readiness.
     async fn ping(&self) -> Result<()>;
+    /// The connection pool right now, for metrics.
+    fn pool_stats(&self) -> PoolStats {
+        PoolStats::default()
+    }
 
     // Customers and links. Every change is appended to the audit log in its transaction, by
     // `by` (the `_by`-less forms change as `Actor::system()`).
@@ -744,8 +760,18 @@ pub async fn connect_with(url: &str, opts: &ConnectOptions) -> Result<Arc<dyn St
         .unwrap_or_default()
         .to_ascii_lowercase();
     match scheme.as_str() {
+        #[cfg(feature = "postgres")]
         "postgres" | "postgresql" => Ok(Arc::new(PgStore::connect_with(url, opts).await?)),
+        #[cfg(feature = "sqlite")]
         "sqlite" => Ok(Arc::new(SqliteStore::connect_with(url, opts).await?)),
+        #[cfg(not(feature = "postgres"))]
+        "postgres" | "postgresql" => Err(StoreError::Other(
+            "this build has no PostgreSQL backend (cargo feature `postgres`)".into(),
+        )),
+        #[cfg(not(feature = "sqlite"))]
+        "sqlite" => Err(StoreError::Other(
+            "this build has no SQLite backend (cargo feature `sqlite`); use postgres://".into(),
+        )),
         _ => Err(StoreError::Other(format!(
             "unsupported database URL scheme `{scheme}`: expected postgres://, postgresql:// or sqlite:"
         ))),

@@ -6,6 +6,7 @@
 //! with `Filter::matches` on each batch, and the walk goes on after the batch's last row until
 //! the page is full, so memory holds a batch, never the whole result.
 
+#[cfg(feature = "sqlite")]
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
@@ -93,6 +94,7 @@ where
 }
 
 /// The page by sorting in Rust: for what a backend cannot order in SQL (SQLite's text money).
+#[cfg(feature = "sqlite")]
 pub(crate) fn sort_in_memory(
     sort: &SortSpec,
     all: Vec<Account>,

@@ -3,7 +3,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use coffer_core::{Account, Currency, ProviderRate, Status, Wallet};
 use rust_decimal::Decimal;
 
@@ -54,16 +54,19 @@ pub(crate) fn strings(s: &str) -> Result<Vec<String>> {
 
 /// The fixed-width UTC text form SQLite stores (`2024-05-01T12:00:00.000000Z`): text order is
 /// time order.
+#[cfg(feature = "sqlite")]
 pub(crate) fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
+#[cfg(feature = "sqlite")]
 pub(crate) fn parse_ts(s: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| StoreError::Corrupt(format!("timestamp `{s}`: {e}")))
 }
 
+#[cfg(feature = "sqlite")]
 pub(crate) fn opt_ts(s: Option<&str>) -> Result<Option<DateTime<Utc>>> {
     s.map(parse_ts).transpose()
 }

@@ -16,6 +16,7 @@ use crate::routes::csv;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditParams {
     /// An action (`customer.update`), or every action under a prefix ending in `.`
@@ -30,10 +31,13 @@ pub struct AuditParams {
     /// Entries at or before this instant (RFC 3339).
     pub to: Option<DateTime<Utc>>,
     /// Page size (1–1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// The previous page's `next_cursor`.
+    #[param(pattern = "^[1-9][0-9]{0,17}$")]
     pub cursor: Option<String>,
     /// `json` (default) or `csv` (also chosen by `Accept: text/csv`).
+    #[param(pattern = "^(json|csv)$")]
     pub format: Option<String>,
 }
 

@@ -26,6 +26,7 @@ pub struct ChangesParams {
     /// Page size (default 100, at most `server.max_page_size`).
     limit: Option<u32>,
     /// `next_cursor` of the previous page.
+    #[param(min_length = 1)]
     cursor: Option<String>,
 }
 

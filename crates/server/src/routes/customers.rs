@@ -20,19 +20,42 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerBody {
-    /// 1–64 characters of `A-Za-z0-9._:-`; generated (a UUID) when omitted.
+    /// 1–64 characters of `A-Za-z0-9._:-`; generated (a UUID) when omitted. On `PUT`, the
+    /// path's id (when given, it must be the same).
+    #[schema(pattern = "^[A-Za-z0-9._:-]{1,64}$")]
     pub id: Option<String>,
+    #[schema(max_length = 200)]
     pub name: Option<String>,
+    /// At most one link per provider.
     #[serde(default)]
     pub links: Vec<LinkBody>,
+}
+
+/// `PUT /v2/customers/{id}` as documented: the id is the path's (a body `id` is accepted only
+/// when it is the same).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // documentation only
+pub struct CustomerUpdate {
+    #[schema(max_length = 200)]
+    name: Option<String>,
+    #[serde(default)]
+    links: Vec<LinkBody>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkBody {
     /// A configured provider id.
+    #[schema(pattern = "^[A-Za-z0-9._-]+$")]
     pub provider: String,
-    /// The customer's id at that provider.
+    /// The customer's id at that provider: 1–256 characters, no control characters, not only
+    /// spaces (leading and trailing spaces are dropped).
+    #[schema(
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\u0000-\\u0020\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$",
+        min_length = 1,
+        max_length = 256
+    )]
     pub external_id: String,
 }
 
@@ -119,7 +142,7 @@ fn validate(state: &AppState, id: String, body: CustomerBody) -> ApiResult<NewCu
             ));
         }
         let ext = l.external_id.trim();
-        if ext.is_empty() || ext.len() > 256 || ext.chars().any(char::is_control) {
+        if ext.is_empty() || ext.chars().count() > 256 || ext.chars().any(char::is_control) {
             return Err(ApiError::param(
                 format!("links[{i}].external_id"),
                 "1-256 printable characters",
@@ -169,11 +192,13 @@ pub async fn create(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Customers after this id.
     pub after: Option<String>,
     /// Page size (1–1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -239,7 +264,7 @@ pub async fn get(
 }
 
 /// Replace a customer's name and links.
-#[utoipa::path(put, path = "/v2/customers/{id}", tag = "customers", request_body = CustomerBody,
+#[utoipa::path(put, path = "/v2/customers/{id}", tag = "customers", request_body = CustomerUpdate,
     responses((status = 200, body = CustomerOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,

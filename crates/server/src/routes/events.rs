@@ -41,11 +41,16 @@ const MAX_LIMIT: u32 = 1000;
 pub struct EventParams {
     /// Events after this cursor (a page's `next_cursor`, or an event's `id`); default: from the
     /// first event. On a stream, `Last-Event-ID` takes precedence.
+    #[param(pattern = "^[0-9]{1,18}$")]
     after: Option<String>,
     /// Page size (1–1000, default 100). Not used by a stream.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// Only these types, comma-separated: `balance.changed`, `account.opened`,
     /// `account.closed`, `sync.failed`, `sync.recovered`.
+    #[param(
+        pattern = "^(balance\\.changed|account\\.opened|account\\.closed|sync\\.failed|sync\\.recovered)(,(balance\\.changed|account\\.opened|account\\.closed|sync\\.failed|sync\\.recovered))*$"
+    )]
     types: Option<String>,
     /// Only this customer (a reader: one of its own; another gives nothing).
     customer_id: Option<String>,

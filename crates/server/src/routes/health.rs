@@ -29,9 +29,12 @@ pub struct Readiness {
     pub store: String,
     /// Per provider: `closed`, `half_open` or `open` (circuit breaker).
     pub providers: std::collections::BTreeMap<String, String>,
+    /// The replica is shutting down (SIGTERM received): it finishes what it serves, but should
+    /// get no new traffic.
+    pub draining: bool,
 }
 
-/// Readiness: the store answers. Providers are reported but do not make the replica unready:
+/// Readiness: the store answers and the replica is not shutting down. Providers are reported but do not make the replica unready:
 /// with a provider down Coffer still serves stale answers, which is its job.
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200, body = Readiness), (status = 503, body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
@@ -51,11 +54,13 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             (p.id().to_owned(), s.to_owned())
         })
         .collect();
-    let ok = store == "ok";
+    let draining = state.draining.load(std::sync::atomic::Ordering::Relaxed);
+    let ok = store == "ok" && !draining;
     let body = Readiness {
         status: if ok { "ready" } else { "not_ready" },
         store,
         providers,
+        draining,
     };
     let code = if ok {
         StatusCode::OK
@@ -77,6 +82,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     for (kind, n) in state.store.events_written() {
         crate::metrics::events_written(kind.as_str(), n);
     }
+    crate::metrics::db_pool(state.store.backend(), state.store.pool_stats());
+    crate::metrics::build_info();
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

@@ -20,6 +20,7 @@ use crate::subscriptions::sign;
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionBody {
     /// Where events are POSTed: `http://` or `https://`.
+    #[schema(pattern = "^https?://[^/?#]+")]
     pub url: String,
     /// Event types to deliver; empty or absent: every type.
     #[serde(default)]
@@ -145,6 +146,7 @@ fn sub_id(id: Result<Path<String>, axum::extract::rejection::PathRejection>) -> 
 
 /// Delete a subscription and its delivery log; nothing more is delivered.
 #[utoipa::path(delete, path = "/v2/subscriptions/{id}", tag = "events",
+    params(("id" = String, Path, description = "The subscription's id")),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 pub async fn delete(
@@ -158,6 +160,7 @@ pub async fn delete(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryParams {
     /// Deliveries after this id (the previous page's `next_after`).
@@ -206,7 +209,7 @@ pub struct DeliveryPage {
 
 /// A subscription's delivery log, oldest first.
 #[utoipa::path(get, path = "/v2/subscriptions/{id}/deliveries", tag = "events",
-    params(DeliveryParams),
+    params(("id" = String, Path, description = "The subscription's id"), DeliveryParams),
     responses((status = 200, body = DeliveryPage), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody)))]

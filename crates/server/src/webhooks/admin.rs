@@ -12,15 +12,18 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InboxParams {
     /// Only this provider's deliveries.
     pub provider: Option<String>,
     /// `pending`, `processed`, `ignored` or `failed`.
+    #[param(inline, value_type = Option<String>, pattern = "^(pending|processed|ignored|failed)$")]
     pub state: Option<String>,
     /// Deliveries after this id (the previous page's `next_after`).
     pub after: Option<i64>,
     /// Page size (1–1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -133,6 +136,7 @@ pub async fn list(
 
 /// Re-queue a delivery: it is processed again as if just received.
 #[utoipa::path(post, path = "/v2/webhooks/inbox/{id}/replay", tag = "webhooks",
+    params(("id" = i64, Path, description = "The delivery's id (`GET /v2/webhooks/inbox`)")),
     responses((status = 200, body = InboxEntry), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn replay(

@@ -20,6 +20,7 @@ mod subscriptions;
 mod sync;
 mod webhooks;
 
+#[cfg(feature = "sqlite")]
 pub(crate) use sync::lease_until;
 
 use std::collections::BTreeMap;
@@ -142,6 +143,14 @@ impl Store for PgStore {
             sqlx::migrate::MigrateError::Execute(e) => db_err(e),
             e => StoreError::Other(format!("migrations: {e}")),
         })
+    }
+
+    fn pool_stats(&self) -> crate::PoolStats {
+        crate::PoolStats {
+            size: self.pool.size(),
+            idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            max: self.pool.options().get_max_connections(),
+        }
     }
 
     async fn ping(&self) -> Result<()> {
