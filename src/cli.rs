@@ -150,6 +150,15 @@ fn config_check(path: Option<PathBuf>) -> anyhow::Result<()> {
     let problems = coffer_server::config_check::check_file(&path);
     if problems.is_empty() {
         println!("{}: ok", path.display());
+        // Valid, but more cache than the container may hold is worth saying before a rollout.
+        if let Ok(config) = Config::load(Some(&path)) {
+            let limit = coffer_server::cgroup::memory_limit();
+            if let Some(w) =
+                coffer_server::cgroup::budget_warning(config.cache.max_bytes.as_u64(), limit)
+            {
+                println!("{}: warning: {w}", path.display());
+            }
+        }
         return Ok(());
     }
     for p in &problems {
