@@ -11,13 +11,17 @@ use coffer_store::NewAudit;
 use crate::auth::Caller;
 use crate::state::AppState;
 
+/// Whether a request is an export (`format=csv`).
+fn is_export(query: &str) -> bool {
+    url::form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "format" && v == "csv")
+}
+
 /// Whether a request reads across every customer: a `GET` on the account endpoints without
-/// `customer_id`, or any export (`format=csv`).
+/// `customer_id`, or any export.
 fn reads_everyone(path: &str, query: &str) -> bool {
-    let pairs = || url::form_urlencoded::parse(query.as_bytes());
-    let export = pairs().any(|(k, v)| k == "format" && v == "csv");
     let accounts = path == "/v2/accounts" || path.starts_with("/v2/accounts/balance");
-    export || (accounts && !pairs().any(|(k, _)| k == "customer_id"))
+    let one = || url::form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == "customer_id");
+    is_export(query) || (accounts && !one())
 }
 
 pub async fn reads(State(state): State<AppState>, req: Request, next: Next) -> Response {
@@ -36,11 +40,8 @@ pub async fn reads(State(state): State<AppState>, req: Request, next: Next) -> R
         return response;
     };
     if response.status().is_success() {
-        let action = if query.contains("format=csv") {
-            "export"
-        } else {
-            "read"
-        };
+        // The same test as `reads_everyone`'s (a `format=csv` inside another value is no export).
+        let action = if is_export(&query) { "export" } else { "read" };
         let target = if query.is_empty() {
             path
         } else {
