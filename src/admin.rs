@@ -3,10 +3,47 @@
 
 use anyhow::{Context, bail};
 use chrono::{SecondsFormat, Utc};
+use clap::{Subcommand, ValueEnum};
 use coffer_server::config::Config;
 use coffer_store::{Actor, ApiKey, Role, Store};
 
-use crate::cli::{AuditCommand, KeysCommand, RoleArg};
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; prints it alone on the last line of stdout. It is shown only once.
+    Create {
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// Customers a reader may read, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        customers: Vec<String>,
+        /// The key stops working this long from now (`90d`, `12h`); without it, never.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<std::time::Duration>,
+    },
+    /// List every key: id, role, scope, created, expiry, last use, revoked.
+    List,
+    /// Revoke a key by its id.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the whole hash chain; exits non-zero naming the first broken entry.
+    Verify,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    Reader,
+}
+
+/// `COFFER_ADMIN_KEY`, if set and non-empty.
+pub fn admin_key_from_env() -> Option<String> {
+    std::env::var("COFFER_ADMIN_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+}
 
 async fn store(config: &Config) -> anyhow::Result<std::sync::Arc<dyn Store>> {
     let store = coffer_store::connect(&config.database.url).await?;

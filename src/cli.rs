@@ -7,9 +7,13 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 #[cfg(feature = "sim")]
 use clap::Args;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use coffer_server::config::Config;
 use coffer_server::run::{StartOptions, start};
+
+use crate::admin::{AuditCommand, KeysCommand};
+#[cfg(feature = "demo")]
+use crate::demo::DemoArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,41 +54,10 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum KeysCommand {
-    /// Create a key; prints it alone on the last line of stdout. It is shown only once.
-    Create {
-        #[arg(long, value_enum)]
-        role: RoleArg,
-        /// Customers a reader may read, comma-separated.
-        #[arg(long, value_delimiter = ',')]
-        customers: Vec<String>,
-        /// The key stops working this long from now (`90d`, `12h`); without it, never.
-        #[arg(long, value_parser = humantime::parse_duration)]
-        expires: Option<std::time::Duration>,
-    },
-    /// List every key: id, role, scope, created, expiry, last use, revoked.
-    List,
-    /// Revoke a key by its id.
-    Revoke { id: String },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum AuditCommand {
-    /// Walk the whole hash chain; exits non-zero naming the first broken entry.
-    Verify,
-}
-
-#[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate a configuration file (default: `--config` / `COFFER_CONFIG`) with the
     /// environment, as `serve` would load it; names every bad key, and fails if there is one.
     Check { path: Option<PathBuf> },
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum RoleArg {
-    Admin,
-    Reader,
 }
 
 #[cfg(feature = "sim")]
@@ -101,16 +74,6 @@ pub struct SimArgs {
     pub accounts: usize,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-}
-
-#[cfg(feature = "demo")]
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// Where the embedded store lives (default: a fresh file in the system's temp dir).
-    #[arg(long)]
-    pub database: Option<String>,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -135,7 +98,7 @@ async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = load(path)?;
     let _telemetry = coffer_server::telemetry::init(&config.log, &config.telemetry);
     let opts = StartOptions {
-        bootstrap_admin_key: admin_key_from_env(),
+        bootstrap_admin_key: crate::admin::admin_key_from_env(),
         ..Default::default()
     };
     let running = start(config, opts, true).await?;
@@ -165,13 +128,6 @@ fn config_check(path: Option<PathBuf>) -> anyhow::Result<()> {
         println!("{}: `{}`: {}", path.display(), p.key, p.message);
     }
     bail!("{} problem(s) in {}", problems.len(), path.display())
-}
-
-/// `COFFER_ADMIN_KEY`, if set and non-empty.
-pub fn admin_key_from_env() -> Option<String> {
-    std::env::var("COFFER_ADMIN_KEY")
-        .ok()
-        .filter(|k| !k.trim().is_empty())
 }
 
 async fn migrate(path: Option<PathBuf>) -> anyhow::Result<()> {

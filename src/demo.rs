@@ -1,15 +1,24 @@
 //! `coffer demo`: both simulators on loopback, the service on an embedded SQLite store, three
 //! demo customers across both providers, an admin key, and curl lines to try.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::Args;
 use coffer_server::config::{Config, ProviderConfig};
 use coffer_server::providers::Providers;
 use coffer_server::run::{StartOptions, start};
 use coffer_store::{Link, NewCustomer};
 
-use crate::cli::DemoArgs;
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Where the embedded store lives (default: a fresh file in the system's temp dir).
+    #[arg(long)]
+    pub database: Option<String>,
+}
 
 const P100_ID: &str = "p100";
 const BANK_ID: &str = "bank";
@@ -95,7 +104,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
     // `COFFER_ADMIN_KEY` when set (the contract check in .ci/ needs to know the key).
     let admin_key =
-        crate::cli::admin_key_from_env().unwrap_or_else(coffer_server::auth::generate_key);
+        crate::admin::admin_key_from_env().unwrap_or_else(coffer_server::auth::generate_key);
     let running = start(
         config,
         StartOptions {

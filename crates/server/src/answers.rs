@@ -53,7 +53,7 @@ impl AnswerCache {
     pub fn new(ttl: Duration, max_bytes: u64) -> Self {
         let cache = moka::future::Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(|k: &AnswerKey, v: &Bytes| crate::weigh::answer(k, v))
+            .weigher(|k: &AnswerKey, v: &Bytes| weight(k, v))
             .eviction_listener(|_, _, cause| crate::metrics::cache_eviction("answers", cause))
             .time_to_live(ttl.max(Duration::from_millis(1)))
             .build();
@@ -87,4 +87,14 @@ impl AnswerCache {
 /// A JSON answer from bytes already serialised.
 pub fn json(body: Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// A serialised answer and its key.
+fn weight(key: &AnswerKey, body: &[u8]) -> u32 {
+    crate::weigh::saturate(
+        crate::weigh::ENTRY_OVERHEAD
+            + std::mem::size_of::<AnswerKey>()
+            + key.question_len()
+            + body.len(),
+    )
 }

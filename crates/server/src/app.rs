@@ -26,8 +26,7 @@ use crate::providers::Providers;
 use crate::rates::RateBook;
 use crate::routes;
 use crate::state::{AppState, Inner};
-
-pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+use crate::telemetry::REQUEST_ID;
 
 #[derive(OpenApi)]
 #[openapi(

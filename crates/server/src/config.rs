@@ -472,7 +472,7 @@ impl Config {
         let mut seen = std::collections::HashSet::new();
         for (i, p) in self.providers.iter().enumerate() {
             let key = |k: &str| format!("providers[{i}].{k}");
-            let kinds = crate::providers::kinds();
+            let kinds = crate::registry::kinds();
             // Only P100's webhooks are understood (DESIGN.md "What the providers really do").
             if p.webhook_secret_env.is_some() && p.kind != "p100" {
                 return Err(invalid(

@@ -1,30 +1,16 @@
-//! The provider registry: the one place that knows every provider `kind`. Adding a provider is
-//! one crate and one line in [`build`].
+//! The configured providers, built: each adapter from the registry ([`crate::registry`]) wrapped
+//! in its provider stack.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use coffer_core::{BalanceProvider, ProviderFactory, ProviderSettings};
+use coffer_core::{BalanceProvider, ProviderSettings};
 
 use crate::config::ProviderConfig;
 use crate::provider::{DEFAULT_MAX_RETRY_AFTER, ProviderStack, StackConfig};
-
-/// Every provider kind a config may name, and how to build it. Adding a provider is one crate
-/// and one line here.
-pub const REGISTRY: &[(&str, ProviderFactory)] = &[
-    (coffer_provider_p100::KIND, coffer_provider_p100::factory),
-    (
-        coffer_provider_corebanq::KIND,
-        coffer_provider_corebanq::factory,
-    ),
-];
-
-/// The kinds of [`REGISTRY`].
-pub fn kinds() -> Vec<&'static str> {
-    REGISTRY.iter().map(|(k, _)| *k).collect()
-}
+use crate::registry::REGISTRY;
 
 /// Builds one adapter from its config and secret.
 fn build(cfg: &ProviderConfig, secret: String) -> Result<Arc<dyn BalanceProvider>, String> {
@@ -75,29 +61,37 @@ impl Providers {
     /// Builds every configured provider, reading each secret from the environment variable the
     /// config names.
     pub fn from_config(cfgs: &[ProviderConfig]) -> Result<Self, ProviderBuildError> {
+        Self::from_config_with(cfgs, &|name| std::env::var(name).ok())
+    }
+
+    /// Builds every configured provider through the registry, each secret (`api_key_env`,
+    /// `webhook_secret_env`) looked up by `secret` under the name the config gives: the
+    /// environment in production, a fixed table in tests and benchmarks, so they build their
+    /// providers exactly as `coffer serve` does.
+    pub fn from_config_with(
+        cfgs: &[ProviderConfig],
+        secret: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ProviderBuildError> {
         let mut out = Providers::default();
         for cfg in cfgs {
             let err = |message: String| ProviderBuildError {
                 id: cfg.id.clone(),
                 message,
             };
-            let secret = std::env::var(&cfg.api_key_env).map_err(|_| {
+            let key = secret(&cfg.api_key_env).ok_or_else(|| {
                 err(format!(
                     "environment variable `{}` (api_key_env) is not set",
                     cfg.api_key_env
                 ))
             })?;
-            let provider = build(cfg, secret).map_err(err)?;
+            let provider = build(cfg, key).map_err(err)?;
             out.insert_with(provider, &stack_config(cfg));
             if let Some(env) = &cfg.webhook_secret_env {
-                let token = std::env::var(env)
-                    .ok()
-                    .filter(|t| !t.is_empty())
-                    .ok_or_else(|| {
-                        err(format!(
-                            "environment variable `{env}` (webhook_secret_env) is not set"
-                        ))
-                    })?;
+                let token = secret(env).filter(|t| !t.is_empty()).ok_or_else(|| {
+                    err(format!(
+                        "environment variable `{env}` (webhook_secret_env) is not set"
+                    ))
+                })?;
                 out.set_webhook_secret(&cfg.id, token);
             }
         }
@@ -189,6 +183,7 @@ fn stack_config(cfg: &ProviderConfig) -> StackConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::kinds;
 
     fn cfg(id: &str, kind: &str, env: &str) -> ProviderConfig {
         ProviderConfig {

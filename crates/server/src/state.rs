@@ -7,9 +7,9 @@ use coffer_core::Currency;
 use coffer_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
 
-use crate::auth::KeyResolver;
 use crate::config::Config;
 use crate::fresh::Freshness;
+use crate::keys::KeyResolver;
 use crate::limiter::KeyLimiter;
 use crate::providers::Providers;
 use crate::rates::RateBook;

@@ -25,6 +25,10 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::{LogConfig, TelemetryConfig};
 
+/// The request id header: set (or kept) by the app's layers, echoed in answers, written in the
+/// access log and the audit log.
+pub const REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
 static PROPAGATOR: OnceLock<TraceContextPropagator> = OnceLock::new();
 
 fn propagator() -> &'static TraceContextPropagator {

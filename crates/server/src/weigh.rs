@@ -6,15 +6,11 @@
 
 use coffer_core::{Account, Wallet};
 
-use crate::answers::AnswerKey;
-use crate::auth::Caller;
-use crate::fresh::{CustomerView, ProviderView};
-
 /// moka's cost per entry beyond the key and the value (measured: its node, hash, timer wheel
 /// and deque links come to about this on 64-bit).
 pub const ENTRY_OVERHEAD: usize = 160;
 
-fn string(s: &str) -> usize {
+pub fn string(s: &str) -> usize {
     s.len()
 }
 
@@ -45,38 +41,7 @@ pub fn account(a: &Account) -> usize {
         + a.provider_rate.as_ref().map_or(0, |r| r.quote.heap_bytes())
 }
 
-fn provider(p: &ProviderView) -> usize {
-    std::mem::size_of::<ProviderView>()
-        + p.provider_id.capacity()
-        + p.accounts.iter().map(account).sum::<usize>()
-        + (p.accounts.capacity() - p.accounts.len()) * std::mem::size_of::<Account>()
-        + p.rejected.iter().map(|r| r.capacity() + 24).sum::<usize>()
-}
-
-/// A customer's view, as L1 and the last-known cache hold it (behind an `Arc`).
-pub fn view(key: &str, v: &CustomerView) -> u32 {
-    let bytes = ENTRY_OVERHEAD
-        + string(key)
-        + std::mem::size_of::<CustomerView>()
-        + v.customer_id.capacity()
-        + v.providers.iter().map(provider).sum::<usize>();
-    saturate(bytes)
-}
-
-/// A serialised answer and its key.
-pub fn answer(key: &AnswerKey, body: &[u8]) -> u32 {
-    saturate(ENTRY_OVERHEAD + std::mem::size_of::<AnswerKey>() + key.question_len() + body.len())
-}
-
-/// A resolved API key (or the memory that it resolves to nothing).
-pub fn caller(hash: &str, caller: &Option<Caller>) -> u32 {
-    let owned = caller.as_ref().map_or(0, |c| {
-        c.key_id.capacity() + c.customers.iter().map(|s| s.capacity() + 24).sum::<usize>()
-    });
-    saturate(ENTRY_OVERHEAD + string(hash) + std::mem::size_of::<Option<Caller>>() + owned)
-}
-
 /// moka weighs in `u32`; a value beyond 4 GiB weighs the most it can (and is never kept).
-fn saturate(bytes: usize) -> u32 {
+pub fn saturate(bytes: usize) -> u32 {
     u32::try_from(bytes).unwrap_or(u32::MAX)
 }

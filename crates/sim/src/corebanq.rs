@@ -10,18 +10,16 @@ use axum::response::Response;
 use axum::routing::get;
 use serde_json::json;
 
+use crate::AppState;
 use crate::conn::ConnCtl;
 use crate::fault::{CorebanqError, Provider, corebanq_error_body};
 use crate::model::{corebanq_body, rate_to_eur};
 use crate::respond::{Reply, serve_call};
 use crate::state::{Found, Shared};
-use crate::{AppState, admin};
 
-pub(crate) fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v2/accounts/balance", get(balance))
-        .nest("/_sim", admin::router())
-        .with_state(state)
+/// Corebanq's own routes (the simulator's `/_sim` admin routes are added by the caller).
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/v2/accounts/balance", get(balance))
 }
 
 async fn balance(

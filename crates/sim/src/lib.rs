@@ -157,12 +157,16 @@ pub async fn start_on(
     let tasks = vec![
         serve(
             p100_listener,
-            p100::router(state(Provider::P100)),
+            p100::routes()
+                .nest("/_sim", admin::router())
+                .with_state(state(Provider::P100)),
             rx.clone(),
         ),
         serve(
             corebanq_listener,
-            corebanq::router(state(Provider::Corebanq)),
+            corebanq::routes()
+                .nest("/_sim", admin::router())
+                .with_state(state(Provider::Corebanq)),
             rx,
         ),
     ];

@@ -6,17 +6,15 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 
+use crate::AppState;
 use crate::conn::ConnCtl;
 use crate::fault::{DenyReason, P100Error, Provider};
-use crate::respond::{JSON, Reply, TEXT, serve_call};
+use crate::respond::{Reply, p100_error_reply as error_reply, serve_call};
 use crate::state::{Found, Shared};
-use crate::{AppState, admin};
 
-pub(crate) fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/user/{external_user_id}/balances", get(balances))
-        .nest("/_sim", admin::router())
-        .with_state(state)
+/// P100's own routes (the simulator's `/_sim` admin routes are added by the caller).
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/v1/user/{external_user_id}/balances", get(balances))
 }
 
 async fn balances(
@@ -29,11 +27,6 @@ async fn balances(
         answer(&app.shared, &id, &headers)
     })
     .await
-}
-
-pub(crate) fn error_reply(e: P100Error) -> Reply {
-    let ct = if e.http_status() == 401 { TEXT } else { JSON };
-    Reply::new(e.http_status(), ct, e.body())
 }
 
 fn answer(shared: &Shared, id: &str, headers: &HeaderMap) -> Reply {

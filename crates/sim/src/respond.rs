@@ -10,11 +10,17 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use crate::conn::ConnCtl;
-use crate::fault::{Fault, Provider, corebanq_error_body};
+use crate::fault::{Fault, P100Error, Provider, corebanq_error_body};
 use crate::state::Shared;
 
 pub(crate) const JSON: &str = "application/json";
 pub(crate) const TEXT: &str = "text/plain; charset=utf-8";
+
+/// A P100 error as P100 sends it: its 401s are plain text, the rest JSON.
+pub(crate) fn p100_error_reply(e: P100Error) -> Reply {
+    let ct = if e.http_status() == 401 { TEXT } else { JSON };
+    Reply::new(e.http_status(), ct, e.body())
+}
 
 /// A complete answer before faults touch it.
 pub(crate) struct Reply {
@@ -116,7 +122,7 @@ async fn apply(
             tokio::time::sleep(delay).await;
             normal().into_response()
         }
-        Fault::P100(e) => crate::p100::error_reply(e).into_response(),
+        Fault::P100(e) => p100_error_reply(e).into_response(),
         Fault::Corebanq(e) => Reply::json(e.http_status(), e.body()).into_response(),
         Fault::Status(status, body) => {
             let ct = if serde_json::from_str::<serde::de::IgnoredAny>(&body).is_ok() {

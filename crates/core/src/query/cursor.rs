@@ -99,7 +99,7 @@ impl Cursor {
             return Err(format!(
                 "this cursor was issued for sort `{}`, but this request sorts by `{want}`: \
                  keep the sort (and stack) of the first page, or start again without a cursor",
-                super::params::quote(s)
+                super::param_error::quote(s)
             ));
         }
         if k.len() != sort.keys().len() {

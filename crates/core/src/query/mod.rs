@@ -29,6 +29,7 @@ pub mod filter;
 mod fixtures;
 pub mod group;
 pub mod page;
+pub mod param_error;
 pub mod params;
 mod search;
 pub mod select;

@@ -78,7 +78,7 @@ pub fn list<'a>(
             format!(
                 "this cursor was issued for currency `{}`, but this request converts into `{}`: \
                  keep the currency of the first page, or start again without a cursor",
-                super::params::quote(c.currency()),
+                super::param_error::quote(c.currency()),
                 sel.target
             ),
         )

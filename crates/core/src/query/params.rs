@@ -22,6 +22,8 @@ use chrono::{DateTime, SubsecRound, Utc};
 
 use super::cursor::Cursor;
 use super::filter::Filter;
+pub use super::param_error::ParamError;
+use super::param_error::{parse_bool, quote};
 use super::search;
 use super::sort::SortSpec;
 use crate::currency::Currency;
@@ -121,24 +123,6 @@ impl Query {
     }
 }
 
-/// A bad query parameter: which one (as the caller spelled it) and what was expected.
-/// The server answers it as 400 with `details.param`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid parameter `{param}`: {message}")]
-pub struct ParamError {
-    pub param: String,
-    pub message: String,
-}
-
-impl ParamError {
-    pub fn new(param: impl Into<String>, message: impl Into<String>) -> Self {
-        ParamError {
-            param: quote(&param.into()),
-            message: message.into(),
-        }
-    }
-}
-
 /// Every alias and the canonical name it stands for. The only place aliases are known.
 pub const ALIASES: &[(&str, &str)] = &[
     ("is_crypto", "search.is_crypto"),
@@ -168,17 +152,6 @@ const PLAIN: &[(&str, bool)] = &[
     ("cursor", false),
     ("search", false),
 ];
-
-/// User text quoted in messages, shortened so a hostile input cannot make them huge.
-pub(crate) fn quote(s: &str) -> String {
-    const MAX: usize = 64;
-    if s.chars().count() <= MAX {
-        s.to_owned()
-    } else {
-        let head: String = s.chars().take(MAX).collect();
-        format!("{head}…")
-    }
-}
 
 /// The canonical name of a parameter as given (aliases mapped, `search.x.in` folded into
 /// `search.x` for the fields where both mean "any of").
@@ -374,18 +347,6 @@ fn parse_stack(v: &str) -> Result<Stack, String> {
             "cannot group by `{}`: expected `currency`",
             quote(v)
         ))
-    }
-}
-
-/// `true`/`false` (any case) or `1`/`0`.
-pub(crate) fn parse_bool(v: &str) -> Result<bool, String> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(format!(
-            "`{}` is not a boolean: expected `true` or `false`",
-            quote(v)
-        )),
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 
 use super::filter::{BalanceRange, FieldOp, FieldSearch, Filter, SearchField};
-use super::params::{ParamError, parse_bool, quote};
+use super::param_error::{ParamError, parse_bool, quote};
 use crate::account::Status;
 use crate::currency::Currency;
 use crate::money::parse_decimal;

@@ -123,7 +123,7 @@ impl SortSpec {
                 let names: Vec<&str> = SortField::ALL.iter().map(|f| f.as_str()).collect();
                 format!(
                     "unknown sort field `{}`: expected one of {}, each optionally prefixed by `-` for descending",
-                    crate::query::params::quote(name),
+                    super::param_error::quote(name),
                     names.join(", ")
                 )
             })?;

@@ -8,7 +8,7 @@ use coffer_provider_kit::http::sensitive_header;
 use reqwest::RequestBuilder;
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 
-use crate::config::{ConfigError, Secret};
+use coffer_provider_kit::config::{ConfigError, Secret};
 
 /// Adds credentials to one request.
 #[async_trait::async_trait]

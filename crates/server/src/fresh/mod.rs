@@ -26,6 +26,7 @@ use crate::metrics;
 use crate::provider::{Role, SingleFlight};
 
 mod fetch;
+mod weight;
 use crate::providers::Providers;
 
 /// What one provider contributed to a customer's view.
@@ -182,7 +183,7 @@ impl Freshness {
         let views = |name: &'static str| {
             moka::future::Cache::builder()
                 .max_capacity(cfg.budget(name))
-                .weigher(|k: &String, v: &Arc<CustomerView>| crate::weigh::view(k, v))
+                .weigher(|k: &String, v: &Arc<CustomerView>| weight::view(k, v))
                 .eviction_listener(move |_, _, cause| crate::metrics::cache_eviction(name, cause))
                 .time_to_live(cfg.stale_if_error.max(cfg.ttl))
                 .build()

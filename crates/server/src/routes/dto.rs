@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use coffer_core::money::round_for;
 use coffer_core::query::{ConvertedAccount, Group, Unconverted};
+use coffer_core::rates::Rate;
 use coffer_core::{Account, Currency, Wallet};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::routes::answer::{Freshness, Warning};
-use crate::routes::rates::RateOut;
 
 /// One account. Amounts are exact decimal strings.
 #[derive(Debug, Serialize, ToSchema)]
@@ -213,4 +213,31 @@ pub struct CoverageOut {
 
 pub fn rates(r: &[coffer_core::rates::Rate]) -> Vec<RateOut> {
     r.iter().map(RateOut::from).collect()
+}
+
+/// One rate of a rate table.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RateOut {
+    pub currency: String,
+    /// One unit of `currency` is worth `rate` units of `quote`.
+    #[schema(value_type = String, example = "0.92")]
+    pub rate: String,
+    pub quote: String,
+    /// `manual` or `provider`.
+    pub source: String,
+    pub provider: Option<String>,
+    pub as_of: DateTime<Utc>,
+}
+
+impl From<&Rate> for RateOut {
+    fn from(r: &Rate) -> Self {
+        RateOut {
+            currency: r.currency.to_string(),
+            rate: r.value.to_string(),
+            quote: r.quote.to_string(),
+            source: r.source.as_str().to_owned(),
+            provider: r.provider.clone(),
+            as_of: r.as_of,
+        }
+    }
 }

@@ -15,17 +15,17 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
 use coffer_store::{Event, EventFilter, EventType, Scope};
 use futures::Stream;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tokio::sync::watch;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
+
+pub use crate::event_body::EventOut;
 
 /// How often a stream looks for events even without a wake.
 const POLL: Duration = Duration::from_secs(5);
@@ -54,41 +54,6 @@ pub struct EventParams {
     types: Option<String>,
     /// Only this customer (a reader: one of its own; another gives nothing).
     customer_id: Option<String>,
-}
-
-/// An event.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EventOut {
-    /// Increasing; also the cursor.
-    pub id: i64,
-    /// `balance.changed`, `account.opened`, `account.closed`, `sync.failed`, `sync.recovered`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// When it happened: the snapshot's instant for account events, the outcome's for sync ones.
-    pub occurred_at: DateTime<Utc>,
-    pub customer_id: String,
-    pub provider: String,
-    /// For account events.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub account_id: Option<String>,
-    /// Per type; money as decimal strings. `balance.changed`: `currency`, `before`, `after`,
-    /// `observed_at`.
-    #[schema(value_type = Object)]
-    pub data: Value,
-}
-
-impl From<Event> for EventOut {
-    fn from(e: Event) -> Self {
-        EventOut {
-            id: e.id,
-            kind: e.kind.as_str().to_owned(),
-            occurred_at: e.occurred_at,
-            customer_id: e.customer_id,
-            provider: e.provider_id,
-            account_id: e.account_id,
-            data: e.data,
-        }
-    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -6,7 +6,6 @@ use axum::Json;
 use axum::extract::{Query, State};
 use chrono::{DateTime, SubsecRound, Utc};
 use coffer_core::Currency;
-use coffer_core::rates::Rate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -16,31 +15,8 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::routes::body::ApiJson;
 use crate::state::AppState;
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RateOut {
-    pub currency: String,
-    /// One unit of `currency` is worth `rate` units of `quote`.
-    #[schema(value_type = String, example = "0.92")]
-    pub rate: String,
-    pub quote: String,
-    /// `manual` or `provider`.
-    pub source: String,
-    pub provider: Option<String>,
-    pub as_of: DateTime<Utc>,
-}
-
-impl From<&Rate> for RateOut {
-    fn from(r: &Rate) -> Self {
-        RateOut {
-            currency: r.currency.to_string(),
-            rate: r.value.to_string(),
-            quote: r.quote.to_string(),
-            source: r.source.as_str().to_owned(),
-            provider: r.provider.clone(),
-            as_of: r.as_of,
-        }
-    }
-}
+// The rate body lives with the other bodies (dto.rs), which the accounts answers share.
+pub use crate::routes::dto::RateOut;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RateTableOut {

@@ -15,7 +15,7 @@ use coffer_store::{AttemptOutcome, LeasedDelivery};
 use tokio::sync::watch;
 
 use crate::config::SubscriptionsConfig;
-use crate::routes::events::EventOut;
+use crate::event_body::EventOut;
 use crate::state::AppState;
 
 /// Events fanned out per subscription per round.
