@@ -2,7 +2,7 @@
 //! by a client), provider keys (right and wrong), and the database password. The logs of a
 //! whole run, at debug level, are captured and searched.
 
-mod common;
+use coffer_testkit as common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

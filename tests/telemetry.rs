@@ -1,7 +1,7 @@
 //! Traces: one request yields one trace (continuing the caller's `traceparent`) whose spans
 //! include the provider calls, and the trace context goes out on the provider call itself.
 
-mod common;
+use coffer_testkit as common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

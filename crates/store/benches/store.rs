@@ -10,8 +10,7 @@
 //! p99 and mean over many runs. `--keep` leaves the database for inspection.
 #![allow(clippy::unwrap_used, clippy::float_arithmetic, dead_code)]
 
-#[path = "../tests/pg/mod.rs"]
-mod pg;
+use coffer_testkit::pg;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

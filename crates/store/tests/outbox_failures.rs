@@ -5,7 +5,7 @@
 //! events and the snapshot were both written) — and a statement raising an error.
 #![allow(clippy::unwrap_used)]
 
-mod pg;
+use coffer_testkit::pg;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod conformance;
-mod pg;
+use coffer_testkit::pg;
 
 use std::time::Duration;
 

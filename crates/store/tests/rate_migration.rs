@@ -3,7 +3,7 @@
 //! set by no key. Applied to a database migrated up to the version before, with rates in it.
 #![allow(clippy::unwrap_used)]
 
-mod pg;
+use coffer_testkit::pg;
 
 use sqlx::{Connection, Executor, PgConnection, SqliteConnection};
 
