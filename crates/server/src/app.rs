@@ -173,6 +173,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(crate::webhooks::receive))
         .routes(routes!(crate::webhooks::admin::list))
         .routes(routes!(crate::webhooks::admin::replay))
+        .routes(routes!(routes::status::status))
         .routes(routes!(routes::audit::list))
         .routes(routes!(routes::events::list))
         .routes(routes!(
