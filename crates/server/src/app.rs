@@ -199,6 +199,7 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .route("/v2/minimal", axum::routing::get(minimal))
+        .merge(crate::console::router())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::audit::reads,
