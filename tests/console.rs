@@ -254,7 +254,7 @@ async fn every_page_in_a_real_browser() {
     );
     app.sim.set_fault(
         Provider::P100,
-        Target::customer(&ext(1)),
+        Target::customer(ext(1)),
         Some(Fault::P100(P100Error::P500)),
     );
     b.client
