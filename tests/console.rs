@@ -243,6 +243,28 @@ async fn every_page_in_a_real_browser() {
     open(&b, "customers").await;
     assert_eq!(b.attrs("[data-customer]", "data-customer").await, ["c1"]);
     b.screenshot("customers-reader").await;
+    // Its accounts across both providers, as the API answers them for this key.
+    b.client
+        .find(Locator::Css("[data-customer='c1']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    for provider in ["bank", "p100"] {
+        b.wait_for(&format!("h3[data-provider='{provider}']")).await;
+    }
+    let api = app
+        .get_as(&reader, "/v2/accounts/balance?customer_id=c1&details=true")
+        .await;
+    let details = &api.body["details"];
+    let count = details["fiat_accounts"].as_array().unwrap().len()
+        + details["crypto_assets"].as_array().unwrap().len();
+    assert_eq!(
+        b.attrs("tr[data-account]", "data-account").await.len(),
+        count
+    );
+    b.screenshot("customer").await;
 
     // P100 is down for c1: a refresh from the providers is served stale, and says so.
     open(&b, "overview").await;

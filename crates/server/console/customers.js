@@ -61,7 +61,7 @@ async function customer(root, id, refresh) {
   const providers = [...new Set(accounts.map((a) => a.provider))].sort();
   for (const p of providers) {
     const mine = accounts.filter((a) => a.provider === p);
-    root.append(el("h3", {}, `${p} · as of `, time(answer.as_of?.[p])), table(`${mine.length} accounts at ${p}`, [
+    root.append(el("h3", { "data-provider": p }, `${p} · as of `, time(answer.as_of?.[p])), table(`${mine.length} accounts at ${p}`, [
       ["Currency", (a) => a.currency],
       ["Balance", (a) => a.balance, { num: true }],
       [`In ${answer.currency}`, (a) => a.balance_in_base ?? "unconverted", { num: true }],

@@ -19,7 +19,7 @@ export function el(tag, attrs = {}, ...children) {
 export function table(caption, columns, rows, attrs = {}) {
   const head = el("tr", {}, columns.map(([h, , o]) => el("th", { scope: "col", class: o?.num ? "num" : null }, h)));
   const body = rows.map((r) =>
-    el("tr", {}, columns.map(([, cell, o]) => el("td", { class: o?.num ? "num" : null }, cell(r) ?? "—"))),
+    el("tr", { "data-account": r.provider_account_id ? r.id : null }, columns.map(([, cell, o]) => el("td", { class: o?.num ? "num" : null }, cell(r) ?? "—"))),
   );
   return el("table", attrs, el("caption", {}, caption), el("thead", {}, head), el("tbody", {}, body));
 }
