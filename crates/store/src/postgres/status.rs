@@ -48,6 +48,15 @@ impl PgStore {
         now: DateTime<Utc>,
         failing_limit: u32,
     ) -> Result<SyncStatus> {
+        Ok(SyncStatus {
+            providers: self.pair_stats(now).await?,
+            failing: self.failing_pairs(failing_limit).await?,
+            last_webhooks: self.last_webhooks().await?,
+        })
+    }
+
+    /// Per provider: its pairs by state, and the lag's instants.
+    async fn pair_stats(&self, now: DateTime<Utc>) -> Result<Vec<PairStats>> {
         let counts: Vec<CountRow> = sqlx::query_as(
             "SELECT s.provider_id, COUNT(*) AS total,
                     COUNT(*) FILTER (WHERE s.next_due <= $1
@@ -82,6 +91,29 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
+        Ok(counts
+            .into_iter()
+            .map(|c| PairStats {
+                lag: lags
+                    .iter()
+                    .find(|l| l.provider_id == c.provider_id)
+                    .map(|l| LagInstants {
+                        p50: l.p50,
+                        p99: l.p99,
+                        oldest: l.oldest,
+                    }),
+                provider_id: c.provider_id,
+                total: count(c.total),
+                due: count(c.due),
+                leased: count(c.leased),
+                failing: count(c.failing),
+                never_observed: count(c.never_observed),
+            })
+            .collect())
+    }
+
+    /// The failing pairs, worst first.
+    async fn failing_pairs(&self, failing_limit: u32) -> Result<Vec<FailingPair>> {
         let failing: Vec<FailingRow> = sqlx::query_as(
             "SELECT s.customer_id, s.provider_id, s.failures, s.last_error_kind,
                     s.last_error_at, s.last_success,
@@ -98,6 +130,22 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
+        Ok(failing
+            .into_iter()
+            .map(|f| FailingPair {
+                customer_id: f.customer_id,
+                provider_id: f.provider_id,
+                failures: u32::try_from(f.failures).unwrap_or(0),
+                last_error_kind: f.last_error_kind,
+                last_error_at: f.last_error_at,
+                last_success: f.last_success,
+                failing_since: f.failing_since,
+            })
+            .collect())
+    }
+
+    /// The newest delivery kept per provider.
+    async fn last_webhooks(&self) -> Result<Vec<(String, DateTime<Utc>)>> {
         let last_webhooks: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
             "SELECT provider_id, MAX(received_at) FROM webhook_inbox
              GROUP BY provider_id ORDER BY provider_id",
@@ -105,39 +153,6 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
-        Ok(SyncStatus {
-            providers: counts
-                .into_iter()
-                .map(|c| PairStats {
-                    lag: lags
-                        .iter()
-                        .find(|l| l.provider_id == c.provider_id)
-                        .map(|l| LagInstants {
-                            p50: l.p50,
-                            p99: l.p99,
-                            oldest: l.oldest,
-                        }),
-                    provider_id: c.provider_id,
-                    total: count(c.total),
-                    due: count(c.due),
-                    leased: count(c.leased),
-                    failing: count(c.failing),
-                    never_observed: count(c.never_observed),
-                })
-                .collect(),
-            failing: failing
-                .into_iter()
-                .map(|f| FailingPair {
-                    customer_id: f.customer_id,
-                    provider_id: f.provider_id,
-                    failures: u32::try_from(f.failures).unwrap_or(0),
-                    last_error_kind: f.last_error_kind,
-                    last_error_at: f.last_error_at,
-                    last_success: f.last_success,
-                    failing_since: f.failing_since,
-                })
-                .collect(),
-            last_webhooks,
-        })
+        Ok(last_webhooks)
     }
 }

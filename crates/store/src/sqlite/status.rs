@@ -48,6 +48,15 @@ impl SqliteStore {
         now: DateTime<Utc>,
         failing_limit: u32,
     ) -> Result<SyncStatus> {
+        Ok(SyncStatus {
+            providers: self.pair_stats(now).await?,
+            failing: self.failing_pairs(failing_limit).await?,
+            last_webhooks: self.last_webhooks().await?,
+        })
+    }
+
+    /// Per provider: its pairs by state, and the lag's instants.
+    async fn pair_stats(&self, now: DateTime<Utc>) -> Result<Vec<PairStats>> {
         let counts: Vec<CountRow> = sqlx::query_as(
             "SELECT s.provider_id, COUNT(*) AS total,
                     SUM(s.next_due <= ?1
@@ -82,29 +91,6 @@ impl SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
-        let failing: Vec<FailingRow> = sqlx::query_as(
-            "SELECT s.customer_id, s.provider_id, s.failures, s.last_error_kind,
-                    s.last_error_at, s.last_success,
-                    (SELECT MAX(e.occurred_at) FROM events e
-                     WHERE e.customer_id = s.customer_id AND e.provider_id = s.provider_id
-                       AND e.kind = 'sync.failed' AND e.occurred_at >= s.last_success)
-                        AS failing_since
-             FROM sync_state s WHERE s.failures > 0
-             ORDER BY s.failures DESC, s.last_success ASC NULLS FIRST, s.customer_id,
-                      s.provider_id
-             LIMIT ?1",
-        )
-        .bind(i64::from(failing_limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        let webhooks: Vec<(String, String)> = sqlx::query_as(
-            "SELECT provider_id, MAX(received_at) FROM webhook_inbox
-             GROUP BY provider_id ORDER BY provider_id",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
         let mut providers = Vec::with_capacity(counts.len());
         for c in counts {
             let lag = match lags.iter().find(|l| l.provider_id == c.provider_id) {
@@ -125,17 +111,43 @@ impl SqliteStore {
                 lag,
             });
         }
-        Ok(SyncStatus {
-            providers,
-            failing: failing
-                .into_iter()
-                .map(failing_pair)
-                .collect::<Result<_>>()?,
-            last_webhooks: webhooks
-                .into_iter()
-                .map(|(p, at)| Ok((p, rows::parse_ts(&at)?)))
-                .collect::<Result<_>>()?,
-        })
+        Ok(providers)
+    }
+
+    /// The failing pairs, worst first.
+    async fn failing_pairs(&self, failing_limit: u32) -> Result<Vec<FailingPair>> {
+        let failing: Vec<FailingRow> = sqlx::query_as(
+            "SELECT s.customer_id, s.provider_id, s.failures, s.last_error_kind,
+                    s.last_error_at, s.last_success,
+                    (SELECT MAX(e.occurred_at) FROM events e
+                     WHERE e.customer_id = s.customer_id AND e.provider_id = s.provider_id
+                       AND e.kind = 'sync.failed' AND e.occurred_at >= s.last_success)
+                        AS failing_since
+             FROM sync_state s WHERE s.failures > 0
+             ORDER BY s.failures DESC, s.last_success ASC NULLS FIRST, s.customer_id,
+                      s.provider_id
+             LIMIT ?1",
+        )
+        .bind(i64::from(failing_limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        failing.into_iter().map(failing_pair).collect()
+    }
+
+    /// The newest delivery kept per provider.
+    async fn last_webhooks(&self) -> Result<Vec<(String, DateTime<Utc>)>> {
+        let webhooks: Vec<(String, String)> = sqlx::query_as(
+            "SELECT provider_id, MAX(received_at) FROM webhook_inbox
+             GROUP BY provider_id ORDER BY provider_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        webhooks
+            .into_iter()
+            .map(|(p, at)| Ok((p, rows::parse_ts(&at)?)))
+            .collect()
     }
 }
 
