@@ -127,6 +127,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!("  customers:  acme, globex, initech (each linked to both providers)");
     println!("  admin key:  {admin_key}");
+    // For the console tour: a reader key that sees acme only.
+    let store = running.state.store.as_ref();
+    let (reader, _) = coffer_server::auth::create_key(
+        store,
+        coffer_store::Role::Reader,
+        vec!["acme".into()],
+        None,
+        &coffer_store::Actor::cli(),
+    )
+    .await?;
+    println!("  reader key: {reader}   (sees acme only)");
+    println!("  console:    {url}/console   (sign in with either key)");
     println!();
     println!("Try:");
     println!(

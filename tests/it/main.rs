@@ -10,6 +10,7 @@ extern crate coffer_testkit;
 
 use coffer_testkit as common;
 
+mod browser;
 mod cluster;
 mod support;
 mod timeline;
@@ -18,6 +19,7 @@ mod all_customers;
 mod audit;
 mod balance_at;
 mod cli;
+mod console;
 mod deploy;
 mod events;
 mod filters;
@@ -38,5 +40,6 @@ mod seeds;
 mod sim_webhooks;
 mod subscriptions;
 mod sync;
+mod sync_status;
 mod validation;
 mod webhooks;

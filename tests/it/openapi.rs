@@ -187,6 +187,12 @@ both!(
                 "get",
                 "data",
             ),
+            (
+                "/v2/sync/status",
+                "/v2/sync/status".into(),
+                "get",
+                "providers",
+            ),
             ("/v2/rates", "/v2/rates".into(), "get", "base"),
             (
                 "/v2/rates",

@@ -172,6 +172,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(crate::webhooks::receive))
         .routes(routes!(crate::webhooks::admin::list))
         .routes(routes!(crate::webhooks::admin::replay))
+        .routes(routes!(routes::status::status))
         .routes(routes!(routes::audit::list))
         .routes(routes!(routes::events::list))
         .routes(routes!(
@@ -197,6 +198,7 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .route("/v2/minimal", axum::routing::get(minimal))
+        .merge(crate::console::router())
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::audit::reads,

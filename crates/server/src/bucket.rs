@@ -41,6 +41,17 @@ impl TokenBucket {
         Err(Duration::from_millis((missing * 1000).div_ceil(rate_milli)))
     }
 
+    /// The thousandths of a token there now (refilled to now, capped at `burst`), taking none.
+    pub fn available_milli(&mut self, rate_milli: u64, burst: u32) -> u64 {
+        match self.try_take(rate_milli, burst) {
+            Ok(()) => {
+                self.milli_tokens += 1000;
+                self.milli_tokens
+            }
+            Err(_) => self.milli_tokens,
+        }
+    }
+
     /// Whether a token is there now, without taking it.
     pub fn ready(&mut self, rate_milli: u64, burst: u32) -> Result<(), Duration> {
         let taken = self.try_take(rate_milli, burst);
@@ -71,6 +82,20 @@ mod tests {
         b.try_take(500, 1).unwrap();
         let wait = b.try_take(500, 1).unwrap_err();
         assert!(wait > Duration::from_millis(1900), "{wait:?}");
+    }
+
+    #[test]
+    fn available_counts_without_taking() {
+        let mut b = TokenBucket::full(2);
+        assert_eq!(b.available_milli(1000, 2), 2000);
+        b.try_take(1000, 2).unwrap();
+        b.try_take(1000, 2).unwrap();
+        assert!(b.available_milli(0, 2) < 1000);
+        assert_eq!(
+            b.available_milli(0, 2),
+            b.available_milli(0, 2),
+            "nothing taken"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod bucket;
 pub mod cgroup;
 pub mod config;
 pub mod config_check;
+pub mod console;
 pub mod error;
 pub mod event_body;
 pub mod fresh;

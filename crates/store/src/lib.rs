@@ -27,6 +27,7 @@ mod postgres;
 mod rows;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod status;
 mod subscriptions;
 mod webhooks;
 
@@ -38,6 +39,7 @@ pub use history::{HeldWindow, RateWindow};
 pub use postgres::PgStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
+pub use status::{FailingPair, LagInstants, PairStats, SyncStatus, nearest_rank};
 pub use subscriptions::{
     AttemptOutcome, Delivery, DeliveryState, LeasedDelivery, NewSubscription, Subscription,
 };
@@ -615,6 +617,10 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Sync state of every linked provider of a customer.
     async fn sync_states(&self, customer_id: &str) -> Result<Vec<SyncState>>;
+    /// Every linked pair's sync state summed per provider at `now`, the failing pairs worst
+    /// first (at most `failing_limit`) and the last webhook kept per provider: what
+    /// `GET /v2/sync/status` shows (see [`SyncStatus`]).
+    async fn sync_status(&self, now: DateTime<Utc>, failing_limit: u32) -> Result<SyncStatus>;
 
     // Webhook inbox (DESIGN.md "Push", In).
     /// Keeps a delivery; `(entry, true)` when it is new, `(the kept one, false)` when a delivery

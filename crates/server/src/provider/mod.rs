@@ -33,7 +33,7 @@ use coffer_core::{BalanceProvider, ProviderError, ProviderSnapshot};
 
 pub use breaker::BreakerState;
 pub use coalesce::{Panicked, Role, SingleFlight};
-pub use quota::ProviderQuota;
+pub use quota::{Headroom, ProviderQuota};
 pub use retry::{DEFAULT_MAX_RETRY_AFTER, backoff};
 pub use stack::{ProviderStack, StackConfig};
 

@@ -12,6 +12,19 @@ use tokio::sync::Mutex;
 use super::{Call, FetchResult, Layer};
 use crate::bucket::TokenBucket;
 
+/// A quota's state on this replica (`GET /v2/sync/status`); all `None` when unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headroom {
+    /// Calls per second for the whole deployment; 0 = unlimited.
+    pub rate_limit: u32,
+    /// This replica's share, in thousandths of a call per second.
+    pub share_milli: Option<u64>,
+    /// Calls' worth in the bucket now, in thousandths (at most one call: see `burst`).
+    pub available_milli: Option<u64>,
+    /// How long until the next call may go, when it may not go now.
+    pub ready_in: Option<Duration>,
+}
+
 pub struct ProviderQuota {
     provider: String,
     /// Calls per second for the whole deployment; 0 = unlimited.
@@ -52,6 +65,22 @@ impl ProviderQuota {
     /// The bucket holds one call at most: the share is spread evenly, never spent in bursts.
     fn burst(share_milli: u64) -> u32 {
         u32::try_from(share_milli / 1000).unwrap_or(u32::MAX).max(1)
+    }
+
+    /// What is left of the quota on this replica now, without spending any.
+    pub async fn headroom(&self) -> Headroom {
+        let Some(share) = self.share_milli() else {
+            return Headroom::default();
+        };
+        let mut bucket = self.bucket.lock().await;
+        let available_milli = bucket.available_milli(share, Self::burst(share));
+        let ready_in = bucket.ready(share, Self::burst(share)).err();
+        Headroom {
+            rate_limit: self.rate(),
+            share_milli: Some(share),
+            available_milli: Some(available_milli),
+            ready_in,
+        }
     }
 
     /// Takes one call's worth, waiting at most until `deadline`; `Err` with the wait still

@@ -15,4 +15,5 @@ pub mod params;
 pub mod rates;
 pub mod series;
 pub mod source;
+pub mod status;
 pub mod subscriptions;

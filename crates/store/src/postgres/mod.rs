@@ -16,6 +16,7 @@ mod list;
 mod notify;
 mod prune;
 mod rates;
+mod status;
 mod subscriptions;
 mod sync;
 mod webhooks;
@@ -357,6 +358,14 @@ impl Store for PgStore {
 
     async fn sync_states(&self, customer_id: &str) -> Result<Vec<SyncState>> {
         self.sync_states_impl(customer_id).await
+    }
+
+    async fn sync_status(
+        &self,
+        now: DateTime<Utc>,
+        failing_limit: u32,
+    ) -> Result<crate::SyncStatus> {
+        self.sync_status_impl(now, failing_limit).await
     }
 
     async fn insert_webhook(&self, w: &crate::NewWebhook) -> Result<(crate::WebhookEntry, bool)> {

@@ -15,6 +15,7 @@ mod keys;
 mod list;
 mod prune;
 mod rates;
+mod status;
 mod subscriptions;
 mod sync;
 mod webhooks;
@@ -328,6 +329,14 @@ impl Store for SqliteStore {
 
     async fn sync_states(&self, customer_id: &str) -> Result<Vec<SyncState>> {
         self.sync_states_impl(customer_id).await
+    }
+
+    async fn sync_status(
+        &self,
+        now: DateTime<Utc>,
+        failing_limit: u32,
+    ) -> Result<crate::SyncStatus> {
+        self.sync_status_impl(now, failing_limit).await
     }
 
     async fn insert_webhook(&self, w: &crate::NewWebhook) -> Result<(crate::WebhookEntry, bool)> {

@@ -26,6 +26,7 @@ mod list_pages;
 mod queries;
 mod rate_history;
 mod snapshots;
+mod status;
 mod subscriptions;
 mod sync;
 mod webhooks;
@@ -41,6 +42,7 @@ pub use list_pages::*;
 pub use queries::*;
 pub use rate_history::*;
 pub use snapshots::*;
+pub use status::*;
 pub use subscriptions::*;
 pub use sync::*;
 pub use webhooks::*;
@@ -99,6 +101,7 @@ macro_rules! conformance_tests {
             pruning_keeps_every_answer_from_the_horizon,
             list_pages_match_core,
             value_pages_match_core,
+            sync_status_counts_lags_and_failing,
         );
     };
     (@each $run:path; $($case:ident),* $(,)?) => {
