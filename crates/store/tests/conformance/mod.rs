@@ -15,6 +15,7 @@ use coffer_store::{
 };
 use rust_decimal::Decimal;
 
+mod alerts;
 mod audit;
 mod batch;
 mod customers;
@@ -30,6 +31,7 @@ mod subscriptions;
 mod sync;
 mod webhooks;
 
+pub use alerts::*;
 pub use audit::*;
 pub use batch::*;
 pub use customers::*;
@@ -99,6 +101,8 @@ macro_rules! conformance_tests {
             pruning_keeps_every_answer_from_the_horizon,
             list_pages_match_core,
             value_pages_match_core,
+            alerts_cross_once_by_compare_and_set,
+            subscription_changes_are_audited_without_secrets,
         );
     };
     (@each $run:path; $($case:ident),* $(,)?) => {
