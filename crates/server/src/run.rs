@@ -213,6 +213,9 @@ pub async fn start(
             rx.clone(),
         )));
     }
+    if state.config.alerts.evaluate {
+        background.push(tokio::spawn(crate::alerts::run(state.clone(), rx.clone())));
+    }
     if let Some(l) = metrics_listener {
         background.push(tokio::spawn(serve_metrics(l, state.clone(), rx.clone())));
     }

@@ -47,7 +47,7 @@ pub struct EventParams {
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// Only these types, comma-separated: `balance.changed`, `account.opened`,
-    /// `account.closed`, `sync.failed`, `sync.recovered`.
+    /// `account.closed`, `sync.failed`, `sync.recovered`, `threshold.crossed`.
     #[param(
         pattern = "^(balance\\.changed|account\\.opened|account\\.closed|sync\\.failed|sync\\.recovered)(,(balance\\.changed|account\\.opened|account\\.closed|sync\\.failed|sync\\.recovered))*$"
     )]
@@ -61,7 +61,7 @@ pub struct EventParams {
 pub struct EventOut {
     /// Increasing; also the cursor.
     pub id: i64,
-    /// `balance.changed`, `account.opened`, `account.closed`, `sync.failed`, `sync.recovered`.
+    /// `balance.changed`, `account.opened`, `account.closed`, `sync.failed`, `sync.recovered`, `threshold.crossed`.
     #[serde(rename = "type")]
     pub kind: String,
     /// When it happened: the snapshot's instant for account events, the outcome's for sync ones.
