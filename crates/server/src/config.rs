@@ -30,6 +30,7 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub subscriptions: SubscriptionsConfig,
     pub alerts: AlertsConfig,
+    pub events: EventsConfig,
 }
 
 /// Answers at a past instant (`at=`).
@@ -379,6 +380,17 @@ impl Default for SubscriptionsConfig {
             disable_after: Duration::from_secs(3 * 24 * 3600),
         }
     }
+}
+
+/// The outbox's retention (pruned by the task of `history.retention`, `retention.rs`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// How long events and finished subscription deliveries are kept; an event a pending
+    /// delivery or a subscription's fan-out still needs is kept until it is not. Default:
+    /// everything is kept.
+    #[serde(with = "humantime_serde")]
+    pub retention: Option<Duration>,
 }
 
 /// Alerts' evaluation (DESIGN.md "Push", Alerts).

@@ -195,7 +195,7 @@ pub async fn start(
     if sync_enabled {
         background.push(tokio::spawn(crate::sync::run(state.clone(), rx.clone())));
     }
-    if state.config.history.retention.is_some() {
+    if crate::retention::enabled(&state.config) {
         background.push(tokio::spawn(crate::retention::run(
             state.clone(),
             rx.clone(),

@@ -656,6 +656,10 @@ pub trait Store: Send + Sync + 'static {
     fn event_wake(&self) -> tokio::sync::watch::Receiver<i64>;
     /// Events this store instance (replica) wrote since it started, per type.
     fn events_written(&self) -> Vec<(EventType, u64)>;
+    /// Deletes deliveries finished (delivered or failed) before `horizon`, then events that
+    /// occurred before it, except those a pending delivery or an enabled subscription's fan-out
+    /// still needs; returns (events, deliveries) deleted.
+    async fn prune_events(&self, horizon: DateTime<Utc>) -> Result<(u64, u64)>;
 
     // Subscriptions (DESIGN.md "Push"): events fanned out from the outbox into deliveries.
     /// Creates a subscription (audited as `by`'s, its secret left out); it receives the events

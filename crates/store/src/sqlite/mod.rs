@@ -377,6 +377,10 @@ impl Store for SqliteStore {
         self.wake.written()
     }
 
+    async fn prune_events(&self, horizon: DateTime<Utc>) -> Result<(u64, u64)> {
+        self.prune_events_impl(horizon).await
+    }
+
     async fn create_subscription_by(
         &self,
         s: &crate::NewSubscription,

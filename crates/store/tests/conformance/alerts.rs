@@ -3,6 +3,8 @@
 //! creation and deletion audited without their secret.
 #![allow(unused_imports, clippy::unwrap_used)]
 
+use std::time::Duration;
+
 use chrono::Utc;
 use coffer_store::{
     Actor, Alert, AuditFilter, Direction, EventFilter, EventType, NewAlert, NewSubscription, Scope,
@@ -144,4 +146,83 @@ pub async fn subscription_changes_are_audited_without_secrets(s: &dyn Store) {
             assert!(text.contains("threshold.crossed"), "{text}");
         }
     }
+}
+
+/// Retention: events and finished deliveries older than the horizon go; an event a pending
+/// delivery still needs stays until it is delivered.
+pub async fn event_retention_keeps_what_deliveries_need(s: &dyn Store) {
+    s.create_customer(&customer("c1", &[])).await.unwrap();
+    save(
+        s,
+        "c1",
+        "p100",
+        0,
+        &[account("c1", "p100", "a", "EUR", "1", 0)],
+    )
+    .await;
+    save(
+        s,
+        "c1",
+        "p100",
+        10,
+        &[account("c1", "p100", "a", "EUR", "2", 10)],
+    )
+    .await;
+    let new = NewSubscription {
+        id: "sub_r".into(),
+        url: "http://127.0.0.1:9/hook".into(),
+        types: vec![],
+        customer_id: None,
+        secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+        created_at: t(0),
+    };
+    s.create_subscription(&new).await.unwrap();
+    save(
+        s,
+        "c1",
+        "p100",
+        20,
+        &[account("c1", "p100", "a", "EUR", "3", 20)],
+    )
+    .await;
+    assert_eq!(s.fan_out(100).await.unwrap(), 1);
+    assert_eq!(all_events(s).await.len(), 3);
+    // Every event is older than now; the one a pending delivery needs stays.
+    assert_eq!(s.prune_events(Utc::now()).await.unwrap(), (2, 0));
+    let kept = all_events(s).await;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].data["after"], "3");
+    let hour = Duration::from_secs(3600);
+    let leased = s.lease_deliveries("w1", 10, hour).await.unwrap();
+    assert_eq!(leased.len(), 1);
+    let done = coffer_store::AttemptOutcome {
+        delivered: true,
+        status: Some(200),
+        error: None,
+        retry_at: Utc::now(),
+        disable_after: hour,
+    };
+    assert!(
+        s.finish_delivery(leased[0].delivery.id, "w1", &done)
+            .await
+            .unwrap()
+    );
+    // Delivered: its event goes by the event's age, the log row by when it finished.
+    let earlier = Utc::now() - chrono::Duration::hours(1);
+    assert_eq!(s.prune_events(earlier).await.unwrap(), (1, 0));
+    assert_eq!(s.list_deliveries("sub_r", 0, 10).await.unwrap().len(), 1);
+    let later = Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(s.prune_events(later).await.unwrap(), (0, 1));
+    assert!(all_events(s).await.is_empty());
+    assert!(s.list_deliveries("sub_r", 0, 10).await.unwrap().is_empty());
+}
+
+async fn all_events(s: &dyn Store) -> Vec<coffer_store::Event> {
+    let f = EventFilter {
+        scope: Scope::All,
+        types: vec![],
+        after: 0,
+        limit: 100,
+    };
+    s.events(&f).await.unwrap()
 }

@@ -103,6 +103,7 @@ macro_rules! conformance_tests {
             value_pages_match_core,
             alerts_cross_once_by_compare_and_set,
             subscription_changes_are_audited_without_secrets,
+            event_retention_keeps_what_deliveries_need,
         );
     };
     (@each $run:path; $($case:ident),* $(,)?) => {
