@@ -1,5 +1,7 @@
 //! `coffer demo`: both simulators on loopback, the service on an embedded SQLite store, three
-//! demo customers across both providers, an admin key, and curl lines to try.
+//! demo customers across both providers, an admin key, and curl lines to try; and push: the P100
+//! simulator books a deposit for globex every few seconds and sends P100's webhook, which
+//! refreshes the pair, and a printed `curl -N` line streams the `balance.changed` it causes.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,6 +11,7 @@ use clap::Args;
 use coffer_server::config::{Config, ProviderConfig};
 use coffer_server::providers::Providers;
 use coffer_server::run::{StartOptions, start};
+use coffer_sim::webhook::{WebhookFault, WebhookTarget};
 use coffer_store::{Link, NewCustomer};
 
 #[derive(Debug, Args)]
@@ -49,6 +52,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     ];
     // The simulators' keys are handed to the adapters directly: the demo sets no environment.
     let mut providers = Providers::default();
+    let webhook_token = coffer_server::auth::generate_key();
+    providers.set_webhook_secret(P100_ID, webhook_token.clone());
     providers.insert(
         coffer_provider_p100::build(
             P100_ID,
@@ -73,6 +78,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     let store = coffer_store::connect(&db).await?;
     store.migrate().await?;
+    let push_store = store.clone();
     for (id, name, p100, bank) in [
         (
             "acme",
@@ -150,11 +156,79 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!(
         "  curl -s -H 'x-api-key: {admin_key}' '{url}/v2/accounts?customer_id=initech&is_crypto=true&sort=-balance_in_base&limit=5'"
     );
+    print_push(&url, &admin_key);
     println!();
     println!("Press Ctrl-C to stop.");
-    running.wait().await?;
+    let target = WebhookTarget {
+        url: format!("{url}/v2/webhooks/{P100_ID}"),
+        token: webhook_token,
+        retries: coffer_sim::webhook::P100_RETRIES.to_vec(),
+    };
+    tokio::select! {
+        r = running.wait() => r?,
+        () = push(&sim, push_store.as_ref(), &target) => {}
+    }
     sim.shutdown().await;
     Ok(())
+}
+
+/// The customer whose P100 user receives the demo's deposits, and that user.
+const PUSH_CUSTOMER: &str = "globex";
+const PUSH_USER: &str = "gen-000000";
+/// How often the demo books a deposit.
+const PUSH_EVERY: Duration = Duration::from_secs(15);
+
+/// The push part of the demo, printed: what happens, and the line that streams it.
+fn print_push(url: &str, admin_key: &str) {
+    println!();
+    println!(
+        "Push: every {}s the P100 simulator books a deposit for {PUSH_CUSTOMER} and sends P100's \
+         webhook to {url}/v2/webhooks/{P100_ID}; it refreshes the pair, and the change is an event.",
+        PUSH_EVERY.as_secs()
+    );
+    println!("Stream it (Ctrl-C to leave the stream):");
+    println!("  {}", stream_line(url, admin_key));
+}
+
+/// The `curl -N` line that streams the push customer's balance changes.
+pub fn stream_line(url: &str, admin_key: &str) -> String {
+    format!(
+        "curl -N -H 'x-api-key: {admin_key}' -H 'accept: text/event-stream' \
+         '{url}/v2/events?customer_id={PUSH_CUSTOMER}&types=balance.changed'"
+    )
+}
+
+/// Waits for the first sync of the push customer's P100 pair (so a deposit is a change, not a
+/// first sighting), then books a deposit and sends the webhook every [`PUSH_EVERY`]. Runs until
+/// the demo stops.
+async fn push(
+    sim: &coffer_sim::SimHandle,
+    store: &dyn coffer_store::Store,
+    target: &WebhookTarget,
+) {
+    loop {
+        let synced = store
+            .customer_accounts(PUSH_CUSTOMER)
+            .await
+            .is_ok_and(|c| c.snapshots.iter().any(|s| s.provider_id == P100_ID));
+        if synced {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    loop {
+        let Some(balance) = sim
+            .p100_customer(PUSH_USER)
+            .and_then(|c| c.balances().next().cloned())
+        else {
+            return;
+        };
+        let step = rust_decimal::Decimal::new(5, 2);
+        sim.set_p100_balance(PUSH_USER, &balance.id, balance.amount + step);
+        let body = coffer_sim::webhook::crypto_deposit(PUSH_USER, &step.to_string());
+        coffer_sim::webhook::send(target, &body, WebhookFault::None).await;
+        tokio::time::sleep(PUSH_EVERY).await;
+    }
 }
 
 fn provider_config(id: &str, kind: &str, url: &str) -> ProviderConfig {

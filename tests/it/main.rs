@@ -15,12 +15,15 @@ mod cluster;
 mod support;
 mod timeline;
 
+mod alerts;
 mod all_customers;
 mod audit;
 mod balance_at;
 mod cli;
 mod console;
+mod demo;
 mod deploy;
+mod event_retention;
 mod events;
 mod filters;
 mod freshness;

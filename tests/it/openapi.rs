@@ -622,6 +622,65 @@ both!(
     }
 );
 
+both!(
+    alert_answers_match_the_document,
+    common::Options::default(),
+    |app: common::TestApp| async move {
+        let doc = app
+            .request(Method::GET, "/openapi.json", None, None)
+            .await
+            .body;
+        app.customer("oa", Some("gen-000001"), None).await;
+        let r = app
+            .post(
+                "/v2/alerts",
+                json!({"name": "low", "query": "customer_id=oa", "below": "10.5"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let created = response_schema(&doc, "/v2/alerts", "post", 201);
+        check(&created, &r.body, "an alert");
+        rejects_without(&created, &r.body, "bound", "an alert");
+        let id = r.body["id"].as_str().unwrap().to_owned();
+        check(
+            &response_schema(&doc, "/v2/alerts", "get", 200),
+            &app.ok("/v2/alerts").await,
+            "alerts",
+        );
+        let one = "/v2/alerts/{id}";
+        check(
+            &response_schema(&doc, one, "get", 200),
+            &app.ok(&format!("/v2/alerts/{id}")).await,
+            "an alert",
+        );
+        let r = app
+            .post(
+                "/v2/alerts",
+                json!({"name": "x", "query": "currency=NOPE", "above": "1"}),
+            )
+            .await;
+        assert_eq!(r.status, 400);
+        check(
+            &response_schema(&doc, "/v2/alerts", "post", 400),
+            &r.body,
+            "400",
+        );
+        let r = app.get("/v2/alerts/nope").await;
+        assert_eq!(r.status, 404);
+        check(&response_schema(&doc, one, "get", 404), &r.body, "404");
+        let r = app
+            .request(
+                Method::DELETE,
+                &format!("/v2/alerts/{id}"),
+                Some(common::ADMIN_KEY),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 204, "{}", r.body);
+        app.stop().await;
+    }
+);
+
 // What holds for every operation, whoever adds it: the probes need no key, every keyed
 // operation documents the answers of the shared layers with the error body, and the query
 // parameters carry the constraints the parser enforces (so schemathesis, in .ci/contract,

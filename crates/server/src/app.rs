@@ -181,6 +181,8 @@ pub fn router(state: AppState) -> Router {
         ))
         .routes(routes!(routes::subscriptions::delete))
         .routes(routes!(routes::subscriptions::deliveries))
+        .routes(routes!(routes::alerts::create, routes::alerts::list))
+        .routes(routes!(routes::alerts::get, routes::alerts::delete))
         .split_for_parts();
     let ctx = crate::openapi::Context {
         providers: state.providers.ids().map(str::to_owned).collect(),

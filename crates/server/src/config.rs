@@ -29,6 +29,8 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     pub webhooks: WebhooksConfig,
     pub subscriptions: SubscriptionsConfig,
+    pub alerts: AlertsConfig,
+    pub events: EventsConfig,
 }
 
 /// Answers at a past instant (`at=`).
@@ -376,6 +378,38 @@ impl Default for SubscriptionsConfig {
             retry_base: Duration::from_secs(5),
             max_backoff: Duration::from_secs(3600),
             disable_after: Duration::from_secs(3 * 24 * 3600),
+        }
+    }
+}
+
+/// The outbox's retention (pruned by the task of `history.retention`, `retention.rs`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// How long events and finished subscription deliveries are kept; an event a pending
+    /// delivery or a subscription's fan-out still needs is kept until it is not. Default:
+    /// everything is kept.
+    #[serde(with = "humantime_serde")]
+    pub retention: Option<Duration>,
+}
+
+/// Alerts' evaluation (DESIGN.md "Push", Alerts).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Whether this replica evaluates alerts (any number may: evaluations are compare-and-set).
+    pub evaluate: bool,
+    /// Besides the events that wake it: how often every alert is evaluated, so a rate change
+    /// alone is seen.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        Self {
+            evaluate: true,
+            interval: Duration::from_secs(60),
         }
     }
 }

@@ -12,7 +12,8 @@ use utoipa::ToSchema;
 pub struct EventOut {
     /// Increasing; also the cursor.
     pub id: i64,
-    /// `balance.changed`, `account.opened`, `account.closed`, `sync.failed`, `sync.recovered`.
+    /// `balance.changed`, `account.opened`, `account.closed`, `sync.failed`, `sync.recovered`,
+    /// `threshold.crossed`.
     #[serde(rename = "type")]
     pub kind: String,
     /// When it happened: the snapshot's instant for account events, the outcome's for sync ones.

@@ -5,6 +5,7 @@
 //! error becomes an HTTP answer in `error.rs` and nowhere else.
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod answers;
 pub mod app;
 pub mod audit;

@@ -158,3 +158,8 @@ pub fn event_streams(delta: f64) {
 pub fn delivery(outcome: &'static str) {
     counter!("coffer_subscription_deliveries_total", "outcome" => outcome).increment(1);
 }
+
+/// One `threshold.crossed` written by this replica (an alert evaluated and compare-and-set).
+pub fn alert_crossed() {
+    counter!("coffer_alert_crossings_total").increment(1);
+}

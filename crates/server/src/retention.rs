@@ -1,7 +1,9 @@
 //! Retention (`history.retention`): a background task prunes the history older than now −
 //! retention, keeping the state at that horizon, once at start and then every
 //! `history.prune_interval`. On PostgreSQL an advisory lock lets one replica prune at a time;
-//! the others skip that round.
+//! the others skip that round. The same task prunes the outbox (`events.retention`): events and
+//! finished deliveries older than their horizon (deleting them twice deletes nothing more, so
+//! replicas need no lock for it).
 
 use std::time::Duration;
 
@@ -15,7 +17,7 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Runs until shutdown; returns at once when nothing is to be pruned (no retention).
 pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
-    if state.config.history.retention.is_none() {
+    if !enabled(&state.config) {
         return;
     }
     let every = state
@@ -36,8 +38,37 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-/// One round: prunes up to the horizon now, logging what went.
+/// Whether anything is to be pruned.
+pub fn enabled(config: &crate::config::Config) -> bool {
+    config.history.retention.is_some() || config.events.retention.is_some()
+}
+
+/// One round: prunes up to the horizons now, logging what went.
 pub async fn prune_once(state: &AppState) {
+    prune_events(state).await;
+    prune_history(state).await;
+}
+
+/// Events and finished deliveries older than `events.retention`.
+pub async fn prune_events(state: &AppState) {
+    let Some(keep) = state.config.events.retention else {
+        return;
+    };
+    let Some(horizon) = chrono::TimeDelta::from_std(keep)
+        .ok()
+        .and_then(|k| Utc::now().checked_sub_signed(k))
+    else {
+        return;
+    };
+    match state.store.prune_events(horizon).await {
+        Ok((events, deliveries)) => {
+            tracing::info!(%horizon, events, deliveries, "events pruned");
+        }
+        Err(e) => tracing::warn!(error = %e, "events not pruned; retried next round"),
+    }
+}
+
+async fn prune_history(state: &AppState) {
     let Some(horizon) = state.config.history.horizon(Utc::now()) else {
         return;
     };

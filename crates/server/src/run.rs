@@ -195,7 +195,7 @@ pub async fn start(
     if sync_enabled {
         background.push(tokio::spawn(crate::sync::run(state.clone(), rx.clone())));
     }
-    if state.config.history.retention.is_some() {
+    if crate::retention::enabled(&state.config) {
         background.push(tokio::spawn(crate::retention::run(
             state.clone(),
             rx.clone(),
@@ -212,6 +212,9 @@ pub async fn start(
             state.clone(),
             rx.clone(),
         )));
+    }
+    if state.config.alerts.evaluate {
+        background.push(tokio::spawn(crate::alerts::run(state.clone(), rx.clone())));
     }
     if let Some(l) = metrics_listener {
         background.push(tokio::spawn(serve_metrics(l, state.clone(), rx.clone())));

@@ -27,15 +27,18 @@ pub enum EventType {
     SyncFailed,
     /// A pair's first success after a [`EventType::SyncFailed`].
     SyncRecovered,
+    /// An alert's total entered the alerted side of its bound (`crate::alerts`).
+    ThresholdCrossed,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 5] = [
+    pub const ALL: [EventType; 6] = [
         EventType::BalanceChanged,
         EventType::AccountOpened,
         EventType::AccountClosed,
         EventType::SyncFailed,
         EventType::SyncRecovered,
+        EventType::ThresholdCrossed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -45,6 +48,7 @@ impl EventType {
             EventType::AccountClosed => "account.closed",
             EventType::SyncFailed => "sync.failed",
             EventType::SyncRecovered => "sync.recovered",
+            EventType::ThresholdCrossed => "threshold.crossed",
         }
     }
 

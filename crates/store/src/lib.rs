@@ -14,6 +14,7 @@ use coffer_core::query::{Filter, KeyValue, SortSpec};
 use coffer_core::{Account, Currency, ProviderErrorKind, Status};
 use rust_decimal::Decimal;
 
+mod alerts;
 mod at;
 mod audit;
 mod by_value;
@@ -31,6 +32,9 @@ mod status;
 mod subscriptions;
 mod webhooks;
 
+pub use alerts::{
+    ALL as ALL_CUSTOMERS, Alert, AlertUpdate, Direction, NewAlert, evaluate as evaluate_alert,
+};
 pub use audit::{Actor, AuditEntry, AuditFilter, Broken, GENESIS, NewAudit, verify};
 pub use by_value::value_page;
 pub use events::{Event, EventFilter, EventType, NewEvent};
@@ -658,15 +662,27 @@ pub trait Store: Send + Sync + 'static {
     fn event_wake(&self) -> tokio::sync::watch::Receiver<i64>;
     /// Events this store instance (replica) wrote since it started, per type.
     fn events_written(&self) -> Vec<(EventType, u64)>;
+    /// Deletes deliveries finished (delivered or failed) before `horizon`, then events that
+    /// occurred before it, except those a pending delivery or an enabled subscription's fan-out
+    /// still needs; returns (events, deliveries) deleted.
+    async fn prune_events(&self, horizon: DateTime<Utc>) -> Result<(u64, u64)>;
 
     // Subscriptions (DESIGN.md "Push"): events fanned out from the outbox into deliveries.
-    /// Creates a subscription; it receives the events written after it.
-    async fn create_subscription(&self, s: &NewSubscription) -> Result<Subscription>;
+    /// Creates a subscription (audited as `by`'s, its secret left out); it receives the events
+    /// written after it.
+    async fn create_subscription_by(&self, s: &NewSubscription, by: &Actor)
+    -> Result<Subscription>;
+    async fn create_subscription(&self, s: &NewSubscription) -> Result<Subscription> {
+        self.create_subscription_by(s, &Actor::system()).await
+    }
     async fn list_subscriptions(&self) -> Result<Vec<Subscription>>;
     /// `NotFound` when unknown.
     async fn get_subscription(&self, id: &str) -> Result<Subscription>;
-    /// Deletes it and its delivery log; `NotFound` when unknown.
-    async fn delete_subscription(&self, id: &str) -> Result<()>;
+    /// Deletes it and its delivery log (audited as `by`'s); `NotFound` when unknown.
+    async fn delete_subscription_by(&self, id: &str, by: &Actor) -> Result<()>;
+    async fn delete_subscription(&self, id: &str) -> Result<()> {
+        self.delete_subscription_by(id, &Actor::system()).await
+    }
     /// A subscription's deliveries after id `after`, ascending.
     async fn list_deliveries(
         &self,
@@ -692,6 +708,19 @@ pub trait Store: Send + Sync + 'static {
     /// (nothing written) when `owner` no longer holds the lease.
     async fn finish_delivery(&self, id: i64, owner: &str, outcome: &AttemptOutcome)
     -> Result<bool>;
+
+    // Alerts (DESIGN.md "Push", Alerts).
+    /// Creates an alert (audited as `by`'s); its evaluation follows the events written after it.
+    async fn create_alert_by(&self, a: &NewAlert, by: &Actor) -> Result<Alert>;
+    async fn list_alerts(&self) -> Result<Vec<Alert>>;
+    /// `NotFound` when unknown.
+    async fn get_alert(&self, id: &str) -> Result<Alert>;
+    /// Deletes it (audited as `by`'s); `NotFound` when unknown.
+    async fn delete_alert_by(&self, id: &str, by: &Actor) -> Result<()>;
+    /// Writes an evaluation if the alert is still at `u.version` (compare-and-set), with its
+    /// crossing's event in the same transaction; `false` (nothing written) when another
+    /// evaluation, from this replica or another, was written first.
+    async fn record_alert(&self, u: &AlertUpdate) -> Result<bool>;
 
     // Scale-out.
     /// Tells every replica (PostgreSQL `NOTIFY`) that a customer's data (`Some`) or anything

@@ -126,3 +126,13 @@ pub(crate) fn expired(
     let after = chrono::Duration::from_std(disable_after).unwrap_or(chrono::Duration::MAX);
     since.is_some_and(|s| now.signed_duration_since(s) >= after)
 }
+
+/// The subscription as the audit log keeps it: never its secret.
+pub(crate) fn audited(s: &Subscription) -> serde_json::Value {
+    serde_json::json!({
+        "id": s.id,
+        "url": s.url,
+        "types": s.types.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+        "customer_id": s.customer_id,
+    })
+}

@@ -47,7 +47,7 @@ pub struct EventParams {
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// Only these types, comma-separated: `balance.changed`, `account.opened`,
-    /// `account.closed`, `sync.failed`, `sync.recovered`.
+    /// `account.closed`, `sync.failed`, `sync.recovered`, `threshold.crossed`.
     #[param(
         pattern = "^(balance\\.changed|account\\.opened|account\\.closed|sync\\.failed|sync\\.recovered)(,(balance\\.changed|account\\.opened|account\\.closed|sync\\.failed|sync\\.recovered))*$"
     )]

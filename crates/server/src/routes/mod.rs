@@ -1,6 +1,7 @@
 //! HTTP handlers, one file per resource. API bodies are their own structs, never internal types.
 
 pub mod accounts;
+pub mod alerts;
 pub mod answer;
 pub mod at;
 pub mod audit;

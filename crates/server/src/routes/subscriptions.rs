@@ -116,7 +116,10 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<SubscriptionOut>)> {
     caller.require_admin()?;
     let new = validate(body)?;
-    let s = state.store.create_subscription(&new).await?;
+    let s = state
+        .store
+        .create_subscription_by(&new, &caller.actor())
+        .await?;
     Ok((StatusCode::CREATED, Json(out(s, true))))
 }
 
@@ -155,7 +158,10 @@ pub async fn delete(
     id: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> ApiResult<StatusCode> {
     caller.require_admin()?;
-    state.store.delete_subscription(&sub_id(id)?).await?;
+    state
+        .store
+        .delete_subscription_by(&sub_id(id)?, &caller.actor())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

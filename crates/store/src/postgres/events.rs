@@ -120,3 +120,32 @@ impl PgStore {
             .collect()
     }
 }
+
+impl PgStore {
+    /// Retention: finished deliveries, then events no pending delivery and no enabled
+    /// subscription's fan-out needs (its cursor is before them), both older than `horizon`.
+    pub(super) async fn prune_events_impl(&self, horizon: DateTime<Utc>) -> Result<(u64, u64)> {
+        let deliveries = sqlx::query(
+            "DELETE FROM deliveries WHERE state <> 'pending'
+               AND coalesce(delivered_at, last_attempt_at, next_attempt_at) < $1",
+        )
+        .bind(horizon)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        let events = sqlx::query(
+            "DELETE FROM events e WHERE e.occurred_at < $1
+               AND NOT EXISTS (SELECT 1 FROM deliveries d
+                               WHERE d.event_id = e.id AND d.state = 'pending')
+               AND NOT EXISTS (SELECT 1 FROM subscriptions s
+                               WHERE s.disabled_at IS NULL AND s.event_cursor < e.id)",
+        )
+        .bind(horizon)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        Ok((events, deliveries))
+    }
+}

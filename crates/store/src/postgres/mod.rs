@@ -5,6 +5,7 @@
 //! exactly: the value and its scale survive byte for byte.
 
 mod accounts;
+mod alerts;
 mod at;
 mod audit;
 mod batch;
@@ -418,8 +419,16 @@ impl Store for PgStore {
         self.wake.written()
     }
 
-    async fn create_subscription(&self, s: &crate::NewSubscription) -> Result<crate::Subscription> {
-        self.create_subscription_impl(s).await
+    async fn prune_events(&self, horizon: DateTime<Utc>) -> Result<(u64, u64)> {
+        self.prune_events_impl(horizon).await
+    }
+
+    async fn create_subscription_by(
+        &self,
+        s: &crate::NewSubscription,
+        by: &crate::Actor,
+    ) -> Result<crate::Subscription> {
+        self.create_subscription_impl(s, by).await
     }
 
     async fn list_subscriptions(&self) -> Result<Vec<crate::Subscription>> {
@@ -430,8 +439,32 @@ impl Store for PgStore {
         self.get_subscription_impl(id).await
     }
 
-    async fn delete_subscription(&self, id: &str) -> Result<()> {
-        self.delete_subscription_impl(id).await
+    async fn delete_subscription_by(&self, id: &str, by: &crate::Actor) -> Result<()> {
+        self.delete_subscription_impl(id, by).await
+    }
+
+    async fn create_alert_by(
+        &self,
+        a: &crate::NewAlert,
+        by: &crate::Actor,
+    ) -> Result<crate::Alert> {
+        self.create_alert_impl(a, by).await
+    }
+
+    async fn list_alerts(&self) -> Result<Vec<crate::Alert>> {
+        self.list_alerts_impl().await
+    }
+
+    async fn get_alert(&self, id: &str) -> Result<crate::Alert> {
+        self.get_alert_impl(id).await
+    }
+
+    async fn delete_alert_by(&self, id: &str, by: &crate::Actor) -> Result<()> {
+        self.delete_alert_impl(id, by).await
+    }
+
+    async fn record_alert(&self, u: &crate::AlertUpdate) -> Result<bool> {
+        self.record_alert_impl(u).await
     }
 
     async fn list_deliveries(

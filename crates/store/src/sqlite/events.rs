@@ -1,6 +1,7 @@
 //! The outbox on SQLite: events written inside the writer's `BEGIN IMMEDIATE` transaction (one
 //! writer at a time, so ids commit in order), read by cursor, and a local wake after commit.
 
+use chrono::{DateTime, Utc};
 use sqlx::{Sqlite, Transaction};
 
 use super::SqliteStore;
@@ -80,5 +81,37 @@ impl SqliteStore {
                 })
             })
             .collect()
+    }
+}
+
+impl SqliteStore {
+    /// Retention, as `postgres/events.rs` (timestamps are fixed-width UTC text, so they compare
+    /// as text).
+    pub(super) async fn prune_events_impl(&self, horizon: DateTime<Utc>) -> Result<(u64, u64)> {
+        let at = rows::ts(horizon);
+        let mut tx = self.write().await?;
+        let deliveries = sqlx::query(
+            "DELETE FROM deliveries WHERE state <> 'pending'
+               AND coalesce(delivered_at, last_attempt_at, next_attempt_at) < ?",
+        )
+        .bind(&at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        let events = sqlx::query(
+            "DELETE FROM events WHERE occurred_at < ?1
+               AND NOT EXISTS (SELECT 1 FROM deliveries d
+                               WHERE d.event_id = events.id AND d.state = 'pending')
+               AND NOT EXISTS (SELECT 1 FROM subscriptions s
+                               WHERE s.disabled_at IS NULL AND s.event_cursor < events.id)",
+        )
+        .bind(&at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        tx.commit().await.map_err(db_err)?;
+        Ok((events, deliveries))
     }
 }

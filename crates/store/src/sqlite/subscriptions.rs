@@ -6,12 +6,13 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::SqliteStore;
+use super::audit::append;
 use crate::error::db_err;
 use crate::events::{Event, EventCols};
 use crate::postgres::lease_until;
 use crate::rows;
-use crate::subscriptions::{self as subs, AttemptOutcome, Delivery, DeliveryState};
-use crate::{LeasedDelivery, NewSubscription, Result, StoreError, Subscription};
+use crate::subscriptions::{self as subs, AttemptOutcome, Delivery, DeliveryState, audited};
+use crate::{Actor, LeasedDelivery, NewAudit, NewSubscription, Result, StoreError, Subscription};
 
 const SUB_COLS: &str =
     "id, url, types, customer_id, secret, created_at, event_cursor, failing_since, disabled_at";
@@ -96,7 +97,9 @@ impl SqliteStore {
     pub(super) async fn create_subscription_impl(
         &self,
         s: &NewSubscription,
+        by: &Actor,
     ) -> Result<Subscription> {
+        let mut tx = self.write().await?;
         let row: SubRow = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "INSERT INTO subscriptions (id, url, types, customer_id, secret, created_at, event_cursor)
              VALUES (?, ?, ?, ?, ?, ?, (SELECT coalesce(max(id), 0) FROM events))
@@ -108,10 +111,19 @@ impl SqliteStore {
         .bind(&s.customer_id)
         .bind(&s.secret)
         .bind(rows::ts(s.created_at))
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(db_err)?;
-        row.into_sub()
+        let created = row.into_sub()?;
+        let entry = NewAudit::change(
+            "subscription.create",
+            &created.id,
+            None,
+            Some(audited(&created)),
+        );
+        append(&mut tx, by, entry).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(created)
     }
 
     pub(super) async fn list_subscriptions_impl(&self) -> Result<Vec<Subscription>> {
@@ -138,17 +150,23 @@ impl SqliteStore {
         .into_sub()
     }
 
-    pub(super) async fn delete_subscription_impl(&self, id: &str) -> Result<()> {
-        let done = sqlx::query("DELETE FROM subscriptions WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound {
+    pub(super) async fn delete_subscription_impl(&self, id: &str, by: &Actor) -> Result<()> {
+        let mut tx = self.write().await?;
+        let row: Option<SubRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM subscriptions WHERE id = ? RETURNING {SUB_COLS}"
+        )))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let gone = row
+            .ok_or_else(|| StoreError::NotFound {
                 what: format!("subscription {id}"),
-            });
-        }
+            })?
+            .into_sub()?;
+        let entry = NewAudit::change("subscription.delete", id, Some(audited(&gone)), None);
+        append(&mut tx, by, entry).await?;
+        tx.commit().await.map_err(db_err)?;
         Ok(())
     }
 

@@ -15,6 +15,7 @@ use coffer_store::{
 };
 use rust_decimal::Decimal;
 
+mod alerts;
 mod audit;
 mod batch;
 mod customers;
@@ -31,6 +32,7 @@ mod subscriptions;
 mod sync;
 mod webhooks;
 
+pub use alerts::*;
 pub use audit::*;
 pub use batch::*;
 pub use customers::*;
@@ -102,6 +104,9 @@ macro_rules! conformance_tests {
             list_pages_match_core,
             value_pages_match_core,
             sync_status_counts_lags_and_failing,
+            alerts_cross_once_by_compare_and_set,
+            subscription_changes_are_audited_without_secrets,
+            event_retention_keeps_what_deliveries_need,
         );
     };
     (@each $run:path; $($case:ident),* $(,)?) => {
