@@ -135,6 +135,7 @@ fn same_accounts(query: &str, json: &[Value], rates: &[Value], rows: &[BTreeMap<
             "is_crypto",
             "status",
             "balance",
+            "balance_type",
             "balance_in_base",
             "as_of",
             "observed_at",
@@ -200,6 +201,15 @@ both!(
             balances.contains(&"1234567890.123456789012345678"),
             "28 significant digits exactly"
         );
+        // Each adapter declares what its balance means (issue 17, balance types).
+        for r in &all.rows {
+            let want = if r["provider"] == common::P100 {
+                "available"
+            } else {
+                "unspecified"
+            };
+            assert_eq!(r["balance_type"], want, "{r:?}");
+        }
         let usd = csv(&app, "/v2/accounts?format=csv&currency=USD").await;
         assert!(
             usd.rows.iter().any(|r| r["rate"].contains("0.09872368")),

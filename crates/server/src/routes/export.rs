@@ -22,7 +22,7 @@ use crate::routes::{at, csv, dto, source};
 use crate::state::AppState;
 
 /// The columns of an account row; the JSON list's fields of the same names.
-pub const COLUMNS: [&str; 21] = [
+pub const COLUMNS: [&str; 22] = [
     "id",
     "customer_id",
     "provider",
@@ -33,6 +33,7 @@ pub const COLUMNS: [&str; 21] = [
     "status",
     "active",
     "balance",
+    "balance_type",
     "balance_in_base",
     "target_currency",
     "rate_currency",
@@ -90,6 +91,7 @@ impl Rows {
             a.status,
             a.active.to_string(),
             a.balance,
+            a.balance_type,
             opt(a.balance_in_base),
             self.target.to_string(),
             rate_currency,
