@@ -25,6 +25,7 @@ mod demo;
 mod deploy;
 mod event_retention;
 mod events;
+mod export;
 mod filters;
 mod freshness;
 mod history;

@@ -751,3 +751,55 @@ both!(
         assert_eq!(providers, &serde_json::json!([common::BANK, common::P100]));
     }
 );
+
+both!(
+    csv_answers_are_documented,
+    common::Options::default(),
+    |app: common::TestApp| async move {
+        let doc = app
+            .request(Method::GET, "/openapi.json", None, None)
+            .await
+            .body;
+        app.customer("o1", None, Some("gen-000001")).await;
+        let at = now_micros();
+        for (template, path) in [
+            ("/v2/accounts", "/v2/accounts?format=csv".to_owned()),
+            (
+                "/v2/accounts/balance",
+                "/v2/accounts/balance?format=csv".into(),
+            ),
+            (
+                "/v2/accounts/balance/history",
+                format!("/v2/accounts/balance/history?from={at}&interval=1d&format=csv"),
+            ),
+            ("/v2/audit", "/v2/audit?format=csv".into()),
+        ] {
+            let op = &doc["paths"][template]["get"];
+            let content = &op["responses"]["200"]["content"];
+            assert!(
+                content["text/csv"]["schema"]["type"] == "string",
+                "{template}: text/csv not documented: {content}"
+            );
+            assert!(
+                content["application/json"].is_object(),
+                "{template}: {content}"
+            );
+            let format = op["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == "format")
+                .unwrap_or_else(|| panic!("{template}: `format` not documented"));
+            assert_eq!(format["in"], "query", "{template}");
+            let r = app.get(&path).await;
+            assert_eq!(r.status, 200, "{path}: {}", r.body);
+            let kind = r.headers["content-type"].to_str().unwrap();
+            assert!(kind.starts_with("text/csv"), "{path}: {kind}");
+            let text = r
+                .body
+                .as_str()
+                .unwrap_or_else(|| panic!("{path}: {}", r.body));
+            assert!(text.contains("\r\n"), "{path}: a header line at least");
+        }
+    }
+);

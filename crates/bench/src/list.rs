@@ -51,7 +51,7 @@ const QUESTIONS: &[(&str, &str)] = &[
 ];
 
 /// Fills the tables in four statements; see the module doc.
-async fn fill(url: &str, accounts: u64) -> anyhow::Result<()> {
+pub(crate) async fn fill(url: &str, accounts: u64) -> anyhow::Result<()> {
     use sqlx::Connection as _;
     let mut conn = sqlx::PgConnection::connect(url).await?;
     let n = i64::try_from(accounts)?;
@@ -99,7 +99,32 @@ async fn fill(url: &str, accounts: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn rss() -> u64 {
+/// A manual rate into EUR for every currency [`fill`] writes.
+pub(crate) async fn set_rates(store: &dyn coffer_store::Store) -> anyhow::Result<()> {
+    let rates = [
+        ("USD", "0.9"),
+        ("GBP", "1.15"),
+        ("CHF", "1.05"),
+        ("BTC", "60000"),
+        ("ETH", "3000"),
+        ("USDC", "0.92"),
+        ("EURe", "1"),
+    ]
+    .into_iter()
+    .map(|(c, v)| Ok((coffer_core::Currency::new(c), v.parse()?)))
+    .collect::<anyhow::Result<std::collections::BTreeMap<_, _>>>()?;
+    store
+        .set_manual_rates(
+            &coffer_core::Currency::new("EUR"),
+            &rates,
+            chrono::Utc::now(),
+            &coffer_store::Actor::system(),
+        )
+        .await?;
+    Ok(())
+}
+
+pub(crate) fn rss() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
@@ -108,7 +133,7 @@ fn rss() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-fn mib(bytes: u64) -> String {
+pub(crate) fn mib(bytes: u64) -> String {
     format!("{:.0} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
@@ -182,26 +207,7 @@ pub async fn list(url: &str, _client: Handle, args: &ListArgs) -> anyhow::Result
     let t = Instant::now();
     fill(url, args.accounts).await?;
     // Manual rates for every currency, so the value sort merges eight converted walks.
-    let rates = [
-        ("USD", "0.9"),
-        ("GBP", "1.15"),
-        ("CHF", "1.05"),
-        ("BTC", "60000"),
-        ("ETH", "3000"),
-        ("USDC", "0.92"),
-        ("EURe", "1"),
-    ]
-    .into_iter()
-    .map(|(c, v)| Ok((coffer_core::Currency::new(c), v.parse()?)))
-    .collect::<anyhow::Result<std::collections::BTreeMap<_, _>>>()?;
-    store
-        .set_manual_rates(
-            &coffer_core::Currency::new("EUR"),
-            &rates,
-            chrono::Utc::now(),
-            &coffer_store::Actor::system(),
-        )
-        .await?;
+    set_rates(store.as_ref()).await?;
     println!(
         "filled {} accounts in {:.1} s",
         args.accounts,

@@ -10,10 +10,12 @@
 //! cargo run --release -p coffer-bench -- memory   # (e) bytes per cached account, the budget held
 //! cargo run --release -p coffer-bench -- history  # (e) at= and series over 30 days of history
 //! cargo run --release -p coffer-bench -- list     # (f) the unified list at 1,000,000 accounts
+//! cargo run --release -p coffer-bench -- export   # (g) the CSV export of 1,000,000 accounts
 //! cargo run --release -p coffer-bench -- all
 //! ```
 #![forbid(unsafe_code)]
 
+mod export;
 mod history;
 mod list;
 mod load;
@@ -68,6 +70,9 @@ enum Scenario {
     /// (f) the unified list at a million accounts: p50 per page for pages 1 and 20 of an admin's
     /// `GET /v2/accounts` questions, and the resident memory while paging through everything.
     List(list::ListArgs),
+    /// (g) the CSV export of a million accounts from PostgreSQL: rows per second, and the
+    /// resident memory sampled while the body streams.
+    Export(export::ExportArgs),
     /// (a)+(b), (c) and (d) with their defaults.
     All(AllArgs),
 }
@@ -113,6 +118,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::Memory(a) => memory::memory(&url, client, &a).await,
             Scenario::History(a) => history::history(&url, &a).await,
             Scenario::List(a) => list::list(&url, client, &a).await,
+            Scenario::Export(a) => export::export(&url, client, &a).await,
             Scenario::All(all) => {
                 scenarios::cached(&url, client.clone(), &scenarios::CachedArgs::default()).await?;
                 scenarios::cold(&url, client.clone(), &scenarios::ColdArgs::default()).await?;

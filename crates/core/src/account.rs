@@ -27,6 +27,10 @@ pub struct Account {
     pub active: bool,
     /// Exact, in the account's own currency, with the scale the provider sent.
     pub balance: Decimal,
+    /// What `balance` means, as its provider's adapter declares it. Absent in data written
+    /// before balance types existed: `unspecified` (nobody said), never a guess.
+    #[serde(default)]
+    pub balance_type: BalanceType,
     pub wallets: Vec<Wallet>,
     pub iban: Option<String>,
     /// Value of one unit in the provider's base currency, when the provider gives one.
@@ -48,6 +52,45 @@ impl Account {
     /// The first wallet's tag (`main_wallet_address_tag`).
     pub fn main_wallet_address_tag(&self) -> Option<&str> {
         self.wallets.first().and_then(|w| w.tag.as_deref())
+    }
+}
+
+/// What a balance means. Peers distinguish available (spendable now) from current/booked;
+/// Coffer's providers give one figure each, and say so or not: P100's `amount` is the
+/// "current available amount", Corebanq's `balance` carries no qualifier.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum BalanceType {
+    /// What the holder can spend now.
+    Available,
+    /// The provider does not say which balance it is.
+    #[default]
+    Unspecified,
+}
+
+impl BalanceType {
+    pub const ALL: [BalanceType; 2] = [BalanceType::Available, BalanceType::Unspecified];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BalanceType::Available => "available",
+            BalanceType::Unspecified => "unspecified",
+        }
+    }
+
+    /// The stored or asked name (`available`, `unspecified`), case-insensitively.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(s.trim()))
+    }
+}
+
+impl std::fmt::Display for BalanceType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
-use crate::account::{Account, ProviderRate, Status, Wallet};
+use crate::account::{Account, BalanceType, ProviderRate, Status, Wallet};
 use crate::currency::Currency;
 
 /// A provider adapter. Adding a provider means implementing this in its own crate and
@@ -71,6 +71,9 @@ pub struct ProviderSnapshot {
     /// silence, and they do not fail the others.
     pub rejected: Vec<RejectedBalance>,
     pub fetched_at: DateTime<Utc>,
+    /// What every balance of the answer means, as the adapter declares it (one figure per
+    /// provider: an adapter cannot leave it out, see `HttpAdapter::BALANCE_TYPE`).
+    pub balance_type: BalanceType,
 }
 
 impl ProviderSnapshot {
@@ -90,6 +93,7 @@ impl ProviderSnapshot {
                 status: a.status,
                 active: a.active,
                 balance: a.balance,
+                balance_type: self.balance_type,
                 wallets: a.wallets.clone(),
                 iban: a.iban.clone(),
                 provider_rate: a.provider_rate.clone(),

@@ -44,6 +44,7 @@ fn account(cur: &str, rate: Option<(&str, &str)>) -> Account {
         balance: d("1"),
         wallets: vec![],
         iban: None,
+        balance_type: crate::BalanceType::Unspecified,
         provider_rate: rate.map(|(v, q)| ProviderRate {
             rate: d(v),
             quote: c(q),

@@ -49,6 +49,7 @@ prop_compose! {
             balance,
             wallets: wallet.into_iter().map(|address| Wallet { network: "ethereum".into(), address, ..Wallet::default() }).collect(),
             iban,
+            balance_type: coffer_core::BalanceType::Unspecified,
             provider_rate: None,
             fetched_at: Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap(),
         }
@@ -357,6 +358,7 @@ fn provider_rates_from_seed_like_accounts() {
         balance: parse_decimal("1E-7").unwrap(),
         wallets: vec![],
         iban: None,
+        balance_type: coffer_core::BalanceType::Unspecified,
         provider_rate: Some(ProviderRate {
             rate: parse_decimal("9.872368e-2").unwrap(),
             quote: Currency::new("EUR"),

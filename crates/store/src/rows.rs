@@ -71,6 +71,12 @@ pub(crate) fn opt_ts(s: Option<&str>) -> Result<Option<DateTime<Utc>>> {
     s.map(parse_ts).transpose()
 }
 
+/// A stored balance type; anything else is a corrupt row, not a guess.
+pub(crate) fn balance_type(s: &str) -> Result<coffer_core::BalanceType> {
+    coffer_core::BalanceType::parse(s)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown balance type `{s}`")))
+}
+
 /// An account's columns, as text where the backends differ, before exact parsing.
 pub(crate) struct AccountCols {
     pub id: String,
@@ -85,6 +91,7 @@ pub(crate) struct AccountCols {
     pub balance: String,
     pub wallets: String,
     pub iban: Option<String>,
+    pub balance_type: String,
     pub provider_rate: Option<String>,
     pub provider_rate_quote: Option<String>,
     pub fetched_at: DateTime<Utc>,
@@ -113,6 +120,7 @@ impl AccountCols {
             is_crypto: self.is_crypto,
             active: self.active,
             iban: self.iban,
+            balance_type: crate::rows::balance_type(&self.balance_type)?,
             provider_rate,
             fetched_at: self.fetched_at,
         })

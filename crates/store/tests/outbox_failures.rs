@@ -36,6 +36,7 @@ fn account(c: &str, balance: &str, at: i64) -> Account {
         balance: Decimal::from_str_exact(balance).unwrap(),
         wallets: vec![],
         iban: None,
+        balance_type: coffer_core::BalanceType::Unspecified,
         provider_rate: None,
         fetched_at: t(at),
     }

@@ -32,6 +32,7 @@ pub fn account(id: &str, cur: &str, balance: &str, is_crypto: bool) -> Account {
         balance: d(balance),
         wallets: vec![],
         iban: None,
+        balance_type: crate::BalanceType::Unspecified,
         provider_rate: None,
         fetched_at: t(1),
     }

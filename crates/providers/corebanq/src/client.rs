@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use coffer_core::BalanceType;
 use coffer_core::{Currency, ProviderError, ProviderErrorKind, ProviderSnapshot};
 use coffer_provider_kit::http::truncate;
 use coffer_provider_kit::{HttpAdapter, Transport};
@@ -69,6 +70,8 @@ impl HttpAdapter for CorebanqAdapter {
     type Config = CorebanqConfig;
     const KIND: &'static str = crate::KIND;
     const NAME: &'static str = "Corebanq";
+    /// Corebanq's `balance` carries no qualifier: Coffer does not guess.
+    const BALANCE_TYPE: BalanceType = BalanceType::Unspecified;
     /// `balance_in_base ÷ balance` (map::rate): only as precise as Corebanq's rounding of
     /// `balance_in_base`.
     const RATES_ARE_DERIVED: bool = true;

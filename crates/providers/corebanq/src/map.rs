@@ -45,6 +45,7 @@ pub fn snapshot(
                 accounts: Vec::new(),
                 rejected: Vec::new(),
                 fetched_at,
+                balance_type: <crate::client::CorebanqAdapter as coffer_provider_kit::HttpAdapter>::BALANCE_TYPE,
             });
         }
         return Err(malformed(
@@ -113,6 +114,8 @@ pub fn snapshot(
         accounts,
         rejected,
         fetched_at,
+        balance_type:
+            <crate::client::CorebanqAdapter as coffer_provider_kit::HttpAdapter>::BALANCE_TYPE,
     })
 }
 

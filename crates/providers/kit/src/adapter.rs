@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use coffer_core::{BalanceProvider, ProviderError, ProviderSnapshot};
+use coffer_core::{BalanceProvider, BalanceType, ProviderError, ProviderSnapshot};
 use reqwest::header::{HeaderMap, HeaderName};
 use reqwest::{RequestBuilder, StatusCode};
 use tracing::Instrument;
@@ -43,6 +43,10 @@ pub trait HttpAdapter: Send + Sync + Sized + 'static {
     /// [`BalanceProvider::rates_are_derived`]: whether the adapter computes its rates from
     /// rounded amounts rather than reading rates the provider states.
     const RATES_ARE_DERIVED: bool = false;
+    /// What the provider's balance means (`available`, or `unspecified` when its documentation
+    /// does not say). Required, with no default: a new provider must say it. Every account of
+    /// every snapshot is marked with it.
+    const BALANCE_TYPE: BalanceType;
 
     /// Validates the config (messages name the key, never the secret) and splits it into the
     /// adapter and what the kit's client needs.
@@ -144,9 +148,12 @@ impl<A: HttpAdapter> HttpProvider<A> {
         let request = http::with_extra_headers(request, &extra, self.adapter.credential_headers());
         let answer = http::send(&self.id, request).await?;
         if answer.status == StatusCode::OK {
-            return self
+            let mut snapshot = self
                 .adapter
-                .parse_success(&self.id, &answer.body, Utc::now());
+                .parse_success(&self.id, &answer.body, Utc::now())?;
+            // The declaration holds whatever the parser wrote.
+            snapshot.balance_type = A::BALANCE_TYPE;
+            return Ok(snapshot);
         }
         self.adapter.on_error_answer(answer.status).await;
         Err(self
@@ -227,6 +234,7 @@ mod tests {
         const KIND: &'static str = "toy";
         const NAME: &'static str = "Toy";
         const RATES_ARE_DERIVED: bool = true;
+        const BALANCE_TYPE: BalanceType = BalanceType::Available;
 
         fn from_config((id, secret): (String, String)) -> Result<(Self, Transport), ConfigError> {
             let transport = Transport {

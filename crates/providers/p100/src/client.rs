@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use coffer_core::BalanceType;
 use coffer_core::{ProviderError, ProviderErrorKind, ProviderSnapshot};
 use coffer_provider_kit::http::{self, truncate};
 use coffer_provider_kit::{HttpAdapter, Transport};
@@ -65,6 +66,8 @@ impl HttpAdapter for P100Adapter {
     type Config = P100Config;
     const KIND: &'static str = crate::KIND;
     const NAME: &'static str = "P100";
+    /// P100's documentation calls `amount` the "current available amount".
+    const BALANCE_TYPE: BalanceType = BalanceType::Available;
 
     fn from_config(config: P100Config) -> Result<(Self, Transport), ConfigError> {
         config.validate()?;

@@ -88,6 +88,8 @@ pub fn snapshot(
         accounts,
         rejected,
         fetched_at,
+        balance_type:
+            <crate::client::P100Adapter as coffer_provider_kit::HttpAdapter>::BALANCE_TYPE,
     })
 }
 

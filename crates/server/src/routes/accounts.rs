@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query as QueryExtract, State};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use coffer_core::query::{self, Endpoint, ListData, ParamError, ParseOptions, Query, QueryError};
@@ -20,22 +21,36 @@ use crate::routes::answer::{Warning, freshness_of};
 use crate::routes::dto::{self, AccountOut, CoverageOut, FreshnessOut, GroupOut, UnconvertedOut};
 use crate::routes::params::{AccountParams, BalanceParams, ListParams};
 use crate::routes::rates::RateOut;
-use crate::routes::{at, source};
+use crate::routes::{at, csv, export, export_balance, source};
 use crate::state::AppState;
 
 type Pairs = Result<QueryExtract<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
 
 fn parse(state: &AppState, pairs: Pairs, endpoint: Endpoint) -> ApiResult<Query> {
+    let QueryExtract(pairs) = pairs.map_err(|e| ApiError::param("query", e.body_text()))?;
     parse_pairs(state, pairs, endpoint).map(|(q, _)| q)
 }
 
-/// The parsed query and the raw pairs (the question, for reusing answers).
-fn parse_pairs(
+/// The parsed query, the raw pairs (the question, for reusing answers) and whether CSV was
+/// asked (`format=csv` or `Accept: text/csv`).
+fn parse_answer(
     state: &AppState,
     pairs: Pairs,
     endpoint: Endpoint,
-) -> ApiResult<(Query, Vec<(String, String)>)> {
+    headers: &HeaderMap,
+) -> ApiResult<(Query, csv::Pairs, bool)> {
     let QueryExtract(pairs) = pairs.map_err(|e| ApiError::param("query", e.body_text()))?;
+    let (format, pairs) = csv::take_format(pairs)?;
+    let as_csv = csv::wanted(format.as_deref(), headers)?;
+    let (q, pairs) = parse_pairs(state, pairs, endpoint)?;
+    Ok((q, pairs, as_csv))
+}
+
+fn parse_pairs(
+    state: &AppState,
+    pairs: Vec<(String, String)>,
+    endpoint: Endpoint,
+) -> ApiResult<(Query, Vec<(String, String)>)> {
     let mut opts = ParseOptions::new(endpoint);
     opts.max_limit = state.config.server.max_page_size;
     opts.default_limit = opts.default_limit.min(opts.max_limit);
@@ -89,7 +104,7 @@ pub(crate) fn query_error(e: QueryError) -> ApiError {
 /// One customer's (or a reader's customers') answer uses the rates reported with its own
 /// accounts; an admin's all-customer answer uses one table for everybody (the providers' latest
 /// rates), whether it is built from every account or from per-currency sums, so both agree.
-async fn table_for(state: &AppState, src: &source::Sourced) -> RateTable {
+pub(crate) async fn table_for(state: &AppState, src: &source::Sourced) -> RateTable {
     if src.coverage.is_some() {
         state.rates.table_for_all(state.store.as_ref()).await
     } else {
@@ -118,7 +133,7 @@ pub(crate) fn check_target(q: &Query, table: &RateTable) -> ApiResult<()> {
 }
 
 /// With `strict`, a stale or partial answer is an error instead.
-fn check_strict(q: &Query, f: &crate::routes::answer::Freshness) -> ApiResult<()> {
+pub(crate) fn check_strict(q: &Query, f: &crate::routes::answer::Freshness) -> ApiResult<()> {
     if q.strict && (f.stale || f.partial) {
         return Err(ApiError::Provider {
             message: "a provider failed and `strict` was asked".into(),
@@ -174,14 +189,19 @@ pub struct DetailsOut {
 
 /// Consolidated fiat + crypto balance, converted to one currency.
 #[utoipa::path(get, path = "/v2/accounts/balance", tag = "accounts", params(BalanceParams),
-    responses((status = 200, body = BalanceOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 200, description = "The balance (CSV: a row per currency group, then fiat, crypto and total)",
+            content((BalanceOut = "application/json"), (String = "text/csv"))), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn balance(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     pairs: Pairs,
 ) -> ApiResult<Response> {
-    let (q, pairs) = parse_pairs(&state, pairs, Endpoint::Balance)?;
+    let (q, pairs, as_csv) = parse_answer(&state, pairs, Endpoint::Balance, &headers)?;
+    if as_csv {
+        return export_balance::balance(&state, &caller, q).await;
+    }
     if let Some(at) = at::instant(&state, &q)? {
         let (src, table) = at::held(&state, &caller, &q, at).await?;
         check_target(&q, &table)?;
@@ -192,7 +212,7 @@ pub async fn balance(
     if caller.is_admin() && q.customer_id.is_none() && !q.details {
         return all_customer_totals(&state, q)
             .await
-            .map(IntoResponse::into_response);
+            .map(|(out, _)| Json(out).into_response());
     }
     let src = source::accounts(&state, &caller, &q).await?;
     check_strict(&q, &src.freshness)?;
@@ -213,7 +233,11 @@ pub async fn balance(
 
 /// An admin's all-customer balance without `details`: per-currency sums from the store, so the
 /// answer costs the same at a million accounts as at ten.
-async fn all_customer_totals(state: &AppState, q: Query) -> ApiResult<Json<BalanceOut>> {
+/// Also gives the rate table the answer was converted with.
+pub(crate) async fn all_customer_totals(
+    state: &AppState,
+    q: Query,
+) -> ApiResult<(BalanceOut, RateTable)> {
     let (src, counts) = source::all_totals(state, &q.filter).await?;
     let table = state.rates.table_for_all(state.store.as_ref()).await;
     check_target(&q, &table)?;
@@ -243,10 +267,10 @@ async fn all_customer_totals(state: &AppState, q: Query) -> ApiResult<Json<Balan
             g.unconverted_count = n;
         }
     }
-    Ok(Json(out))
+    Ok((out, table))
 }
 
-fn balance_out(
+pub(crate) fn balance_out(
     a: &query::BalanceAnswer<'_>,
     freshness: crate::routes::answer::Freshness,
     coverage: Option<CoverageOut>,
@@ -330,14 +354,20 @@ pub struct StackedGroupOut {
 
 /// The unified account list: filters, field searches, free text, sort, keyset pagination.
 #[utoipa::path(get, path = "/v2/accounts", tag = "accounts", params(ListParams),
-    responses((status = 200, body = ListOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 200, description = "A page of accounts (CSV: every matching account, streamed, no page limit)",
+            content((ListOut = "application/json"), (String = "text/csv"))), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     pairs: Pairs,
 ) -> ApiResult<Response> {
-    let (q, pairs) = parse_pairs(&state, pairs, Endpoint::List)?;
+    let (q, pairs, as_csv) = parse_answer(&state, pairs, Endpoint::List, &headers)?;
+    if as_csv {
+        export::check_no_limit(&pairs)?;
+        return export::list(&state, &caller, q).await;
+    }
     if let Some(at) = at::instant(&state, &q)? {
         let (src, table) = at::held(&state, &caller, &q, at).await?;
         check_target(&q, &table)?;

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 
 use crate::error::ApiError;
+use crate::routes::rates::RateOut;
 
 /// Whether the caller asked for CSV: `format=csv`, or `Accept: text/csv` without `format`.
 pub fn wanted(format: Option<&str>, headers: &HeaderMap) -> Result<bool, ApiError> {
@@ -30,18 +31,91 @@ pub fn cell(value: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Raw query pairs, in order.
+pub type Pairs = Vec<(String, String)>;
+
+/// Takes `format` out of the query pairs: the form of the answer is the server's business, and
+/// core's parser (which refuses names it does not know) never sees it. Matched like core's
+/// names, case-insensitively; given twice with different values is refused as core refuses it.
+pub fn take_format(pairs: Vec<(String, String)>) -> Result<(Option<String>, Pairs), ApiError> {
+    let mut format: Option<String> = None;
+    let mut rest = Vec::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        if !k.trim().eq_ignore_ascii_case("format") {
+            rest.push((k, v));
+            continue;
+        }
+        if format.as_ref().is_some_and(|f| *f != v) {
+            return Err(ApiError::param(k, "given twice with different values"));
+        }
+        format = Some(v);
+    }
+    Ok((format, rest))
+}
+
+/// An instant as the JSON answers write it (chrono's serde form), so CSV and JSON compare.
+pub fn instant(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// The rate columns of a row: the rates used to convert it (usually one; two when neither the
+/// row's currency nor the target is the base), each column `;`-separated in the same order.
+pub const RATE_COLUMNS: [&str; 4] = ["rate_currency", "rate", "rate_source", "rate_as_of"];
+
+/// The [`RATE_COLUMNS`] cells of `rates` (as the JSON's `rates` show them); a provider's rate
+/// says which provider (`provider:p100`).
+pub fn rate_cells(rates: &[RateOut]) -> [String; 4] {
+    let join = |f: &dyn Fn(&RateOut) -> String| rates.iter().map(f).collect::<Vec<_>>().join(";");
+    [
+        join(&|r| r.currency.clone()),
+        join(&|r| r.rate.clone()),
+        join(&|r| match &r.provider {
+            Some(p) => format!("{}:{p}", r.source),
+            None => r.source.clone(),
+        }),
+        join(&|r| instant(r.as_of)),
+    ]
+}
+
+/// [`cell`], except that a plain decimal (`-12.50`) stays a number: a spreadsheet reads it as
+/// one and runs nothing, and a negative balance must not become text.
+fn defuse(value: &str) -> std::borrow::Cow<'_, str> {
+    let digits = value.strip_prefix('-').unwrap_or(value);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, "0"));
+    let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if plain(int) && plain(frac) {
+        value.into()
+    } else {
+        cell(value)
+    }
+}
+
 /// Builds a CSV body from a header and rows of cells (each defused by [`cell`]).
 pub fn body(
     columns: &[&str],
+    rows: impl IntoIterator<Item = Vec<String>>,
+) -> Result<Vec<u8>, ApiError> {
+    write(Some(columns), rows)
+}
+
+/// Rows of cells (each defused by [`cell`]) without a header: a later chunk of a streamed body.
+pub fn rows(rows: impl IntoIterator<Item = Vec<String>>) -> Result<Vec<u8>, ApiError> {
+    write(None, rows)
+}
+
+fn write(
+    columns: Option<&[&str]>,
     rows: impl IntoIterator<Item = Vec<String>>,
 ) -> Result<Vec<u8>, ApiError> {
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());
     let internal = |e: csv::Error| ApiError::Internal(format!("writing CSV: {e}"));
-    w.write_record(columns).map_err(internal)?;
+    if let Some(columns) = columns {
+        w.write_record(columns).map_err(internal)?;
+    }
     for row in rows {
-        w.write_record(row.iter().map(|c| cell(c).into_owned()))
+        w.write_record(row.iter().map(|c| defuse(c).into_owned()))
             .map_err(internal)?;
     }
     w.into_inner()
@@ -50,6 +124,11 @@ pub fn body(
 
 /// The response: `text/csv`, downloaded as `coffer-{what}-{when}.csv`.
 pub fn response(what: &str, at: DateTime<Utc>, bytes: Vec<u8>) -> Response {
+    streamed(what, at, Body::from(bytes))
+}
+
+/// [`response`] with any body, e.g. one streamed a page at a time.
+pub fn streamed(what: &str, at: DateTime<Utc>, body: Body) -> Response {
     let name = format!("coffer-{what}-{}.csv", at.format("%Y%m%dT%H%M%SZ"));
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
         .unwrap_or_else(|_| HeaderValue::from_static("attachment"));
@@ -61,7 +140,7 @@ pub fn response(what: &str, at: DateTime<Utc>, bytes: Vec<u8>) -> Response {
             ),
             (header::CONTENT_DISPOSITION, disposition),
         ],
-        Body::from(bytes),
+        body,
     )
         .into_response()
 }
@@ -90,6 +169,30 @@ mod tests {
             String::from_utf8(b).unwrap(),
             "a,b\r\n\"x,y\",\"say \"\"hi\"\"\nthere\"\r\n"
         );
+    }
+
+    #[test]
+    fn negative_numbers_stay_numbers_and_formulas_do_not() {
+        let b = body(
+            &["a"],
+            [vec!["-5.00".into()], vec!["-1+1".into()], vec!["-".into()]],
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(b).unwrap(),
+            "a\r\n-5.00\r\n'-1+1\r\n'-\r\n"
+        );
+    }
+
+    #[test]
+    fn format_is_taken_out_of_the_pairs() {
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect()
+        };
+        let (f, rest) = take_format(pairs(&[("Format", "csv"), ("currency", "EUR")])).unwrap();
+        assert_eq!(f.as_deref(), Some("csv"));
+        assert_eq!(rest, pairs(&[("currency", "EUR")]));
+        assert!(take_format(pairs(&[("format", "csv"), ("format", "json")])).is_err());
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub struct AccountOut {
     /// In the account's own currency, with the provider's scale.
     #[schema(example = "3.000000")]
     pub balance: String,
+    /// What `balance` means, as the provider's adapter declares it: `available` (P100's
+    /// "current available amount") or `unspecified` (the provider does not say: Corebanq).
+    #[schema(example = "available", pattern = "^(available|unspecified)$")]
+    pub balance_type: String,
     /// Value in the answer's target currency, rounded half-even to its minor units; null when
     /// no rate converts it (see `unconverted`).
     pub balance_in_base: Option<String>,
@@ -107,6 +111,7 @@ pub fn account(
         customer_id: a.customer_id.clone(),
         currency: a.currency.to_string(),
         balance: s(a.balance),
+        balance_type: a.balance_type.as_str().to_owned(),
         balance_in_base: value_in_target.map(|v| s(round_for(target, v))),
         is_crypto: a.is_crypto,
         active: a.active,

@@ -11,6 +11,8 @@ pub mod csv;
 pub mod customers;
 pub mod dto;
 pub mod events;
+pub mod export;
+pub mod export_balance;
 pub mod health;
 pub mod params;
 pub mod rates;

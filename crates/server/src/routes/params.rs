@@ -61,6 +61,9 @@ pub struct BalanceParams {
     /// last observation at or before it, the rates in force then). Not with `max_age`/`strict`.
     #[param(value_type = Option<String>, format = DateTime, example = "2026-11-30T23:59:59Z")]
     at: Option<String>,
+    /// `json` (default) or `csv` (also chosen by `Accept: text/csv`).
+    #[param(pattern = "^(json|csv)$")]
+    format: Option<String>,
 }
 
 /// The parameters of one account (`GET /v2/accounts/{id}`).
@@ -118,7 +121,8 @@ pub struct ListParams {
     /// Sort fields, comma list, `-` for descending: `balance_in_base`, `balance`, `currency`, `id`,
     /// `customer_id`, `provider`, `status`.
     sort: Option<String>,
-    /// Page size (accounts), 1 to `server.max_page_size`.
+    /// Page size (accounts), 1 to `server.max_page_size`. Not with `format=csv` (an export holds
+    /// every matching account).
     limit: Option<u32>,
     /// The previous page's `next_cursor`.
     cursor: Option<String>,
@@ -131,4 +135,7 @@ pub struct ListParams {
     /// last observation at or before it, the rates in force then). Not with `max_age`/`strict`.
     #[param(value_type = Option<String>, format = DateTime, example = "2026-11-30T23:59:59Z")]
     at: Option<String>,
+    /// `json` (default) or `csv` (also chosen by `Accept: text/csv`).
+    #[param(pattern = "^(json|csv)$")]
+    format: Option<String>,
 }

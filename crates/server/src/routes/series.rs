@@ -5,6 +5,8 @@
 
 use axum::Json;
 use axum::extract::{Query as QueryExtract, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Months, TimeDelta, Utc};
 use coffer_core::query::{self, Endpoint, ParseOptions, Query};
 use serde::{Deserialize, Serialize};
@@ -14,8 +16,8 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::routes::accounts::{check_target, param_error, query_error};
 use crate::routes::answer::Warning;
-use crate::routes::at;
 use crate::routes::dto::{self, GroupOut};
+use crate::routes::{at, csv, export_balance};
 use crate::state::AppState;
 
 /// At most this many points per series.
@@ -41,8 +43,11 @@ pub struct SeriesParams {
     customer_id: Option<String>,
     /// Target currency of conversion (default: the base currency).
     currency: Option<String>,
-    /// `currency`: each point also carries per-currency groups.
+    /// `currency`: each point also carries per-currency groups (JSON only).
     stack: Option<String>,
+    /// `json` (default) or `csv` (also chosen by `Accept: text/csv`).
+    #[param(pattern = "^(json|csv)$")]
+    format: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -185,14 +190,18 @@ type Pairs = Result<QueryExtract<Vec<(String, String)>>, axum::extract::rejectio
 /// The balance at `from`, `from + interval`, … up to `to` (at most 1,000 points), each
 /// exactly as `GET /v2/accounts/balance?at=<point>` with the same filters answers it.
 #[utoipa::path(get, path = "/v2/accounts/balance/history", tag = "accounts", params(SeriesParams),
-    responses((status = 200, body = SeriesOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+    responses((status = 200, description = "The series (CSV: a row per point)",
+            content((SeriesOut = "application/json"), (String = "text/csv"))), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 pub async fn balance_history(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     pairs: Pairs,
-) -> ApiResult<Json<SeriesOut>> {
+) -> ApiResult<Response> {
     let QueryExtract(pairs) = pairs.map_err(|e| ApiError::param("query", e.body_text()))?;
+    let (format, pairs) = csv::take_format(pairs)?;
+    let as_csv = csv::wanted(format.as_deref(), &headers)?;
     let p = parse(&state, pairs)?;
     let instants = points(p.from, p.to, p.interval.1)?;
     let q = &p.query;
@@ -208,6 +217,8 @@ pub async fn balance_history(
     let rates = state.store.rates_window(p.from, p.to).await?;
     let max_gap = state.config.max_gap();
     let mut out = Vec::with_capacity(instants.len());
+    // For CSV rows: each point's rates and its oldest observation.
+    let mut extra = Vec::with_capacity(if as_csv { instants.len() } else { 0 });
     let mut currency = None;
     for t in instants {
         let h = held.at(t);
@@ -217,6 +228,10 @@ pub async fn balance_history(
         let mut f = at::freshness_at(&h, t, max_gap);
         at::unsettled(&mut f, t, state.config.settle());
         currency.get_or_insert_with(|| a.currency.to_string());
+        if as_csv {
+            let oldest = f.as_of.iter().filter_map(|p| p.as_of).min();
+            extra.push((dto::rates(&a.rates), oldest));
+        }
         out.push(PointOut {
             at: t,
             total_balance: a.total.rounded.to_string(),
@@ -230,11 +245,16 @@ pub async fn balance_history(
             warnings: f.warnings,
         });
     }
+    let currency = currency.unwrap_or_else(|| state.base.to_string());
+    if as_csv {
+        return export_balance::series(&currency, &out, &extra, p.to);
+    }
     Ok(Json(SeriesOut {
-        currency: currency.unwrap_or_else(|| state.base.to_string()),
+        currency,
         interval: p.interval.0,
         points: out,
-    }))
+    })
+    .into_response())
 }
 
 /// Names the point an error is about: the whole series is refused (as `at=` would refuse that

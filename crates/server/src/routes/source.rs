@@ -110,6 +110,7 @@ pub async fn all_totals(state: &AppState, filter: &Filter) -> ApiResult<(Sourced
                 balance: t.balance,
                 wallets: Vec::new(),
                 iban: None,
+                balance_type: coffer_core::BalanceType::Unspecified,
                 provider_rate: None,
                 fetched_at: totals.newest_as_of.unwrap_or(now),
             }

@@ -20,7 +20,7 @@ use crate::{
 macro_rules! account_cols {
     () => {
         "id, customer_id, provider_id, provider_account_id, provider_customer_ref, currency, \
-         is_crypto, status, active, balance::text AS balance, wallets, iban, \
+         is_crypto, status, active, balance::text AS balance, wallets, iban, balance_type, \
          provider_rate::text AS provider_rate, provider_rate_quote, fetched_at, closed, rollup_shard"
     };
 }
@@ -42,6 +42,7 @@ pub(super) struct AccountRow {
     balance: String,
     wallets: String,
     iban: Option<String>,
+    balance_type: String,
     provider_rate: Option<String>,
     provider_rate_quote: Option<String>,
     fetched_at: DateTime<Utc>,
@@ -73,6 +74,7 @@ impl AccountRow {
             balance: self.balance,
             wallets: self.wallets,
             iban: self.iban,
+            balance_type: self.balance_type,
             provider_rate: self.provider_rate,
             provider_rate_quote: self.provider_rate_quote,
             fetched_at: self.fetched_at,
@@ -650,12 +652,14 @@ async fn write_accounts(
     }
     let insert = "INSERT INTO accounts (id, customer_id, provider_id, provider_account_id,
              provider_customer_ref, currency, is_crypto, status, active, balance, wallets, iban,
-             provider_rate, provider_rate_quote, fetched_at, closed, closed_at, rollup_shard)
-         SELECT id, c, p, pa, pr, cur, k, s, act, b::numeric, w, iban, r::numeric, q, f, false, NULL, sh
+             provider_rate, provider_rate_quote, fetched_at, closed, closed_at, rollup_shard,
+             balance_type)
+         SELECT id, c, p, pa, pr, cur, k, s, act, b::numeric, w, iban, r::numeric, q, f, false, NULL, sh,
+             bt
          FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                      $7::bool[], $8::text[], $9::bool[], $10::text[], $11::text[], $12::text[],
-                     $13::text[], $14::text[], $15::timestamptz[], $16::int2[])
-              AS t(id, c, p, pa, pr, cur, k, s, act, b, w, iban, r, q, f, sh)";
+                     $13::text[], $14::text[], $15::timestamptz[], $16::int2[], $17::text[])
+              AS t(id, c, p, pa, pr, cur, k, s, act, b, w, iban, r, q, f, sh, bt)";
     let sql = if upsert {
         format!(
             "{insert}
@@ -666,7 +670,7 @@ async fn write_accounts(
              currency = excluded.currency, is_crypto = excluded.is_crypto,
              status = excluded.status, active = excluded.active, balance = excluded.balance,
              wallets = excluded.wallets, iban = excluded.iban,
-             provider_rate = excluded.provider_rate,
+             balance_type = excluded.balance_type, provider_rate = excluded.provider_rate,
              provider_rate_quote = excluded.provider_rate_quote,
              fetched_at = excluded.fetched_at, closed = false, closed_at = NULL,
              rollup_shard = excluded.rollup_shard"
@@ -695,6 +699,7 @@ async fn write_accounts(
         }))
         .bind(u.iter().map(|(a, _)| a.fetched_at).collect::<Vec<_>>())
         .bind(u.iter().map(|(_, sh)| *sh).collect::<Vec<_>>())
+        .bind(text(|a| a.balance_type.as_str().to_owned()))
         .execute(&mut **tx)
         .await?;
     Ok(())

@@ -34,6 +34,7 @@ struct VersionRow {
     balance: String,
     wallets: String,
     iban: Option<String>,
+    balance_type: String,
     provider_rate: Option<String>,
     provider_rate_quote: Option<String>,
     valid_from: DateTime<Utc>,
@@ -58,6 +59,7 @@ impl VersionRow {
                 balance: self.balance,
                 wallets: self.wallets,
                 iban: self.iban,
+                balance_type: self.balance_type,
                 provider_rate: self.provider_rate,
                 provider_rate_quote: self.provider_rate_quote,
             },
@@ -94,7 +96,7 @@ impl PgStore {
             "WITH {LAST_OBS}
              SELECT v.account_id, v.customer_id, v.provider_id, v.provider_account_id,
                  v.provider_customer_ref, v.currency, v.is_crypto, v.status, v.active,
-                 v.balance::text AS balance, v.wallets, v.iban,
+                 v.balance::text AS balance, v.wallets, v.iban, v.balance_type,
                  v.provider_rate::text AS provider_rate, v.provider_rate_quote, v.valid_from,
                  o.observed_at
              FROM last_obs o CROSS JOIN LATERAL (
@@ -186,10 +188,10 @@ pub(super) async fn write_versions(
         sqlx::query(
             "INSERT INTO account_versions (customer_id, provider_id, account_id, valid_from,
                  closed, provider_account_id, provider_customer_ref, currency, is_crypto, status,
-                 active, balance, wallets, iban, provider_rate, provider_rate_quote)
+                 active, balance, wallets, iban, provider_rate, provider_rate_quote, balance_type)
              SELECT a.customer_id, a.provider_id, a.id, t.at, a.closed, a.provider_account_id,
                  a.provider_customer_ref, a.currency, a.is_crypto, a.status, a.active, a.balance,
-                 a.wallets, a.iban, a.provider_rate, a.provider_rate_quote
+                 a.wallets, a.iban, a.provider_rate, a.provider_rate_quote, a.balance_type
              FROM UNNEST($1::text[], $2::timestamptz[]) AS t(id, at)
              JOIN accounts a ON a.id = t.id
              ORDER BY a.customer_id, a.provider_id, a.id
@@ -199,7 +201,7 @@ pub(super) async fn write_versions(
                  currency = excluded.currency, is_crypto = excluded.is_crypto,
                  status = excluded.status, active = excluded.active, balance = excluded.balance,
                  wallets = excluded.wallets, iban = excluded.iban,
-                 provider_rate = excluded.provider_rate,
+                 balance_type = excluded.balance_type, provider_rate = excluded.provider_rate,
                  provider_rate_quote = excluded.provider_rate_quote",
         )
         .bind(v.iter().map(|x| x.0.clone()).collect::<Vec<_>>())

@@ -32,6 +32,7 @@ pub(super) struct VersionRow {
     balance: String,
     wallets: String,
     iban: Option<String>,
+    balance_type: String,
     provider_rate: Option<String>,
     provider_rate_quote: Option<String>,
     valid_from: DateTime<Utc>,
@@ -56,6 +57,7 @@ impl VersionRow {
                 balance: self.balance,
                 wallets: self.wallets,
                 iban: self.iban,
+                balance_type: self.balance_type,
                 provider_rate: self.provider_rate,
                 provider_rate_quote: self.provider_rate_quote,
             },
@@ -65,7 +67,7 @@ impl VersionRow {
 
 pub(super) const VERSION_COLS: &str = "av.account_id, av.customer_id, av.provider_id,
     av.provider_account_id, av.provider_customer_ref, av.currency, av.is_crypto, av.status,
-    av.active, av.closed, av.balance::text AS balance, av.wallets, av.iban,
+    av.active, av.closed, av.balance::text AS balance, av.wallets, av.iban, av.balance_type,
     av.provider_rate::text AS provider_rate, av.provider_rate_quote, av.valid_from";
 
 /// Each pair's observations from its base up to the window's end.

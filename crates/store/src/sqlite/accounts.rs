@@ -16,7 +16,7 @@ use crate::{
 macro_rules! account_cols {
     () => {
         "id, customer_id, provider_id, provider_account_id, provider_customer_ref, currency, \
-         is_crypto, status, active, balance, wallets, iban, provider_rate, provider_rate_quote, \
+         is_crypto, status, active, balance, wallets, iban, balance_type, provider_rate, provider_rate_quote, \
          fetched_at, closed"
     };
 }
@@ -38,6 +38,7 @@ pub(super) struct AccountRow {
     balance: String,
     wallets: String,
     iban: Option<String>,
+    balance_type: String,
     provider_rate: Option<String>,
     provider_rate_quote: Option<String>,
     fetched_at: String,
@@ -69,6 +70,7 @@ impl AccountRow {
             balance: self.balance,
             wallets: self.wallets,
             iban: self.iban,
+            balance_type: self.balance_type,
             provider_rate: self.provider_rate,
             provider_rate_quote: self.provider_rate_quote,
         }
@@ -388,8 +390,9 @@ async fn write_plan(
         sqlx::query(
             "INSERT INTO accounts (id, customer_id, provider_id, provider_account_id,
                  provider_customer_ref, currency, is_crypto, status, active, balance, wallets,
-                 iban, provider_rate, provider_rate_quote, fetched_at, closed, closed_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL)
+                 iban, provider_rate, provider_rate_quote, fetched_at, closed, closed_at,
+                 balance_type)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, NULL, ?)
              ON CONFLICT (id) DO UPDATE SET
                  customer_id = excluded.customer_id, provider_id = excluded.provider_id,
                  provider_account_id = excluded.provider_account_id,
@@ -397,7 +400,7 @@ async fn write_plan(
                  currency = excluded.currency, is_crypto = excluded.is_crypto,
                  status = excluded.status, active = excluded.active, balance = excluded.balance,
                  wallets = excluded.wallets, iban = excluded.iban,
-                 provider_rate = excluded.provider_rate,
+                 balance_type = excluded.balance_type, provider_rate = excluded.provider_rate,
                  provider_rate_quote = excluded.provider_rate_quote,
                  fetched_at = excluded.fetched_at, closed = 0, closed_at = NULL",
         )
@@ -416,6 +419,7 @@ async fn write_plan(
         .bind(a.provider_rate.as_ref().map(|r| r.rate.to_string()))
         .bind(a.provider_rate.as_ref().map(|r| r.quote.code().to_owned()))
         .bind(rows::ts(a.fetched_at))
+        .bind(a.balance_type.as_str())
         .execute(&mut **tx)
         .await
         .map_err(db_err)?;

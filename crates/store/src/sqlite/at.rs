@@ -33,6 +33,7 @@ struct VersionRow {
     balance: String,
     wallets: String,
     iban: Option<String>,
+    balance_type: String,
     provider_rate: Option<String>,
     provider_rate_quote: Option<String>,
     valid_from: String,
@@ -57,6 +58,7 @@ impl VersionRow {
                 balance: self.balance,
                 wallets: self.wallets,
                 iban: self.iban,
+                balance_type: self.balance_type,
                 provider_rate: self.provider_rate,
                 provider_rate_quote: self.provider_rate_quote,
             },
@@ -172,10 +174,10 @@ pub(super) async fn write_versions(
             "INSERT OR REPLACE INTO account_versions (customer_id, provider_id, account_id,
                  valid_from, closed, provider_account_id, provider_customer_ref, currency,
                  is_crypto, status, active, balance, wallets, iban, provider_rate,
-                 provider_rate_quote)
+                 provider_rate_quote, balance_type)
              SELECT customer_id, provider_id, id, ?, closed, provider_account_id,
                  provider_customer_ref, currency, is_crypto, status, active, balance, wallets,
-                 iban, provider_rate, provider_rate_quote
+                 iban, provider_rate, provider_rate_quote, balance_type
              FROM accounts WHERE id = ?",
         )
         .bind(&at)

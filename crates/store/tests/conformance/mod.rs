@@ -61,6 +61,7 @@ macro_rules! conformance_tests {
             stale_snapshot_is_ignored,
             snapshot_of_unknown_customer_is_not_found,
             money_round_trips_exactly,
+            balance_types_are_kept,
             filters_pushed_down_match_filter_matches,
             totals_are_exact_and_say_what_they_cover,
             leases_are_exclusive_and_expire,
@@ -160,6 +161,7 @@ pub fn account(c: &str, p: &str, pid: &str, cur: &str, balance: &str, at: i64) -
         balance: d(balance),
         wallets: vec![],
         iban: None,
+        balance_type: coffer_core::BalanceType::Unspecified,
         provider_rate: None,
         fetched_at: t(at),
     }

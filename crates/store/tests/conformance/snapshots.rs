@@ -269,3 +269,57 @@ pub async fn money_round_trips_exactly(s: &dyn Store) {
     assert_eq!(hit.len(), 1);
     assert_eq!(hit[0].balance.to_string(), "1234567890.123456789012345678");
 }
+
+/// What a balance means is kept as it was declared, read back by every read (the accounts,
+/// the list's pages, the state at an instant), and a change of it is a change of the account.
+pub async fn balance_types_are_kept(s: &dyn Store) {
+    use coffer_core::BalanceType;
+    s.create_customer(&customer("c1", &[])).await.unwrap();
+    let mut a = account("c1", "p100", "a", "EUR", "10.00", 0);
+    a.balance_type = BalanceType::Available;
+    let b = account("c1", "p100", "b", "EUR", "5.00", 0);
+    save(s, "c1", "p100", 0, &[a.clone(), b.clone()]).await;
+    let types = |accounts: &[Account]| -> Vec<(String, BalanceType)> {
+        accounts
+            .iter()
+            .map(|x| (x.id.clone(), x.balance_type))
+            .collect()
+    };
+    let want = vec![
+        ("p100:a".to_owned(), BalanceType::Available),
+        ("p100:b".to_owned(), BalanceType::Unspecified),
+    ];
+    let got = s.customer_accounts("c1").await.unwrap().accounts;
+    assert_eq!(types(&got), want);
+    let page = s
+        .list_page(&Scope::All, &all(), &Default::default(), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(types(&page), want);
+    // The type changes (an adapter that learnt what its provider means): an update, and the
+    // past keeps what was said then.
+    let a2 = Account {
+        balance_type: BalanceType::Unspecified,
+        fetched_at: t(60),
+        ..a.clone()
+    };
+    let b2 = Account {
+        fetched_at: t(60),
+        ..b.clone()
+    };
+    let o = s
+        .save_snapshot(&meta("c1", "p100", 60), &[a2, b2])
+        .await
+        .unwrap();
+    assert_eq!((o.updated, o.unchanged), (1, 1), "{o:?}");
+    let then = s.held_at(&Scope::All, t(30), None).await.unwrap();
+    assert_eq!(types(&then.accounts), want, "as declared then");
+    let now = s.held_at(&Scope::All, t(90), None).await.unwrap();
+    assert_eq!(
+        types(&now.accounts),
+        vec![
+            ("p100:a".to_owned(), BalanceType::Unspecified),
+            ("p100:b".to_owned(), BalanceType::Unspecified),
+        ]
+    );
+}
