@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod answer;
 pub mod at;
+pub mod at_totals;
 pub mod audit;
 pub mod body;
 pub mod changes;
