@@ -19,6 +19,7 @@ mod alerts;
 mod all_customers;
 mod audit;
 mod balance_at;
+mod checkpoints;
 mod cli;
 mod console;
 mod demo;

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod auth;
 pub mod bucket;
 pub mod cgroup;
+pub mod checkpoints;
 pub mod config;
 pub mod config_check;
 pub mod console;

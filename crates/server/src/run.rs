@@ -195,6 +195,10 @@ pub async fn start(
     if sync_enabled {
         background.push(tokio::spawn(crate::sync::run(state.clone(), rx.clone())));
     }
+    background.push(tokio::spawn(crate::checkpoints::run(
+        state.clone(),
+        rx.clone(),
+    )));
     if crate::retention::enabled(&state.config) {
         background.push(tokio::spawn(crate::retention::run(
             state.clone(),

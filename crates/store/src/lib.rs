@@ -18,6 +18,7 @@ mod alerts;
 mod at;
 mod audit;
 mod by_value;
+mod checkpoint;
 mod error;
 mod events;
 mod history;
@@ -37,6 +38,7 @@ pub use alerts::{
 };
 pub use audit::{Actor, AuditEntry, AuditFilter, Broken, GENESIS, NewAudit, verify};
 pub use by_value::value_page;
+pub use checkpoint::servable as checkpoint_servable;
 pub use events::{Event, EventFilter, EventType, NewEvent};
 pub use history::{HeldWindow, RateWindow};
 #[cfg(feature = "postgres")]
@@ -528,6 +530,27 @@ pub trait Store: Send + Sync + 'static {
     /// key its row in force then, so answers at and after the horizon do not change. `None`
     /// when another replica is pruning (PostgreSQL: an advisory lock).
     async fn prune_history(&self, horizon: DateTime<Utc>) -> Result<Option<Pruned>>;
+    /// Builds the missing checkpoints of the all-customer totals on every `step` instant (from
+    /// the Unix epoch) up to `until`, forward from the newest one; how many were written.
+    /// `until` must be settled (no write may still come at or before it: `history.settle`); a
+    /// later write at or before a checkpoint drops it anyway (docs/store.md).
+    async fn build_checkpoints(&self, until: DateTime<Utc>, step: Duration) -> Result<u32>;
+    /// Per-currency totals of every customer's accounts held at `at` matching `filter`, exactly
+    /// what summing [`Store::held_at`]`(All, at)` gives, from the newest checkpoint at or before
+    /// `at` plus the versions written since. `None` without a checkpoint by then, or for a
+    /// filter beyond the rollup's dimensions ([`checkpoint_servable`]).
+    async fn totals_at(
+        &self,
+        at: DateTime<Utc>,
+        filter: &Filter,
+    ) -> Result<Option<Vec<CurrencyTotal>>>;
+    /// What [`Store::held_at`]`(scope, at, None)` answers without its accounts: each pair's
+    /// observation and the unobserved pairs, for the warnings of an answer built from totals.
+    async fn observed_at(&self, scope: &Scope, at: DateTime<Utc>) -> Result<HeldAt> {
+        let mut h = self.held_at(scope, at, None).await?;
+        h.accounts.clear();
+        Ok(h)
+    }
 
     // Rates.
     /// Replaces manual rates given (currency → value of one unit in `base`); others kept. Each

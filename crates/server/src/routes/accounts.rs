@@ -203,6 +203,10 @@ pub async fn balance(
         return export_balance::balance(&state, &caller, q).await;
     }
     if let Some(at) = at::instant(&state, &q)? {
+        if caller.is_admin() && q.customer_id.is_none() && !q.details {
+            let out = crate::routes::at_totals::balance(&state, &caller, &q, at).await?;
+            return Ok(Json(out).into_response());
+        }
         let (src, table) = at::held(&state, &caller, &q, at).await?;
         check_target(&q, &table)?;
         let a = query::balance(&src.accounts, &q, &table).map_err(query_error)?;
@@ -241,19 +245,31 @@ pub(crate) async fn all_customer_totals(
     let (src, counts) = source::all_totals(state, &q.filter).await?;
     let table = state.rates.table_for_all(state.store.as_ref()).await;
     check_target(&q, &table)?;
-    // The store applied the filters; the aggregates are converted and grouped as they are.
+    let out = totals_out(&src, &counts, &q, &table, None)?;
+    Ok((out, table))
+}
+
+/// The balance answer of per-currency aggregates (`source::aggregates`, `counts` accounts
+/// each): the store applied the filters, the aggregates are converted and grouped as they are,
+/// and the counts are of accounts, not aggregates.
+pub(crate) fn totals_out(
+    src: &source::Sourced,
+    counts: &[u64],
+    q: &Query,
+    table: &RateTable,
+    at: Option<DateTime<Utc>>,
+) -> ApiResult<BalanceOut> {
     let unfiltered = Query {
         filter: Default::default(),
-        ..q
+        ..q.clone()
     };
-    let a = query::balance(&src.accounts, &unfiltered, &table).map_err(query_error)?;
-    let mut out = balance_out(&a, src.freshness, src.coverage, None);
-    // Count accounts, not aggregates.
+    let a = query::balance(&src.accounts, &unfiltered, table).map_err(query_error)?;
+    let mut out = balance_out(&a, src.freshness.clone(), src.coverage.clone(), at);
     let count_of = |currency: &str, is_crypto: bool| -> usize {
         let n: u64 = src
             .accounts
             .iter()
-            .zip(&counts)
+            .zip(counts)
             .filter(|(acc, _)| acc.currency.code() == currency && acc.is_crypto == is_crypto)
             .map(|(_, n)| *n)
             .sum();
@@ -267,7 +283,7 @@ pub(crate) async fn all_customer_totals(
             g.unconverted_count = n;
         }
     }
-    Ok((out, table))
+    Ok(out)
 }
 
 pub(crate) fn balance_out(
@@ -282,6 +298,22 @@ pub(crate) fn balance_out(
             .map(|c| at::observed(dto::converted(c, &target), at))
             .collect()
     };
+    let mut rates = dto::rates(&a.rates);
+    if at.is_some() {
+        // In one order whatever the accounts were summed in: an all-customer answer at an
+        // instant is the same from checkpoints (per-currency sums) as from each account.
+        rates.sort_by(|x, y| {
+            let key = |r: &RateOut| {
+                (
+                    r.currency.clone(),
+                    r.quote.clone(),
+                    r.source.clone(),
+                    r.provider.clone(),
+                )
+            };
+            key(x).cmp(&key(y))
+        });
+    }
     BalanceOut {
         total_balance: a.total.rounded.to_string(),
         currency: target.to_string(),
@@ -300,7 +332,7 @@ pub(crate) fn balance_out(
             fiat_accounts: accounts(&d.fiat_accounts),
             crypto_assets: accounts(&d.crypto_assets),
         }),
-        rates: dto::rates(&a.rates),
+        rates,
         unconverted: a.unconverted.iter().map(dto::unconverted).collect(),
         accounts_count: a.accounts,
         freshness: freshness.into(),

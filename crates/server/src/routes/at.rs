@@ -212,7 +212,7 @@ pub(crate) fn freshness_at(
     out
 }
 
-fn coverage_at(h: &HeldAt) -> CoverageOut {
+pub(crate) fn coverage_at(h: &HeldAt) -> CoverageOut {
     let customers: BTreeSet<&str> = h
         .observations
         .iter()

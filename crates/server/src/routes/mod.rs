@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod alerts;
 pub mod answer;
 pub mod at;
+pub mod at_totals;
 pub mod audit;
 pub mod body;
 pub mod changes;

@@ -17,7 +17,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::routes::accounts::{check_target, param_error, query_error};
 use crate::routes::answer::Warning;
 use crate::routes::dto::{self, GroupOut};
-use crate::routes::{at, csv, export_balance};
+use crate::routes::{at, at_totals, csv, export_balance};
 use crate::state::AppState;
 
 /// At most this many points per series.
@@ -213,7 +213,11 @@ pub async fn balance_history(
         state.store.get_customer(id).await?;
     }
     let scope = caller.scope(q.customer_id.as_deref());
-    let held = state.store.held_window(&scope, p.from, p.to).await?;
+    // An admin's all-customer series: each point as `at=` answers it, from the checkpoints of
+    // the totals where they answer (routes/at_totals.rs); the window of every account is read
+    // only when a point needs it.
+    let all = caller.is_admin() && q.customer_id.is_none();
+    let mut held = None;
     let rates = state.store.rates_window(p.from, p.to).await?;
     let max_gap = state.config.max_gap();
     let mut out = Vec::with_capacity(instants.len());
@@ -221,29 +225,42 @@ pub async fn balance_history(
     let mut extra = Vec::with_capacity(if as_csv { instants.len() } else { 0 });
     let mut currency = None;
     for t in instants {
-        let h = held.at(t);
         let table = state.rates.table_from(rates.at(t), t);
-        check_target(q, &table).map_err(|e| at_point(e, t))?;
-        let a = query::balance(&h.accounts, q, &table).map_err(query_error)?;
-        let mut f = at::freshness_at(&h, t, max_gap);
-        at::unsettled(&mut f, t, state.config.settle());
-        currency.get_or_insert_with(|| a.currency.to_string());
-        if as_csv {
-            let oldest = f.as_of.iter().filter_map(|p| p.as_of).min();
-            extra.push((dto::rates(&a.rates), oldest));
-        }
-        out.push(PointOut {
-            at: t,
-            total_balance: a.total.rounded.to_string(),
-            fiat_balance: a.fiat.rounded.to_string(),
-            crypto_balance: a.crypto.rounded.to_string(),
-            groups: a
-                .groups
-                .as_ref()
-                .map(|g| g.iter().map(dto::group).collect()),
-            partial: f.partial,
-            warnings: f.warnings,
-        });
+        let point = if all {
+            let p = all_point(&state, q, t, &table, &mut held, (p.from, p.to)).await?;
+            currency.get_or_insert(p.currency);
+            if as_csv {
+                extra.push((p.rates, p.oldest));
+            }
+            p.point
+        } else {
+            if held.is_none() {
+                held = Some(state.store.held_window(&scope, p.from, p.to).await?);
+            }
+            let h = held.as_ref().map(|w| w.at(t)).unwrap_or_default();
+            check_target(q, &table).map_err(|e| at_point(e, t))?;
+            let a = query::balance(&h.accounts, q, &table).map_err(query_error)?;
+            let mut f = at::freshness_at(&h, t, max_gap);
+            at::unsettled(&mut f, t, state.config.settle());
+            currency.get_or_insert_with(|| a.currency.to_string());
+            if as_csv {
+                let oldest = f.as_of.iter().filter_map(|p| p.as_of).min();
+                extra.push((dto::rates(&a.rates), oldest));
+            }
+            PointOut {
+                at: t,
+                total_balance: a.total.rounded.to_string(),
+                fiat_balance: a.fiat.rounded.to_string(),
+                crypto_balance: a.crypto.rounded.to_string(),
+                groups: a
+                    .groups
+                    .as_ref()
+                    .map(|g| g.iter().map(dto::group).collect()),
+                partial: f.partial,
+                warnings: f.warnings,
+            }
+        };
+        out.push(point);
     }
     let currency = currency.unwrap_or_else(|| state.base.to_string());
     if as_csv {
@@ -255,6 +272,66 @@ pub async fn balance_history(
         points: out,
     })
     .into_response())
+}
+
+/// One point of an admin's all-customer series: exactly `GET /v2/accounts/balance?at=<t>`
+/// (routes/at_totals.rs), from the checkpoints when they answer, else from the window of every
+/// account (read once, on first need).
+async fn all_point(
+    state: &AppState,
+    q: &Query,
+    t: DateTime<Utc>,
+    table: &coffer_core::rates::RateTable,
+    held: &mut Option<coffer_store::HeldWindow>,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+) -> ApiResult<AllPoint> {
+    let (totals, h) = match state.store.totals_at(t, &q.filter).await? {
+        Some(totals) => {
+            let h = state
+                .store
+                .observed_at(&coffer_store::Scope::All, t)
+                .await?;
+            (totals, h)
+        }
+        None => {
+            if held.is_none() {
+                let w = state
+                    .store
+                    .held_window(&coffer_store::Scope::All, from, to)
+                    .await?;
+                *held = Some(w);
+            }
+            let h = held.as_ref().map(|w| w.at(t)).unwrap_or_default();
+            (at_totals::sum(&h.accounts, &q.filter)?, h)
+        }
+    };
+    let mut f = at::freshness_at(&h, t, state.config.max_gap());
+    at::unsettled(&mut f, t, state.config.settle());
+    let oldest = f.as_of.iter().filter_map(|p| p.as_of).min();
+    let out = at_totals::out_of(q, t, &totals, f, None, table).map_err(|e| at_point(e, t))?;
+    let point = PointOut {
+        at: t,
+        total_balance: out.total_balance,
+        fiat_balance: out.fiat_balance,
+        crypto_balance: out.crypto_balance,
+        groups: out.groups,
+        partial: out.freshness.partial,
+        warnings: out.freshness.warnings,
+    };
+    Ok(AllPoint {
+        point,
+        currency: out.currency,
+        rates: out.rates,
+        oldest,
+    })
+}
+
+/// One all-customer point, with what its CSV row adds: the rates and the oldest data behind it.
+struct AllPoint {
+    point: PointOut,
+    currency: String,
+    rates: Vec<crate::routes::rates::RateOut>,
+    oldest: Option<DateTime<Utc>>,
 }
 
 /// Names the point an error is about: the whole series is refused (as `at=` would refuse that

@@ -89,13 +89,33 @@ fn from_views(views: Vec<Arc<CustomerView>>) -> Sourced {
 /// caller must query them without filters (the store applied them).
 pub async fn all_totals(state: &AppState, filter: &Filter) -> ApiResult<(Sourced, Vec<u64>)> {
     let totals = state.store.totals(&Scope::All, filter).await?;
-    let now = chrono::Utc::now();
-    let mut counts = Vec::with_capacity(totals.by_currency.len());
+    let fetched_at = totals.newest_as_of.unwrap_or_else(chrono::Utc::now);
+    let (accounts, counts) = aggregates(&totals.by_currency, fetched_at);
+    Ok((
+        Sourced {
+            accounts,
+            freshness: Freshness::default(),
+            coverage: Some(CoverageOut {
+                customers: totals.customers,
+                oldest_as_of: totals.oldest_as_of,
+                newest_as_of: totals.newest_as_of,
+            }),
+            generation: None,
+        },
+        counts,
+    ))
+}
+
+/// Per-currency totals as one account each (the engine converts and groups them like
+/// accounts), with how many accounts each stands for.
+pub fn aggregates(
+    totals: &[coffer_store::CurrencyTotal],
+    fetched_at: chrono::DateTime<chrono::Utc>,
+) -> (Vec<Account>, Vec<u64>) {
+    let counts = totals.iter().map(|t| t.accounts).collect();
     let accounts = totals
-        .by_currency
         .iter()
         .map(|t| {
-            counts.push(t.accounts);
             let kind = if t.is_crypto { "crypto" } else { "fiat" };
             Account {
                 id: format!("all:{}:{kind}", t.currency),
@@ -112,23 +132,11 @@ pub async fn all_totals(state: &AppState, filter: &Filter) -> ApiResult<(Sourced
                 iban: None,
                 balance_type: coffer_core::BalanceType::Unspecified,
                 provider_rate: None,
-                fetched_at: totals.newest_as_of.unwrap_or(now),
+                fetched_at,
             }
         })
         .collect();
-    Ok((
-        Sourced {
-            accounts,
-            freshness: Freshness::default(),
-            coverage: Some(CoverageOut {
-                customers: totals.customers,
-                oldest_as_of: totals.oldest_as_of,
-                newest_as_of: totals.newest_as_of,
-            }),
-            generation: None,
-        },
-        counts,
-    ))
+    (accounts, counts)
 }
 
 /// Whether the list's page is read from the store one page at a time: an admin's all-customer

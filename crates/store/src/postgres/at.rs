@@ -114,51 +114,83 @@ impl PgStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(db_err)?;
-        let observations: Vec<ObservationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "WITH {LAST_OBS}
-             SELECT o.customer_id, o.provider_id, o.observed_at, x.rejected
-             FROM last_obs o JOIN observations x ON x.customer_id = o.customer_id
-              AND x.provider_id = o.provider_id AND x.fetched_at = o.observed_at
-             ORDER BY o.customer_id, o.provider_id"
-        )))
-        .bind(at)
-        .bind(&scope)
-        .bind(account_id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let unobserved: Vec<(String, String)> = if account_id.is_some() {
-            Vec::new()
-        } else {
-            sqlx::query_as(
-                "SELECT l.customer_id, l.provider FROM customer_links l
-                 WHERE ($2::text[] IS NULL OR l.customer_id = ANY($2))
-                   AND NOT EXISTS (SELECT 1 FROM observations o WHERE o.customer_id = l.customer_id
-                                   AND o.provider_id = l.provider AND o.fetched_at <= $1)
-                 ORDER BY l.customer_id, l.provider",
-            )
-            .bind(at)
-            .bind(&scope)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_err)?
-        };
+        let (obs, unobserved) = pairs(&mut tx, at, &scope, account_id).await?;
         tx.commit().await.map_err(db_err)?;
-        let obs = observations
-            .into_iter()
-            .map(|o| ObservationCols {
-                customer_id: o.customer_id,
-                provider_id: o.provider_id,
-                observed_at: o.observed_at,
-                rejected: o.rejected,
-            })
-            .collect();
         at::held(
             versions.into_iter().map(VersionRow::into_cols).collect(),
             obs,
             unobserved,
         )
     }
+
+    /// Each pair's observation and the unobserved pairs, as [`crate::Store::observed_at`].
+    pub(super) async fn observed_at_impl(
+        &self,
+        scope: &Scope,
+        at: DateTime<Utc>,
+    ) -> Result<HeldAt> {
+        let scope: Option<Vec<String>> = match scope {
+            Scope::All => None,
+            Scope::Customers(ids) => Some(ids.clone()),
+        };
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let (obs, unobserved) = pairs(&mut tx, at, &scope, None).await?;
+        tx.commit().await.map_err(db_err)?;
+        at::held(Vec::new(), obs, unobserved)
+    }
+}
+
+/// The observation reads of [`PgStore::held_at_impl`]: per pair in scope its last observation
+/// at or before `at`, and (without an account) the linked pairs with none.
+async fn pairs(
+    tx: &mut Transaction<'static, Postgres>,
+    at: DateTime<Utc>,
+    scope: &Option<Vec<String>>,
+    account_id: Option<&str>,
+) -> Result<(Vec<ObservationCols>, Vec<(String, String)>)> {
+    let observations: Vec<ObservationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH {LAST_OBS}
+             SELECT o.customer_id, o.provider_id, o.observed_at, x.rejected
+             FROM last_obs o JOIN observations x ON x.customer_id = o.customer_id
+              AND x.provider_id = o.provider_id AND x.fetched_at = o.observed_at
+             ORDER BY o.customer_id, o.provider_id"
+    )))
+    .bind(at)
+    .bind(scope)
+    .bind(account_id)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    let unobserved: Vec<(String, String)> = if account_id.is_some() {
+        Vec::new()
+    } else {
+        sqlx::query_as(
+            "SELECT l.customer_id, l.provider FROM customer_links l
+                 WHERE ($2::text[] IS NULL OR l.customer_id = ANY($2))
+                   AND NOT EXISTS (SELECT 1 FROM observations o WHERE o.customer_id = l.customer_id
+                                   AND o.provider_id = l.provider AND o.fetched_at <= $1)
+                 ORDER BY l.customer_id, l.provider",
+        )
+        .bind(at)
+        .bind(scope)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db_err)?
+    };
+    let obs = observations
+        .into_iter()
+        .map(|o| ObservationCols {
+            customer_id: o.customer_id,
+            provider_id: o.provider_id,
+            observed_at: o.observed_at,
+            rejected: o.rejected,
+        })
+        .collect();
+    Ok((obs, unobserved))
 }
 
 /// Records the observations and copies the changed accounts' rows (as just written) into
@@ -185,6 +217,9 @@ pub(super) async fn write_versions(
     }
     if !w.versions.is_empty() {
         let v = &w.versions;
+        // A version at t changes every total from t on: checkpoints there are dropped (in
+        // steady state none exist yet: they are built only for settled instants).
+        super::checkpoint::invalidate(tx, v.iter().map(|x| x.1).min()).await?;
         sqlx::query(
             "INSERT INTO account_versions (customer_id, provider_id, account_id, valid_from,
                  closed, provider_account_id, provider_customer_ref, currency, is_crypto, status,

@@ -267,6 +267,10 @@ impl PgStore {
             .await
             .map_err(db_err)?;
         }
+        // Its past goes from every total: the checkpoints are rebuilt without it.
+        super::checkpoint::invalidate(&mut tx, None)
+            .await
+            .map_err(db_err)?;
         append(
             &mut tx,
             by,

@@ -47,6 +47,9 @@ const MANUAL_RATES: &str = "DELETE FROM manual_rate_versions m USING (
     WHERE as_of <= $1 ORDER BY currency, as_of DESC, id DESC) keep
     WHERE m.currency = keep.currency AND (m.as_of, m.id) < (keep.as_of, keep.id)";
 
+const CHECKPOINT_MARKS: &str = "DELETE FROM totals_checkpoint_marks WHERE at < $1";
+const CHECKPOINTS: &str = "DELETE FROM totals_checkpoints WHERE at < $1";
+
 impl PgStore {
     pub(super) async fn prune_history_impl(
         &self,
@@ -75,6 +78,10 @@ impl PgStore {
         let balance_history = run(BALANCE_HISTORY.to_owned()).await?;
         let rate_versions =
             run(PROVIDER_RATES.to_owned()).await? + run(MANUAL_RATES.to_owned()).await?;
+        // Checkpoints before the horizon summed versions that are gone; a total after it
+        // must not start from one (crate::checkpoint).
+        run(CHECKPOINT_MARKS.to_owned()).await?;
+        run(CHECKPOINTS.to_owned()).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(Some(Pruned {
             observations,

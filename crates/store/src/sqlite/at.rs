@@ -155,6 +155,10 @@ pub(super) async fn write_versions(
     meta: &SnapshotMeta,
     versions: &[String],
 ) -> Result<()> {
+    if !versions.is_empty() {
+        // A version at t changes every total from t on (see postgres/at.rs).
+        super::checkpoint::invalidate(tx, Some(meta.fetched_at)).await?;
+    }
     let at = rows::ts(meta.fetched_at);
     sqlx::query(
         "INSERT INTO observations (customer_id, provider_id, fetched_at, rejected)

@@ -136,6 +136,8 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+        // Its past goes from every total: the checkpoints are rebuilt without it.
+        super::checkpoint::invalidate(&mut tx, None).await?;
         append(
             &mut tx,
             by,

@@ -9,6 +9,7 @@ mod accounts;
 mod alerts;
 mod at;
 mod audit;
+mod checkpoint;
 mod customers;
 mod events;
 mod history;
@@ -248,6 +249,18 @@ impl Store for SqliteStore {
 
     async fn prune_history(&self, horizon: DateTime<Utc>) -> Result<Option<crate::Pruned>> {
         self.prune_history_impl(horizon).await
+    }
+
+    async fn build_checkpoints(&self, until: DateTime<Utc>, step: Duration) -> Result<u32> {
+        crate::checkpoint::build(self, until, step).await
+    }
+
+    async fn totals_at(
+        &self,
+        at: DateTime<Utc>,
+        filter: &Filter,
+    ) -> Result<Option<Vec<crate::CurrencyTotal>>> {
+        crate::checkpoint::totals_at(self, at, filter).await
     }
 
     async fn set_manual_rates(

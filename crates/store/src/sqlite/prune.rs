@@ -69,6 +69,9 @@ impl SqliteStore {
         let balance_history = run(BALANCE_HISTORY.to_owned()).await?;
         let rate_versions =
             run(PROVIDER_RATES.to_owned()).await? + run(MANUAL_RATES.to_owned()).await?;
+        // Checkpoints before the horizon summed versions that are gone (see postgres/prune.rs).
+        run("DELETE FROM totals_checkpoint_marks WHERE at < ?1".to_owned()).await?;
+        run("DELETE FROM totals_checkpoints WHERE at < ?1".to_owned()).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(Some(Pruned {
             observations,

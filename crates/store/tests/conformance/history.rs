@@ -21,7 +21,7 @@ fn with_rate(mut a: Account, rate: &str) -> Account {
 /// A history with every kind of change: balances and rates changing, an account closing and
 /// reopening, an account moving to another customer, a pair never observed, manual rates set,
 /// changed and removed, and observations that change nothing.
-async fn history(s: &dyn Store) {
+pub(super) async fn history(s: &dyn Store) {
     s.create_customer(&customer("c1", &[("p100", "e1"), ("bank", "b1")]))
         .await
         .unwrap();
@@ -101,7 +101,7 @@ async fn history(s: &dyn Store) {
     .await;
 }
 
-const GRID: [i64; 22] = [
+pub(super) const GRID: [i64; 22] = [
     0, 5, 9, 10, 11, 12, 15, 20, 24, 25, 29, 30, 35, 40, 45, 49, 50, 55, 59, 60, 61, 100,
 ];
 

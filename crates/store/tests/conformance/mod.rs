@@ -18,6 +18,7 @@ use rust_decimal::Decimal;
 mod alerts;
 mod audit;
 mod batch;
+mod checkpoints;
 mod customers;
 mod events;
 mod held_at;
@@ -35,6 +36,7 @@ mod webhooks;
 pub use alerts::*;
 pub use audit::*;
 pub use batch::*;
+pub use checkpoints::*;
 pub use customers::*;
 pub use events::*;
 pub use held_at::*;
@@ -102,6 +104,7 @@ macro_rules! conformance_tests {
             subscriptions_fan_out_once_and_lease_exclusively,
             held_window_answers_as_held_at,
             pruning_keeps_every_answer_from_the_horizon,
+            checkpoint_totals_answer_as_held_at,
             list_pages_match_core,
             value_pages_match_core,
             sync_status_counts_lags_and_failing,
