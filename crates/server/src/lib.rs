@@ -5,7 +5,6 @@
 //! error becomes an HTTP answer in `error.rs` and nowhere else.
 #![forbid(unsafe_code)]
 
-pub mod alerts;
 pub mod answers;
 pub mod app;
 pub mod audit;
@@ -26,6 +25,7 @@ pub mod notify;
 pub mod openapi;
 pub mod provider;
 pub mod providers;
+pub mod rate_body;
 pub mod rates;
 pub mod registry;
 pub mod retention;

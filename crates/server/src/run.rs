@@ -218,7 +218,10 @@ pub async fn start(
         )));
     }
     if state.config.alerts.evaluate {
-        background.push(tokio::spawn(crate::alerts::run(state.clone(), rx.clone())));
+        background.push(tokio::spawn(crate::routes::alert_eval::run(
+            state.clone(),
+            rx.clone(),
+        )));
     }
     if let Some(l) = metrics_listener {
         background.push(tokio::spawn(serve_metrics(l, state.clone(), rx.clone())));

@@ -71,7 +71,7 @@ impl HttpAdapter for CorebanqAdapter {
     const KIND: &'static str = crate::KIND;
     const NAME: &'static str = "Corebanq";
     /// Corebanq's `balance` carries no qualifier: Coffer does not guess.
-    const BALANCE_TYPE: BalanceType = BalanceType::Unspecified;
+    const BALANCE_TYPE: BalanceType = crate::map::BALANCE_TYPE;
     /// `balance_in_base ÷ balance` (map::rate): only as precise as Corebanq's rounding of
     /// `balance_in_base`.
     const RATES_ARE_DERIVED: bool = true;

@@ -12,6 +12,9 @@ use rust_decimal::Decimal;
 
 use crate::wire::{self, Lenient};
 
+/// What this provider's balance means: Corebanq's `balance` carries no qualifier.
+pub const BALANCE_TYPE: coffer_core::BalanceType = coffer_core::BalanceType::Unspecified;
+
 pub use coffer_provider_kit::wire::exact;
 
 /// The `network` of the one wallet Corebanq gives (`main_wallet_address`): it does not say which
@@ -45,7 +48,7 @@ pub fn snapshot(
                 accounts: Vec::new(),
                 rejected: Vec::new(),
                 fetched_at,
-                balance_type: <crate::client::CorebanqAdapter as coffer_provider_kit::HttpAdapter>::BALANCE_TYPE,
+                balance_type: BALANCE_TYPE,
             });
         }
         return Err(malformed(
@@ -114,8 +117,7 @@ pub fn snapshot(
         accounts,
         rejected,
         fetched_at,
-        balance_type:
-            <crate::client::CorebanqAdapter as coffer_provider_kit::HttpAdapter>::BALANCE_TYPE,
+        balance_type: BALANCE_TYPE,
     })
 }
 

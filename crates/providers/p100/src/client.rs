@@ -67,7 +67,7 @@ impl HttpAdapter for P100Adapter {
     const KIND: &'static str = crate::KIND;
     const NAME: &'static str = "P100";
     /// P100's documentation calls `amount` the "current available amount".
-    const BALANCE_TYPE: BalanceType = BalanceType::Available;
+    const BALANCE_TYPE: BalanceType = crate::map::BALANCE_TYPE;
 
     fn from_config(config: P100Config) -> Result<(Self, Transport), ConfigError> {
         config.validate()?;

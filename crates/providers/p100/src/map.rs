@@ -11,6 +11,9 @@ use rust_decimal::Decimal;
 
 use crate::wire::{self, DecimalText, Lenient};
 
+/// What this provider's balance means: P100 documents its `amount` as the "current available amount".
+pub const BALANCE_TYPE: coffer_core::BalanceType = coffer_core::BalanceType::Available;
+
 pub use coffer_provider_kit::wire::exact;
 
 /// P100 quotes every `rate` in EUR (seed 000: "Exchange rate to EUR").
@@ -88,8 +91,7 @@ pub fn snapshot(
         accounts,
         rejected,
         fetched_at,
-        balance_type:
-            <crate::client::P100Adapter as coffer_provider_kit::HttpAdapter>::BALANCE_TYPE,
+        balance_type: BALANCE_TYPE,
     })
 }
 

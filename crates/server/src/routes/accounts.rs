@@ -8,7 +8,7 @@ use axum::extract::{Path, Query as QueryExtract, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use coffer_core::query::{self, Endpoint, ListData, ParamError, ParseOptions, Query, QueryError};
+use coffer_core::query::{self, Endpoint, ListData, ParseOptions, Query};
 use coffer_core::rates::RateTable;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -23,6 +23,12 @@ use crate::routes::params::{AccountParams, BalanceParams, ListParams};
 use crate::routes::rates::RateOut;
 use crate::routes::{at, csv, export, export_balance, source};
 use crate::state::AppState;
+
+pub use crate::routes::balance_body::{BalanceOut, DetailsOut, ExactOut};
+pub(crate) use crate::routes::balance_body::{
+    all_customer_totals, balance_out, check_strict, check_target, param_error, query_error,
+    table_for,
+};
 
 type Pairs = Result<QueryExtract<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
 
@@ -87,106 +93,6 @@ async fn reuse_or<T: Serialize>(
     Ok(answers::json(body))
 }
 
-pub(crate) fn param_error(e: ParamError) -> ApiError {
-    ApiError::InvalidParam {
-        param: e.param,
-        message: e.message,
-    }
-}
-
-pub(crate) fn query_error(e: QueryError) -> ApiError {
-    match e {
-        QueryError::Param(p) => param_error(p),
-        other => ApiError::Internal(other.to_string()),
-    }
-}
-
-/// One customer's (or a reader's customers') answer uses the rates reported with its own
-/// accounts; an admin's all-customer answer uses one table for everybody (the providers' latest
-/// rates), whether it is built from every account or from per-currency sums, so both agree.
-pub(crate) async fn table_for(state: &AppState, src: &source::Sourced) -> RateTable {
-    if src.coverage.is_some() {
-        state.rates.table_for_all(state.store.as_ref()).await
-    } else {
-        state
-            .rates
-            .table_for(state.store.as_ref(), &src.accounts)
-            .await
-    }
-}
-
-/// A target other than the base needs a rate, or every amount would come back unconverted.
-pub(crate) fn check_target(q: &Query, table: &RateTable) -> ApiResult<()> {
-    if let Some(t) = &q.currency
-        && t != table.base()
-        && table.rate(t).is_none()
-    {
-        return Err(ApiError::param(
-            "currency",
-            format!(
-                "no rate converts {} to {t}; an admin can set one with PUT /v2/rates",
-                table.base()
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// With `strict`, a stale or partial answer is an error instead.
-pub(crate) fn check_strict(q: &Query, f: &crate::routes::answer::Freshness) -> ApiResult<()> {
-    if q.strict && (f.stale || f.partial) {
-        return Err(ApiError::Provider {
-            message: "a provider failed and `strict` was asked".into(),
-            details: serde_json::json!({ "warnings": f.warnings }),
-        });
-    }
-    Ok(())
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BalanceOut {
-    /// Total in `currency`, rounded half-even to its minor units.
-    pub total_balance: String,
-    /// The target currency.
-    pub currency: String,
-    pub fiat_balance: String,
-    pub crypto_balance: String,
-    /// The same three totals, exact (before the one presentation rounding).
-    pub exact: ExactOut,
-    /// With `stack=currency`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub groups: Option<Vec<GroupOut>>,
-    /// With `details=true`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub details: Option<DetailsOut>,
-    /// Every rate used, with source and `as_of`.
-    pub rates: Vec<RateOut>,
-    /// Accounts left out of the totals because no rate converts them (never counted as 0).
-    pub unconverted: Vec<UnconvertedOut>,
-    pub accounts_count: usize,
-    #[serde(flatten)]
-    pub freshness: FreshnessOut,
-    /// All-customer answers: how many customers, and the span of their data.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub coverage: Option<CoverageOut>,
-    /// The `at` asked for: the answer is as of that instant.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub at: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ExactOut {
-    pub total_balance: String,
-    pub fiat_balance: String,
-    pub crypto_balance: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DetailsOut {
-    pub fiat_accounts: Vec<AccountOut>,
-    pub crypto_assets: Vec<AccountOut>,
-}
-
 /// Consolidated fiat + crypto balance, converted to one currency.
 #[utoipa::path(get, path = "/v2/accounts/balance", tag = "accounts", params(BalanceParams),
     responses((status = 200, description = "The balance (CSV: a row per currency group, then fiat, crypto and total)",
@@ -204,7 +110,7 @@ pub async fn balance(
     }
     if let Some(at) = at::instant(&state, &q)? {
         if caller.is_admin() && q.customer_id.is_none() && !q.details {
-            let out = crate::routes::at_totals::balance(&state, &caller, &q, at).await?;
+            let (out, _) = crate::routes::at_totals::balance(&state, &caller, &q, at).await?;
             return Ok(Json(out).into_response());
         }
         let (src, table) = at::held(&state, &caller, &q, at).await?;
@@ -233,112 +139,6 @@ pub async fn balance(
         ))
     })
     .await
-}
-
-/// An admin's all-customer balance without `details`: per-currency sums from the store, so the
-/// answer costs the same at a million accounts as at ten.
-/// Also gives the rate table the answer was converted with.
-pub(crate) async fn all_customer_totals(
-    state: &AppState,
-    q: Query,
-) -> ApiResult<(BalanceOut, RateTable)> {
-    let (src, counts) = source::all_totals(state, &q.filter).await?;
-    let table = state.rates.table_for_all(state.store.as_ref()).await;
-    check_target(&q, &table)?;
-    let out = totals_out(&src, &counts, &q, &table, None)?;
-    Ok((out, table))
-}
-
-/// The balance answer of per-currency aggregates (`source::aggregates`, `counts` accounts
-/// each): the store applied the filters, the aggregates are converted and grouped as they are,
-/// and the counts are of accounts, not aggregates.
-pub(crate) fn totals_out(
-    src: &source::Sourced,
-    counts: &[u64],
-    q: &Query,
-    table: &RateTable,
-    at: Option<DateTime<Utc>>,
-) -> ApiResult<BalanceOut> {
-    let unfiltered = Query {
-        filter: Default::default(),
-        ..q.clone()
-    };
-    let a = query::balance(&src.accounts, &unfiltered, table).map_err(query_error)?;
-    let mut out = balance_out(&a, src.freshness.clone(), src.coverage.clone(), at);
-    let count_of = |currency: &str, is_crypto: bool| -> usize {
-        let n: u64 = src
-            .accounts
-            .iter()
-            .zip(counts)
-            .filter(|(acc, _)| acc.currency.code() == currency && acc.is_crypto == is_crypto)
-            .map(|(_, n)| *n)
-            .sum();
-        usize::try_from(n).unwrap_or(usize::MAX)
-    };
-    out.accounts_count = usize::try_from(counts.iter().sum::<u64>()).unwrap_or(usize::MAX);
-    for g in out.groups.iter_mut().flatten() {
-        let n = count_of(&g.currency, g.is_crypto);
-        g.accounts_count = n;
-        if g.unconverted_count > 0 {
-            g.unconverted_count = n;
-        }
-    }
-    Ok(out)
-}
-
-pub(crate) fn balance_out(
-    a: &query::BalanceAnswer<'_>,
-    freshness: crate::routes::answer::Freshness,
-    coverage: Option<CoverageOut>,
-    at: Option<DateTime<Utc>>,
-) -> BalanceOut {
-    let target = a.currency.clone();
-    let accounts = |list: &[query::ConvertedAccount<'_>]| -> Vec<AccountOut> {
-        list.iter()
-            .map(|c| at::observed(dto::converted(c, &target), at))
-            .collect()
-    };
-    let mut rates = dto::rates(&a.rates);
-    if at.is_some() {
-        // In one order whatever the accounts were summed in: an all-customer answer at an
-        // instant is the same from checkpoints (per-currency sums) as from each account.
-        rates.sort_by(|x, y| {
-            let key = |r: &RateOut| {
-                (
-                    r.currency.clone(),
-                    r.quote.clone(),
-                    r.source.clone(),
-                    r.provider.clone(),
-                )
-            };
-            key(x).cmp(&key(y))
-        });
-    }
-    BalanceOut {
-        total_balance: a.total.rounded.to_string(),
-        currency: target.to_string(),
-        fiat_balance: a.fiat.rounded.to_string(),
-        crypto_balance: a.crypto.rounded.to_string(),
-        exact: ExactOut {
-            total_balance: a.total.exact.to_string(),
-            fiat_balance: a.fiat.exact.to_string(),
-            crypto_balance: a.crypto.exact.to_string(),
-        },
-        groups: a
-            .groups
-            .as_ref()
-            .map(|g| g.iter().map(dto::group).collect()),
-        details: a.details.as_ref().map(|d| DetailsOut {
-            fiat_accounts: accounts(&d.fiat_accounts),
-            crypto_assets: accounts(&d.crypto_assets),
-        }),
-        rates,
-        unconverted: a.unconverted.iter().map(dto::unconverted).collect(),
-        accounts_count: a.accounts,
-        freshness: freshness.into(),
-        coverage,
-        at,
-    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -1,5 +1,5 @@
 //! `POST/GET /v2/alerts`, `GET/DELETE /v2/alerts/{id}` (admin): a balance query and a bound;
-//! `threshold.crossed` is written once per crossing (see `crate::alerts`).
+//! `threshold.crossed` is written once per crossing (see `alert_eval.rs`).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -95,7 +95,7 @@ async fn validate(state: &AppState, body: AlertBody) -> ApiResult<NewAlert> {
             ));
         }
     };
-    let q = crate::alerts::parse(&body.query).map_err(|e| {
+    let q = crate::routes::alert_eval::parse(&body.query).map_err(|e| {
         ApiError::param(
             "query",
             format!("invalid parameter `{}`: {}", e.param, e.message),
@@ -136,7 +136,7 @@ pub async fn create(
     let a = state.store.create_alert_by(&new, &caller.actor()).await?;
     // Its first evaluation (the side it starts on, never a crossing), so the answer says where
     // the total stands; if it fails here the evaluator makes it.
-    let a = match crate::alerts::evaluate(&state, &a, true).await {
+    let a = match crate::routes::alert_eval::evaluate(&state, &a, true).await {
         Ok(()) => state.store.get_alert(&a.id).await.unwrap_or(a),
         Err(e) => {
             tracing::warn!(alert = %a.id, error = %e, "alert not evaluated at creation");

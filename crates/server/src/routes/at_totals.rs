@@ -17,9 +17,9 @@ use rust_decimal::Decimal;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::routes::accounts::{BalanceOut, check_target, totals_out};
 use crate::routes::answer::Freshness;
 use crate::routes::at;
+use crate::routes::balance_body::{BalanceOut, check_target, totals_out};
 use crate::routes::dto::CoverageOut;
 use crate::routes::source::{self, Sourced};
 use crate::state::AppState;
@@ -29,7 +29,7 @@ pub async fn balance(
     caller: &Caller,
     q: &Query,
     at: DateTime<Utc>,
-) -> ApiResult<BalanceOut> {
+) -> ApiResult<(BalanceOut, RateTable)> {
     let (totals, freshness, coverage, table) = match state.store.totals_at(at, &q.filter).await? {
         Some(totals) => {
             let h = state.store.observed_at(&Scope::All, at).await?;
@@ -44,7 +44,8 @@ pub async fn balance(
             (totals, src.freshness, src.coverage, table)
         }
     };
-    out_of(q, at, &totals, freshness, coverage, &table)
+    let out = out_of(q, at, &totals, freshness, coverage, &table)?;
+    Ok((out, table))
 }
 
 /// The balance answer of per-currency sums at `at`, converted with the table in force then.

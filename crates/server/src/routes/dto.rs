@@ -5,12 +5,14 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use coffer_core::money::round_for;
 use coffer_core::query::{ConvertedAccount, Group, Unconverted};
-use coffer_core::rates::Rate;
 use coffer_core::{Account, Currency, Wallet};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::routes::answer::{Freshness, Warning};
+
+// A rate's body is shared with the events and the exports (rate_body.rs).
+pub use crate::rate_body::{RateOut, rates};
 
 /// One account. Amounts are exact decimal strings.
 #[derive(Debug, Serialize, ToSchema)]
@@ -216,33 +218,16 @@ pub struct CoverageOut {
     pub newest_as_of: Option<DateTime<Utc>>,
 }
 
-pub fn rates(r: &[coffer_core::rates::Rate]) -> Vec<RateOut> {
-    r.iter().map(RateOut::from).collect()
-}
-
-/// One rate of a rate table.
+/// One point of a balance series (`GET /v2/accounts/balance/history`).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct RateOut {
-    pub currency: String,
-    /// One unit of `currency` is worth `rate` units of `quote`.
-    #[schema(value_type = String, example = "0.92")]
-    pub rate: String,
-    pub quote: String,
-    /// `manual` or `provider`.
-    pub source: String,
-    pub provider: Option<String>,
-    pub as_of: DateTime<Utc>,
-}
-
-impl From<&Rate> for RateOut {
-    fn from(r: &Rate) -> Self {
-        RateOut {
-            currency: r.currency.to_string(),
-            rate: r.value.to_string(),
-            quote: r.quote.to_string(),
-            source: r.source.as_str().to_owned(),
-            provider: r.provider.clone(),
-            as_of: r.as_of,
-        }
-    }
+pub struct PointOut {
+    pub at: DateTime<Utc>,
+    pub total_balance: String,
+    pub fiat_balance: String,
+    pub crypto_balance: String,
+    /// With `stack=currency`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<GroupOut>>,
+    pub partial: bool,
+    pub warnings: Vec<Warning>,
 }

@@ -17,7 +17,7 @@ use rust_decimal::Decimal;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::routes::accounts::{check_strict, check_target, query_error, table_for};
+use crate::routes::balance_body::{check_strict, check_target, query_error, table_for};
 use crate::routes::{at, csv, dto, source};
 use crate::state::AppState;
 

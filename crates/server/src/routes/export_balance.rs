@@ -16,12 +16,12 @@ use rust_decimal::Decimal;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::routes::accounts::{
+use crate::routes::balance_body::{
     BalanceOut, all_customer_totals, balance_out, check_strict, check_target, query_error,
     table_for,
 };
+use crate::routes::dto::PointOut;
 use crate::routes::rates::RateOut;
-use crate::routes::series::PointOut;
 use crate::routes::{at, csv, dto, source};
 use crate::state::AppState;
 
@@ -53,6 +53,12 @@ pub async fn balance(state: &AppState, caller: &Caller, mut q: Query) -> ApiResu
     }
     q.stack = Some(Stack::Currency);
     let (out, table) = if let Some(t) = at::instant(state, &q)? {
+        if caller.is_admin() && q.customer_id.is_none() {
+            // As the JSON answers it: per-currency sums, from the checkpoints where they answer.
+            let (out, table) = crate::routes::at_totals::balance(state, caller, &q, t).await?;
+            let body = csv::body(&BALANCE_COLUMNS, balance_rows(&out, &table))?;
+            return Ok(csv::response("balance", t, body));
+        }
         let (src, table) = at::held(state, caller, &q, t).await?;
         check_target(&q, &table)?;
         let a = query::balance(&src.accounts, &q, &table).map_err(query_error)?;

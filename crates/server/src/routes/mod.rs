@@ -1,11 +1,13 @@
 //! HTTP handlers, one file per resource. API bodies are their own structs, never internal types.
 
 pub mod accounts;
+pub mod alert_eval;
 pub mod alerts;
 pub mod answer;
 pub mod at;
 pub mod at_totals;
 pub mod audit;
+pub mod balance_body;
 pub mod body;
 pub mod changes;
 pub mod csv;

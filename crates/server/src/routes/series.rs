@@ -14,11 +14,12 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::routes::accounts::{check_target, param_error, query_error};
-use crate::routes::answer::Warning;
-use crate::routes::dto::{self, GroupOut};
+use crate::routes::balance_body::{check_target, param_error, query_error};
+use crate::routes::dto;
 use crate::routes::{at, at_totals, csv, export_balance};
 use crate::state::AppState;
+
+pub use crate::routes::dto::PointOut;
 
 /// At most this many points per series.
 pub const MAX_POINTS: usize = 1000;
@@ -48,19 +49,6 @@ pub struct SeriesParams {
     /// `json` (default) or `csv` (also chosen by `Accept: text/csv`).
     #[param(pattern = "^(json|csv)$")]
     format: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PointOut {
-    pub at: DateTime<Utc>,
-    pub total_balance: String,
-    pub fiat_balance: String,
-    pub crypto_balance: String,
-    /// With `stack=currency`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub groups: Option<Vec<GroupOut>>,
-    pub partial: bool,
-    pub warnings: Vec<Warning>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -12,7 +12,6 @@ use coffer_store::{Alert, EventFilter, EventType, Scope};
 use tokio::sync::watch;
 
 use crate::error::{ApiError, ApiResult};
-use crate::routes::dto;
 use crate::state::AppState;
 
 /// Events read per alert per round (its cursor moves on by as many).
@@ -109,7 +108,7 @@ pub async fn evaluate(state: &AppState, a: &Alert, full: bool) -> ApiResult<()> 
         return Ok(());
     }
     let cursor = page.last().map_or(a.cursor, |e| e.id);
-    let q = parse(&a.query).map_err(crate::routes::accounts::param_error)?;
+    let q = parse(&a.query).map_err(crate::routes::balance_body::param_error)?;
     let Some((total, data)) = total(state, &q).await? else {
         return Ok(());
     };
@@ -155,12 +154,12 @@ async fn total(
         }
     };
     let answer =
-        query::balance(&accounts, &q, &table).map_err(crate::routes::accounts::query_error)?;
+        query::balance(&accounts, &q, &table).map_err(crate::routes::balance_body::query_error)?;
     let mut data = serde_json::Map::new();
     data.insert("currency".into(), answer.currency.to_string().into());
     data.insert(
         "rates".into(),
-        serde_json::to_value(dto::rates(&answer.rates))
+        serde_json::to_value(crate::rate_body::rates(&answer.rates))
             .map_err(|e| ApiError::Internal(e.to_string()))?,
     );
     data.insert("unconverted".into(), answer.unconverted.len().into());
