@@ -33,6 +33,7 @@ mod history;
 mod image;
 mod list;
 mod openapi;
+mod otlp;
 mod outage;
 mod process;
 mod rate_history;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use coffer_sim::{Fault, Provider, SimConfig, Target};
 
-const ADMIN_KEY: &str = "coffer_shutdown_test_admin_key_0123456789";
+pub(crate) const ADMIN_KEY: &str = "coffer_shutdown_test_admin_key_0123456789";
 const GRACE: Duration = Duration::from_secs(6);
 const DELAY: Duration = Duration::from_secs(2);
 /// Longer than the delay (still in flight when the listener closes), shorter than the grace.
@@ -21,9 +21,9 @@ const QUICK: Duration = Duration::from_secs(3);
 /// Far longer than the grace.
 const SLOW: Duration = Duration::from_secs(120);
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) addr: SocketAddr,
     /// The JSON log lines, parsed, as they come.
     log: std::sync::mpsc::Receiver<serde_json::Value>,
     _dir: TempDir,
@@ -60,8 +60,8 @@ impl Drop for TempDir {
 }
 
 /// Starts `coffer serve` on port 0 and reads the address it bound from its JSON log; `extra` is
-/// more of `[server]`.
-fn serve(p100_url: &str, p100_key: &str, extra: &str) -> Server {
+/// more of `[server]` (and may open further tables).
+pub(crate) fn serve(p100_url: &str, p100_key: &str, extra: &str) -> Server {
     let dir = std::env::temp_dir().join(format!(
         "coffer-shutdown-{}-{}",
         std::process::id(),
@@ -333,8 +333,20 @@ async fn json_logs_carry_an_access_line_with_the_trace_id_and_metrics_have_their
         "coffer_db_pool_connections{backend=\"sqlite\",state=\"in_use\"}",
         "coffer_db_pool_max_connections{backend=\"sqlite\"}",
         "coffer_http_requests_total{route=\"/v2/customers\"",
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_threads ",
+        "process_start_time_seconds ",
     ] {
         assert!(text.contains(series), "{series} missing:\n{text}");
     }
+    // The process series are this process's: a server holds more than a few MiB resident.
+    let resident: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no resident memory figure:\n{text}"));
+    assert!(resident > 4.0 * 1024.0 * 1024.0, "{resident}");
     sim.shutdown().await;
 }

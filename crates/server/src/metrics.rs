@@ -36,6 +36,19 @@ pub fn build_info() {
     gauge!("coffer_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
 }
 
+/// The process's own series (`process_cpu_seconds_total`, `process_resident_memory_bytes`,
+/// `process_open_fds`, `process_threads`, …), read from `/proc` at each scrape.
+pub fn process() {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR
+        .get_or_init(|| {
+            let c = metrics_process::Collector::default();
+            c.describe();
+            c
+        })
+        .collect();
+}
+
 /// The store's connection pool, at each scrape.
 pub fn db_pool(backend: &'static str, s: coffer_store::PoolStats) {
     let in_use = s.size.saturating_sub(s.idle);

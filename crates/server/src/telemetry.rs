@@ -6,8 +6,9 @@
 //! keys live in `Secret` types that print `***`, and database URLs are logged through
 //! [`redact_url`].
 //!
-//! Traces: OpenTelemetry over OTLP/gRPC when `telemetry.otlp_endpoint` (or the standard
-//! `OTEL_EXPORTER_OTLP_ENDPOINT`) is set. The W3C `traceparent` of an incoming request becomes
+//! Traces: OpenTelemetry over OTLP/HTTP (protobuf, sent by reqwest) when
+//! `telemetry.otlp_endpoint` (or the standard `OTEL_EXPORTER_OTLP_ENDPOINT` or
+//! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set. The W3C `traceparent` of an incoming request becomes
 //! the parent of its span, and provider calls carry the current trace context out.
 
 use std::sync::OnceLock;
@@ -55,18 +56,15 @@ pub fn init(log: &LogConfig, telemetry: &TelemetryConfig) -> TelemetryGuard {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&log.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let endpoint = telemetry
-        .otlp_endpoint
-        .clone()
-        .or_else(|| std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok())
-        .filter(|e| !e.trim().is_empty());
-    let provider = endpoint.and_then(|ep| match otlp_provider(&ep, telemetry) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            eprintln!("warning: OpenTelemetry export to {ep} is off: {e}");
-            None
-        }
-    });
+    let provider =
+        trace_endpoint(telemetry).and_then(|ep| match otlp_provider(ep.as_deref(), telemetry) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                let at = ep.as_deref().unwrap_or("the OTEL_EXPORTER_OTLP_* endpoint");
+                eprintln!("warning: OpenTelemetry export to {at} is off: {e}");
+                None
+            }
+        });
     let otel = provider.as_ref().map(otel_layer);
     let fmt_layer = if log.format == "json" {
         fmt::layer()
@@ -85,12 +83,37 @@ pub fn init(log: &LogConfig, telemetry: &TelemetryConfig) -> TelemetryGuard {
     TelemetryGuard { provider }
 }
 
-fn otlp_provider(endpoint: &str, cfg: &TelemetryConfig) -> Result<SdkTracerProvider, String> {
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .with_endpoint(endpoint)
-        .build()
-        .map_err(|e| e.to_string())?;
+/// Where traces go: `Some(Some(url))` for the configured base URL (its `/v1/traces`),
+/// `Some(None)` when only the standard environment names one (the exporter reads it as the
+/// OpenTelemetry specification says), `None` for no export.
+fn trace_endpoint(cfg: &TelemetryConfig) -> Option<Option<String>> {
+    let set = |v: Option<String>| v.filter(|e| !e.trim().is_empty());
+    if let Some(base) = set(cfg.otlp_endpoint.clone()) {
+        return Some(Some(format!("{}/v1/traces", base.trim_end_matches('/'))));
+    }
+    [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ]
+    .iter()
+    .any(|k| set(std::env::var(k).ok()).is_some())
+    .then_some(None)
+}
+
+fn otlp_provider(
+    endpoint: Option<&str>,
+    cfg: &TelemetryConfig,
+) -> Result<SdkTracerProvider, String> {
+    // reqwest is built without a TLS crypto provider of its own: the process's must exist
+    // before the exporter's client is built (an https collector).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut builder = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary);
+    if let Some(ep) = endpoint {
+        builder = builder.with_endpoint(ep);
+    }
+    let exporter = builder.build().map_err(|e| e.to_string())?;
     let name = cfg
         .service_name
         .clone()

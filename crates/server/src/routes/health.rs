@@ -84,6 +84,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     }
     crate::metrics::db_pool(state.store.backend(), state.store.pool_stats());
     crate::metrics::build_info();
+    crate::metrics::process();
     (
         [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
