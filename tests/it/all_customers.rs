@@ -68,7 +68,24 @@ const FILTERS: &[&str] = &[
     "search.balance.gt=0",
     "currency=USD",
     "search.provider=p100&currency=USD",
+    "search.balance_type=available",
+    "balance_type=unspecified&search.is_crypto=false",
+    "search.balance_type.in=available,unspecified&currency=USD",
 ];
+
+/// Per (currency, crypto): a group's balance, accounts and (available, unspecified).
+type Groups = BTreeMap<(String, bool), (Decimal, u64, (u64, u64))>;
+
+/// A total's `balance_types` as (available, unspecified).
+fn types(v: &Value) -> (u64, u64) {
+    let t = &v["balance_types"];
+    (
+        t["available"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no balance_types: {v}")),
+        t["unspecified"].as_u64().unwrap(),
+    )
+}
 
 both!(
     all_customer_answers_come_from_the_store,
@@ -116,6 +133,7 @@ async fn consolidated_totals_agree_with_and_without_details() {
             "fiat_balance",
             "crypto_balance",
             "accounts_count",
+            "balance_types",
         ] {
             assert_eq!(sums[k], full[k], "{k} for `{filter}`:\n{sums}\n{full}");
         }
@@ -175,6 +193,7 @@ async fn check(app: common::TestApp, details: &str, manual_rates: bool) {
         let all = app.ok(&format!("/v2/accounts/balance?{details}{f}")).await;
         let mut sum = (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
         let mut count = 0;
+        let mut by_type = (0, 0);
         for i in 0..CUSTOMERS {
             let one = app
                 .ok(&format!("/v2/accounts/balance?customer_id=c{i}{sep}{f}"))
@@ -184,6 +203,8 @@ async fn check(app: common::TestApp, details: &str, manual_rates: bool) {
             sum.1 += dec(&one["exact"]["fiat_balance"]);
             sum.2 += dec(&one["exact"]["crypto_balance"]);
             count += one["accounts_count"].as_u64().unwrap();
+            let (available, unspecified) = types(&one);
+            by_type = (by_type.0 + available, by_type.1 + unspecified);
         }
         same(dec(&all["exact"]["total_balance"]), sum.0, f, "total", &all);
         same(dec(&all["exact"]["fiat_balance"]), sum.1, f, "fiat", &all);
@@ -199,6 +220,17 @@ async fn check(app: common::TestApp, details: &str, manual_rates: bool) {
             count,
             "count with `{f}`: {all}"
         );
+        // Every rate is set, so the totals add every account: the types split the count.
+        assert_eq!(types(&all), by_type, "balance types with `{f}`: {all}");
+        assert_eq!(by_type.0 + by_type.1, count, "{f}: {all}");
+        if f.contains("balance_type=available") {
+            assert_eq!(by_type.1, 0, "{f}: {all}");
+            assert!(by_type.0 > 0, "P100's accounts are available: {all}");
+        }
+        if f.contains("balance_type=unspecified") {
+            assert_eq!(by_type.0, 0, "{f}: {all}");
+            assert!(by_type.1 > 0, "Corebanq's accounts are unspecified: {all}");
+        }
 
         // List: the all-customer list is the union of the per-customer lists.
         let all_list = app.ok(&format!("/v2/accounts?limit=1000{sep}{f}")).await;
@@ -257,8 +289,8 @@ async fn check(app: common::TestApp, details: &str, manual_rates: bool) {
     }
 
     // Grouping: each currency group of the all-customer answer is the sum of that group in
-    // the per-customer answers (balance in its own currency, and accounts).
-    let groups = |b: &Value| -> BTreeMap<(String, bool), (Decimal, u64)> {
+    // the per-customer answers (balance in its own currency, accounts, and their types).
+    let groups = |b: &Value| -> Groups {
         b["groups"]
             .as_array()
             .unwrap_or_else(|| panic!("no groups: {b}"))
@@ -269,7 +301,11 @@ async fn check(app: common::TestApp, details: &str, manual_rates: bool) {
                         g["currency"].as_str().unwrap().to_owned(),
                         g["is_crypto"] == true,
                     ),
-                    (dec(&g["balance"]), g["accounts_count"].as_u64().unwrap()),
+                    (
+                        dec(&g["balance"]),
+                        g["accounts_count"].as_u64().unwrap(),
+                        types(g),
+                    ),
                 )
             })
             .collect()
@@ -278,21 +314,34 @@ async fn check(app: common::TestApp, details: &str, manual_rates: bool) {
         &app.ok(&format!("/v2/accounts/balance?{details}stack=currency"))
             .await,
     );
-    let mut summed: BTreeMap<(String, bool), (Decimal, u64)> = BTreeMap::new();
+    let mut summed: Groups = BTreeMap::new();
     for i in 0..CUSTOMERS {
         let one = app
             .ok(&format!(
                 "/v2/accounts/balance?customer_id=c{i}&stack=currency"
             ))
             .await;
-        for (k, (b, n)) in groups(&one) {
-            let e = summed.entry(k).or_insert((Decimal::ZERO, 0));
+        for (k, (b, n, (available, unspecified))) in groups(&one) {
+            let e = summed.entry(k).or_insert((Decimal::ZERO, 0, (0, 0)));
             e.0 += b;
             e.1 += n;
+            e.2 = (e.2.0 + available, e.2.1 + unspecified);
         }
     }
     assert!(!all.is_empty());
     assert_eq!(all, summed, "groups");
+    for (k, (_, n, (available, unspecified))) in &all {
+        assert_eq!(
+            available + unspecified,
+            *n,
+            "{k:?}: a group's types split its count"
+        );
+    }
+    // A currency both providers hold mixes both types in its group.
+    assert!(
+        all.values().any(|(_, _, (a, u))| *a > 0 && *u > 0),
+        "some group mixes both types: {all:?}"
+    );
 
     // None of this asked a provider: the per-customer answers came from L1 and the store,
     // the all-customer ones from the store.

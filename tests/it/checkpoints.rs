@@ -99,6 +99,8 @@ async fn answers_from_checkpoints_as_from_accounts(backend: common::Backend) {
         "&search.currency.in=EUR,BTC",
         &format!("&search.provider={}", common::BANK),
         "&search.status=active",
+        "&search.balance_type=available&stack=currency",
+        "&balance_type=unspecified&currency=USD",
     ];
     let paths: Vec<String> = [&t1, &t2]
         .iter()
@@ -110,6 +112,9 @@ async fn answers_from_checkpoints_as_from_accounts(backend: common::Backend) {
         .chain([
             format!("/v2/accounts/balance/history?from={t1}&to={t2}&interval=1h&stack=currency"),
             format!("/v2/accounts/balance/history?from={t1}&to={t2}&interval=1h&currency=USD"),
+            format!(
+                "/v2/accounts/balance/history?from={t1}&to={t2}&interval=1h&stack=currency&search.balance_type=available"
+            ),
         ])
         .collect();
     let mut from_accounts = Vec::new();
@@ -118,6 +123,17 @@ async fn answers_from_checkpoints_as_from_accounts(backend: common::Backend) {
     }
     let first: serde_json::Value = serde_json::from_str(&from_accounts[0]).unwrap();
     assert_eq!(first["unconverted"], json!([]), "{first}");
+    // Both balance types are held (P100's available, Corebanq's unspecified), so the rows the
+    // checkpoints keep per type are exercised.
+    let (available, unspecified) = (
+        first["balance_types"]["available"].as_u64().unwrap(),
+        first["balance_types"]["unspecified"].as_u64().unwrap(),
+    );
+    assert!(available > 0 && unspecified > 0, "{first}");
+    assert_eq!(
+        available + unspecified,
+        first["accounts_count"].as_u64().unwrap()
+    );
     assert!(
         first["warnings"]
             .as_array()

@@ -351,6 +351,13 @@ fn same_balance(query: &str, json: &Value, rows: &[BTreeMap<String, String>]) {
         ] {
             assert_eq!(row[field], text(&g[field]), "{query}: {field}");
         }
+        for t in ["available", "unspecified"] {
+            assert_eq!(
+                row[format!("balance_types_{t}").as_str()],
+                text(&g["balance_types"][t]),
+                "{query}: a group's {t}"
+            );
+        }
         if !g["balance_in_base"].is_null() && g["currency"] != json["currency"] {
             assert!(!row["rate"].is_empty(), "{query}: {row:?}");
         }
@@ -380,6 +387,22 @@ fn same_balance(query: &str, json: &Value, rows: &[BTreeMap<String, String>]) {
         "{query}"
     );
     assert_eq!(total["at"], text(&json["at"]), "{query}");
+    for t in ["available", "unspecified"] {
+        let column = format!("balance_types_{t}");
+        assert_eq!(
+            total[column.as_str()],
+            text(&json["balance_types"][t]),
+            "{query}: the total's {t}"
+        );
+        for kind in ["fiat", "crypto"] {
+            let row = rows.iter().find(|r| r["row"] == kind).unwrap();
+            assert_eq!(
+                row[column.as_str()],
+                "",
+                "{query}: the JSON gives none for {kind}"
+            );
+        }
+    }
 }
 
 both!(
@@ -395,6 +418,8 @@ both!(
             "currency=USD",
             "customer_id=l1",
             "search.provider=bank&customer_id=l2",
+            "search.balance_type=available",
+            "balance_type=unspecified&customer_id=l1",
             at_q.as_str(),
             &format!("{at_q}&currency=USD"),
         ] {
@@ -435,6 +460,10 @@ both!(
                 "partial",
             ] {
                 assert_eq!(row[field], text(&p[field]), "{field}");
+            }
+            for t in ["available", "unspecified"] {
+                let column = format!("balance_types_{t}");
+                assert_eq!(row[column.as_str()], text(&p["balance_types"][t]), "{t}");
             }
             assert_eq!(row["currency"], "USD");
             assert!(!row["rate"].is_empty(), "the rates in force at the point");

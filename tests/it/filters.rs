@@ -105,6 +105,17 @@ fn cases(all: &[Value]) -> Vec<Case> {
         case("search.provider=p100".into(), "provider=p100".into(), |a| {
             a["provider"] == "p100"
         }),
+        // What each balance means: P100 declares `available`, Corebanq says nothing.
+        case(
+            "search.balance_type=available".into(),
+            "balance_type=AVAILABLE".into(),
+            |a| a["balance_type"] == "available" && a["provider"] == "p100",
+        ),
+        case(
+            "search.balance_type.in=unspecified".into(),
+            "balance_type=unspecified".into(),
+            |a| a["balance_type"] == "unspecified" && a["provider"] == "bank",
+        ),
     ]
 }
 
@@ -191,6 +202,40 @@ both!(
             let l = app.ok(&format!("/v2/accounts?{base}&limit=1000&{q}")).await;
             assert_eq!(ids(l["data"].as_array().unwrap()), want, "{q}");
         }
+
+        // A balance type nobody declares is refused, naming the parameter as given.
+        for (q, param) in [
+            ("search.balance_type=booked", "search.balance_type"),
+            ("balance_type=available,current", "balance_type"),
+        ] {
+            for path in ["/v2/accounts/balance", "/v2/accounts"] {
+                let r = app.get(&format!("{path}?{base}&{q}")).await;
+                assert_eq!(r.status, 400, "{path}?{q}: {}", r.body);
+                assert_eq!(r.body["details"]["parameter"], param, "{q}: {}", r.body);
+                let msg = r.body["message"].as_str().unwrap();
+                assert!(
+                    msg.contains("available") && msg.contains("unspecified"),
+                    "{msg}"
+                );
+            }
+        }
+        // The totals say which types they add: with both providers, both.
+        let t = &unfiltered["balance_types"];
+        let (n_available, n_unspecified) = (
+            all.iter()
+                .filter(|a| a["balance_type"] == "available")
+                .count(),
+            all.iter()
+                .filter(|a| a["balance_type"] == "unspecified")
+                .count(),
+        );
+        assert!(n_available > 0 && n_unspecified > 0);
+        let converted = 20 - unfiltered["unconverted"].as_array().unwrap().len();
+        assert_eq!(
+            t["available"].as_u64().unwrap() + t["unspecified"].as_u64().unwrap(),
+            converted as u64,
+            "{unfiltered}"
+        );
 
         // Filters combine with AND.
         let b = app

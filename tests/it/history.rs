@@ -17,6 +17,7 @@ fn point_of(balance: &Value) -> Value {
         "total_balance",
         "fiat_balance",
         "crypto_balance",
+        "balance_types",
         "groups",
         "partial",
         "warnings",

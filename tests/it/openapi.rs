@@ -107,6 +107,7 @@ both!(
             "currency",
             "search.is_crypto",
             "search.status",
+            "search.balance_type",
             "sort",
             "limit",
             "cursor",
@@ -218,6 +219,42 @@ both!(
             rejects_without(&schema, &body, required, path);
             bodies.push(body);
         }
+        // Every total says the balance types it adds: required, on the balance answer, its
+        // groups and a series' points (a body without them does not validate).
+        for (template, path, field) in [
+            (
+                "/v2/accounts/balance",
+                "/v2/accounts/balance?customer_id=o1",
+                "balance_types",
+            ),
+            (
+                "/v2/accounts/balance",
+                "/v2/accounts/balance",
+                "balance_types",
+            ),
+        ] {
+            let body = app.ok(path).await;
+            let schema = response_schema(&doc, template, "get", 200);
+            rejects_without(&schema, &body, field, path);
+            let mut bad = body.clone();
+            bad["balance_types"] = json!({"available": 1});
+            assert!(
+                !jsonschema::draft202012::new(&schema)
+                    .unwrap()
+                    .is_valid(&bad),
+                "{path}: every balance type is required"
+            );
+        }
+        let group = component(&doc, "GroupOut");
+        let stacked = app
+            .ok("/v2/accounts/balance?customer_id=o1&stack=currency")
+            .await;
+        let g = &stacked["groups"][0];
+        check(&group, g, "a group");
+        rejects_without(&group, g, "balance_types", "a group");
+        let point = component(&doc, "PointOut");
+        let series = bodies.iter().find(|b| b.get("points").is_some()).unwrap();
+        rejects_without(&point, &series["points"][0], "balance_types", "a point");
         // The series and the changes validated above are not empty.
         let series = bodies.iter().find(|b| b.get("points").is_some()).unwrap();
         assert_eq!(series["points"].as_array().unwrap().len(), 1, "{series}");
@@ -747,6 +784,19 @@ both!(
                 .contains(&"EUR".into())
         );
         assert_eq!(param("search.currency")["minLength"], 1);
+        assert_eq!(
+            param("search.balance_type")["pattern"],
+            "^(available|unspecified)(,(available|unspecified))*$"
+        );
+        let on_balance = doc["paths"]["/v2/accounts/balance"]["get"]["parameters"]
+            .as_array()
+            .unwrap();
+        assert!(
+            on_balance
+                .iter()
+                .any(|p| p["name"] == "search.balance_type"),
+            "search.balance_type on the balance endpoint"
+        );
         let providers = &doc["components"]["schemas"]["LinkBody"]["properties"]["provider"]["enum"];
         assert_eq!(providers, &serde_json::json!([common::BANK, common::P100]));
     }

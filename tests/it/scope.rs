@@ -128,6 +128,34 @@ both!(
         assert_eq!(m["exact"], admin_a["exact"]);
         assert_eq!(m["groups"], admin_a["groups"]);
         assert_ne!(m["total_balance"], admin_all["total_balance"]);
+        // The balance types count A's accounts only.
+        assert_eq!(m["balance_types"], admin_a["balance_types"]);
+        let n_types = |b: &Value| {
+            b["balance_types"]["available"].as_u64().unwrap()
+                + b["balance_types"]["unspecified"].as_u64().unwrap()
+        };
+        assert!(n_types(m) > 0 && n_types(m) <= 20, "{m}");
+        assert!(n_types(&admin_all) > n_types(m), "{admin_all}");
+        for f in ["search.balance_type=available", "balance_type=unspecified"] {
+            let mine = app
+                .get_as(r, &format!("/v2/accounts/balance?stack=currency&{f}"))
+                .await;
+            assert_eq!(mine.status, 200, "{f}: {}", mine.body);
+            let admin = app
+                .ok(&format!(
+                    "/v2/accounts/balance?customer_id=cust-a&stack=currency&{f}"
+                ))
+                .await;
+            for k in ["exact", "balance_types", "groups", "accounts_count"] {
+                assert_eq!(mine.body[k], admin[k], "{f}: {k}");
+            }
+            let list = app
+                .get_as(r, &format!("/v2/accounts?limit=1000&{f}"))
+                .await
+                .body;
+            only_a(list["data"].as_array().unwrap(), f);
+            assert_eq!(list["matched"], admin["accounts_count"], "{f}: {list}");
+        }
         assert_eq!(ids(&detail_accounts(m)), ids(&w.a));
         assert!(m.get("coverage").is_none_or(|c| c["customers"] == 1), "{m}");
 

@@ -94,6 +94,56 @@ impl std::fmt::Display for BalanceType {
     }
 }
 
+/// How many accounts of each [`BalanceType`] a total adds: what a total says it mixes.
+/// Every type is always there, zero included, so a total's shape does not depend on its data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct BalanceTypeCounts {
+    pub available: u64,
+    pub unspecified: u64,
+}
+
+impl BalanceTypeCounts {
+    /// One account of type `t`.
+    pub fn one(t: BalanceType) -> Self {
+        let mut c = Self::default();
+        c.add(t, 1);
+        c
+    }
+
+    /// Counts `n` more accounts of type `t`.
+    pub fn add(&mut self, t: BalanceType, n: u64) {
+        let slot = match t {
+            BalanceType::Available => &mut self.available,
+            BalanceType::Unspecified => &mut self.unspecified,
+        };
+        *slot = slot.saturating_add(n);
+    }
+
+    /// Adds every count of `other`.
+    pub fn merge(&mut self, other: &Self) {
+        for (t, n) in other.iter() {
+            self.add(t, n);
+        }
+    }
+
+    pub fn get(&self, t: BalanceType) -> u64 {
+        match t {
+            BalanceType::Available => self.available,
+            BalanceType::Unspecified => self.unspecified,
+        }
+    }
+
+    /// Every type with its count, in [`BalanceType::ALL`]'s order, zeros included.
+    pub fn iter(&self) -> impl Iterator<Item = (BalanceType, u64)> + '_ {
+        BalanceType::ALL.into_iter().map(|t| (t, self.get(t)))
+    }
+
+    /// All the accounts counted.
+    pub fn total(&self) -> u64 {
+        self.iter().map(|(_, n)| n).fold(0, u64::saturating_add)
+    }
+}
+
 /// A rate a provider reported: one unit of the account's currency is worth `rate` units of
 /// `quote` (the provider's base currency: EUR for P100, the requested currency for Corebanq).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,6 +229,25 @@ mod tests {
         let err = "frozen".parse::<Status>().unwrap_err();
         assert!(err.to_string().contains("frozen"));
         assert!(err.to_string().contains("suspended"));
+    }
+
+    #[test]
+    fn balance_type_counts_keep_every_type() {
+        let mut c = BalanceTypeCounts::one(BalanceType::Available);
+        c.add(BalanceType::Unspecified, 2);
+        c.merge(&BalanceTypeCounts::one(BalanceType::Available));
+        assert_eq!(c.get(BalanceType::Available), 2);
+        assert_eq!(c.total(), 4);
+        let zero: Vec<_> = BalanceTypeCounts::default().iter().collect();
+        assert_eq!(
+            zero,
+            [(BalanceType::Available, 0), (BalanceType::Unspecified, 0)]
+        );
+        assert_eq!(
+            BalanceType::parse(" AVAILABLE "),
+            Some(BalanceType::Available)
+        );
+        assert_eq!(BalanceType::parse("booked"), None);
     }
 
     #[test]

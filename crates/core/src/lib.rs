@@ -12,7 +12,9 @@ pub mod provider;
 pub mod query;
 pub mod rates;
 
-pub use account::{Account, BalanceType, ProviderRate, Status, StatusParseError, Wallet};
+pub use account::{
+    Account, BalanceType, BalanceTypeCounts, ProviderRate, Status, StatusParseError, Wallet,
+};
 pub use currency::{Currency, CurrencyParseError};
 pub use money::{MoneyError, parse_decimal, round_for};
 pub use provider::{

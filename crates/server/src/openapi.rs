@@ -129,6 +129,13 @@ fn constrain(p: &mut Value, ctx: &Context) {
     match name.as_str() {
         "currency" => schema["enum"] = json!(currencies()),
         "search.status" => schema["pattern"] = json!(list(STATUSES)),
+        "search.balance_type" => {
+            let types: Vec<&str> = coffer_core::BalanceType::ALL
+                .iter()
+                .map(|t| t.as_str())
+                .collect();
+            schema["pattern"] = json!(list(&format!("({})", types.join("|"))));
+        }
         "stack" => schema["enum"] = json!(["currency"]),
         "sort" => {
             // Empty: the default order.

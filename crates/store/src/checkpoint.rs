@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use coffer_core::query::Filter;
-use coffer_core::{Account, Currency};
+use coffer_core::{Account, BalanceType, BalanceTypeCounts, Currency};
 use rust_decimal::Decimal;
 
 use crate::{CurrencyTotal, Result, StoreError};
@@ -27,6 +27,7 @@ pub(crate) struct Dim {
     pub provider_id: String,
     pub status: String,
     pub active: bool,
+    pub balance_type: String,
 }
 
 /// Per dimension: the balance summed and the number of accounts.
@@ -117,13 +118,19 @@ pub(crate) fn apply_delta(
 }
 
 /// Whether checkpoints can answer `f`: only the rollup's dimensions (no balance range, field
-/// search or free text, which need each account).
+/// search or free text, which need each account; a balance type is a dimension).
 pub fn servable(f: &Filter) -> bool {
     f.balance.is_empty() && f.fields.is_empty() && f.text.is_none()
 }
 
 /// An account standing for a dimension, so the filter is applied by its own `matches`.
 fn dim_account(d: &Dim) -> Result<Account> {
+    let balance_type = BalanceType::parse(&d.balance_type).ok_or_else(|| {
+        StoreError::Other(format!(
+            "unknown balance type {} in a checkpoint",
+            d.balance_type
+        ))
+    })?;
     Ok(Account {
         id: String::new(),
         customer_id: String::new(),
@@ -135,8 +142,7 @@ fn dim_account(d: &Dim) -> Result<Account> {
         status: crate::rows::status(&d.status)?,
         active: d.active,
         balance: Decimal::ZERO,
-        // Not a dimension of the checkpoints: no filter reads it yet.
-        balance_type: coffer_core::account::BalanceType::Unspecified,
+        balance_type,
         wallets: Vec::new(),
         iban: None,
         provider_rate: None,
@@ -147,28 +153,35 @@ fn dim_account(d: &Dim) -> Result<Account> {
 /// Per (currency, crypto) totals of the dimensions `f` selects, ordered as
 /// [`crate::Store::totals`] orders them, currencies without accounts left out.
 pub(crate) fn totals(sums: &Sums, f: &Filter) -> Result<Vec<CurrencyTotal>> {
-    let mut by: BTreeMap<(String, bool), (Decimal, i64)> = BTreeMap::new();
+    let mut by: BTreeMap<(String, bool), (Decimal, i64, BalanceTypeCounts)> = BTreeMap::new();
     for (d, (balance, n)) in sums {
-        if !f.matches(&dim_account(d)?) {
+        let account = dim_account(d)?;
+        if !f.matches(&account) {
             continue;
         }
-        let e = by
-            .entry((d.currency.clone(), d.is_crypto))
-            .or_insert((Decimal::ZERO, 0));
+        let e = by.entry((d.currency.clone(), d.is_crypto)).or_insert((
+            Decimal::ZERO,
+            0,
+            BalanceTypeCounts::default(),
+        ));
         e.0 =
             e.0.checked_add(*balance)
                 .ok_or_else(|| StoreError::Other(format!("total of {} overflows", d.currency)))?;
         e.1 += n;
+        e.2.add(account.balance_type, u64::try_from(*n).unwrap_or(0));
     }
     Ok(by
         .into_iter()
-        .filter(|(_, (_, n))| *n != 0)
-        .map(|((currency, is_crypto), (balance, n))| CurrencyTotal {
-            currency: Currency::new(&currency),
-            is_crypto,
-            balance,
-            accounts: u64::try_from(n).unwrap_or(0),
-        })
+        .filter(|(_, (_, n, _))| *n != 0)
+        .map(
+            |((currency, is_crypto), (balance, n, balance_types))| CurrencyTotal {
+                currency: Currency::new(&currency),
+                is_crypto,
+                balance,
+                accounts: u64::try_from(n).unwrap_or(0),
+                balance_types,
+            },
+        )
         .collect())
 }
 
@@ -253,6 +266,7 @@ mod tests {
                 provider_id: "p".into(),
                 status: "active".into(),
                 active: true,
+                balance_type: "available".into(),
             },
             balance: Decimal::from(balance),
         }

@@ -11,7 +11,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use coffer_core::query::{KeyValue, SortField, SortSpec};
-use coffer_core::{Account, Currency};
+use coffer_core::{Account, BalanceTypeCounts, Currency};
 use rust_decimal::Decimal;
 
 use crate::{CurrencyTotal, Result, StoreError};
@@ -133,16 +133,17 @@ pub(crate) fn column(field: SortField, collate: &str) -> Option<String> {
     })
 }
 
-/// Sums accounts one at a time (a streamed scan), exactly, per (currency, is_crypto).
+/// Sums accounts one at a time (a streamed scan), exactly, per (currency, is_crypto), counting
+/// them by balance type.
 #[derive(Default)]
-pub(crate) struct Sums(BTreeMap<(Currency, bool), (Decimal, u64)>);
+pub(crate) struct Sums(BTreeMap<(Currency, bool), (Decimal, BalanceTypeCounts)>);
 
 impl Sums {
     pub(crate) fn add(&mut self, a: &Account) -> Result<()> {
         let e = self
             .0
             .entry((a.currency.clone(), a.is_crypto))
-            .or_insert((Decimal::ZERO, 0));
+            .or_insert((Decimal::ZERO, BalanceTypeCounts::default()));
         // Decimal addition rounds (lowers the scale) when the digits do not fit: refuse that.
         // Adding to zero returns the other operand as it is (`0.00 + 1` is `1`): exact, and
         // given back the wider scale.
@@ -163,7 +164,7 @@ impl Sums {
             sum = wide;
         }
         e.0 = sum;
-        e.1 += 1;
+        e.1.add(a.balance_type, 1);
         Ok(())
     }
 
@@ -172,11 +173,12 @@ impl Sums {
         self.0
             .into_iter()
             .map(
-                |((currency, is_crypto), (balance, accounts))| CurrencyTotal {
+                |((currency, is_crypto), (balance, balance_types))| CurrencyTotal {
                     currency,
                     is_crypto,
                     balance,
-                    accounts,
+                    accounts: balance_types.total(),
+                    balance_types,
                 },
             )
             .collect()

@@ -32,6 +32,7 @@ pub(crate) struct RollupEntry {
     pub provider_id: String,
     pub status: &'static str,
     pub active: bool,
+    pub balance_type: &'static str,
     pub balance: Decimal,
     pub accounts: i64,
 }
@@ -92,6 +93,7 @@ fn rollup_entry(a: &Account, shard: i16, sign: i64) -> RollupEntry {
         provider_id: a.provider_id.clone(),
         status: a.status.as_str(),
         active: a.active,
+        balance_type: a.balance_type.as_str(),
         balance: if sign < 0 { -a.balance } else { a.balance },
         accounts: sign,
     }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use coffer_core::{Account, Currency, ProviderErrorKind, Status};
+use coffer_core::{Account, BalanceTypeCounts, Currency, ProviderErrorKind, Status};
 use rust_decimal::Decimal;
 
 /// A customer and its provider links.
@@ -93,6 +93,8 @@ pub struct CurrencyTotal {
     pub is_crypto: bool,
     pub balance: Decimal,
     pub accounts: u64,
+    /// The `accounts` by balance type (they add up to it).
+    pub balance_types: BalanceTypeCounts,
 }
 
 /// The all-customer totals answer, with the span of data it covers.

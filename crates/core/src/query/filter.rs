@@ -2,7 +2,7 @@
 
 use rust_decimal::Decimal;
 
-use crate::account::{Account, Status};
+use crate::account::{Account, BalanceType, Status};
 use crate::currency::Currency;
 
 /// Account filters. Every `Vec` is "any of"; empty means no constraint. All constraints combine
@@ -21,6 +21,8 @@ pub struct Filter {
     pub balance: BalanceRange,
     /// `search.provider[.in]` / `provider`: provider instance ids.
     pub providers: Vec<String>,
+    /// `search.balance_type[.in]` / `balance_type`: what the balances mean.
+    pub balance_types: Vec<BalanceType>,
     /// The list endpoint's other field searches (`search.id.like=…`, `search.iban=…`).
     pub fields: Vec<FieldSearch>,
     /// Free text `search=…`: case-insensitive substring of id, wallet address or IBAN.
@@ -87,6 +89,7 @@ impl Filter {
             && (self.currencies.is_empty() || self.currencies.contains(&a.currency))
             && (self.statuses.is_empty() || self.statuses.contains(&a.status))
             && (self.providers.is_empty() || self.providers.contains(&a.provider_id))
+            && (self.balance_types.is_empty() || self.balance_types.contains(&a.balance_type))
             && self.balance.contains(a.balance)
             && self.fields.iter().all(|f| f.matches(a))
             && self.text.as_deref().is_none_or(|t| text_matches(t, a))
@@ -215,6 +218,16 @@ mod tests {
             ..Filter::default()
         };
         assert_eq!(ids(&f), ["bank:1", "bank:2", "bank:3"]);
+        let f = Filter {
+            balance_types: vec![BalanceType::Available],
+            ..Filter::default()
+        };
+        assert_eq!(ids(&f), ["p100:eur", "p100:usdc", "p100:doge", "p100:btc"]);
+        let f = Filter {
+            balance_types: vec![BalanceType::Unspecified, BalanceType::Available],
+            ..Filter::default()
+        };
+        assert_eq!(ids(&f).len(), accounts().len());
         let balance = BalanceRange {
             gt: Some(d("5")),
             lte: Some(d("1500.50")),

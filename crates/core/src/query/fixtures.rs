@@ -32,7 +32,12 @@ pub fn account(id: &str, cur: &str, balance: &str, is_crypto: bool) -> Account {
         balance: d(balance),
         wallets: vec![],
         iban: None,
-        balance_type: crate::BalanceType::Unspecified,
+        // As the adapters declare it: P100's amount is the available one.
+        balance_type: if provider == "p100" {
+            crate::BalanceType::Available
+        } else {
+            crate::BalanceType::Unspecified
+        },
         provider_rate: None,
         fetched_at: t(1),
     }

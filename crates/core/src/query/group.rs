@@ -12,7 +12,7 @@ use rust_decimal::Decimal;
 
 use super::params::{Query, Stack};
 use super::select::{Amount, ConvertedAccount, QueryError, Selection, Unconverted, add};
-use crate::account::Account;
+use crate::account::{Account, BalanceTypeCounts};
 use crate::currency::Currency;
 use crate::rates::{Rate, RateTable};
 
@@ -31,6 +31,8 @@ pub struct Group {
     pub accounts: usize,
     /// How many of them could not be converted (and so are not in `value`).
     pub unconverted: usize,
+    /// The group's accounts by balance type: every one `balance` adds (converted or not).
+    pub balance_types: BalanceTypeCounts,
 }
 
 /// Groups `items` by currency, ordered by currency code (case-insensitively).
@@ -52,10 +54,12 @@ pub(crate) fn group_by_currency(
                     value: None,
                     accounts: 0,
                     unconverted: 0,
+                    balance_types: BalanceTypeCounts::default(),
                 };
                 (group, None)
             });
         g.accounts += 1;
+        g.balance_types.add(a.balance_type, 1);
         g.balance = add(g.balance, a.balance, || {
             format!("sum of {} balances", a.currency)
         })?;
@@ -107,6 +111,8 @@ pub struct BalanceAnswer<'a> {
     pub unconverted: Vec<Unconverted>,
     /// How many accounts the query selected (converted or not).
     pub accounts: usize,
+    /// The accounts `total` adds (the converted ones), by balance type.
+    pub balance_types: BalanceTypeCounts,
     /// Per provider, the oldest `fetched_at` among the selected accounts: how old the answer's
     /// data is at worst.
     pub as_of: BTreeMap<String, DateTime<Utc>>,
@@ -128,6 +134,7 @@ pub fn balance<'a>(
     let target = sel.target.clone();
     let (mut fiat, mut crypto) = (Decimal::ZERO, Decimal::ZERO);
     let mut as_of: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
+    let mut balance_types = BalanceTypeCounts::default();
     for item in &sel.items {
         let a = item.account;
         as_of
@@ -135,6 +142,7 @@ pub fn balance<'a>(
             .and_modify(|t| *t = (*t).min(a.fetched_at))
             .or_insert(a.fetched_at);
         if let Some(v) = item.value_in_target {
+            balance_types.add(a.balance_type, 1);
             if a.is_crypto {
                 crypto = add(crypto, v, || "crypto total".into())?;
             } else {
@@ -173,6 +181,7 @@ pub fn balance<'a>(
         rates: sel.rates_of(&sel.items),
         unconverted: sel.unconverted(&sel.items),
         accounts: sel.items.len(),
+        balance_types,
         as_of,
         currency: target,
     })

@@ -33,9 +33,33 @@ fn totals_in_the_base_are_exact_and_rounded_once() {
     assert_eq!(a.unconverted.len(), 1);
     assert_eq!(a.unconverted[0].account_id, "bank:3");
     assert_eq!(a.accounts, 7);
+    // The total adds the four P100 accounts and two of the three bank ones (bank:3 is
+    // unconverted, so not in it).
+    assert_eq!(
+        (a.balance_types.available, a.balance_types.unspecified),
+        (4, 2)
+    );
     assert!(a.groups.is_none() && a.details.is_none());
     assert_eq!(a.rates.len(), 4);
     assert_eq!(a.as_of.get("p100"), Some(&t(1)));
+}
+
+#[test]
+fn a_balance_type_filter_selects_what_the_totals_add() {
+    let accts = accounts();
+    let a = balance(&accts, &q("balance_type=available"), &rates(&accts)).unwrap();
+    assert_eq!(a.accounts, 4);
+    assert_eq!(
+        (a.balance_types.available, a.balance_types.unspecified),
+        (4, 0)
+    );
+    assert_eq!(a.fiat.exact, d("10.00"));
+    let b = balance(&accts, &q("balance_type=unspecified"), &rates(&accts)).unwrap();
+    assert_eq!(b.fiat.exact, d("3340.50"));
+    assert_eq!(
+        b.total.exact + a.total.exact,
+        balance(&accts, &q(""), &rates(&accts)).unwrap().total.exact
+    );
 }
 
 #[test]
@@ -51,8 +75,18 @@ fn groups_and_details() {
         (d("1510.50"), 2, false)
     );
     assert_eq!(eur.value.unwrap().rounded.to_string(), "1510.50");
+    // EUR mixes P100's available balance with the bank's unspecified one.
+    assert_eq!(
+        (eur.balance_types.available, eur.balance_types.unspecified),
+        (1, 1)
+    );
     let zzz = &groups[5];
     assert_eq!((zzz.value, zzz.unconverted), (None, 1));
+    // A group counts every account its `balance` adds, converted or not.
+    assert_eq!(zzz.balance_types.unspecified, 1);
+    for g in &groups {
+        assert_eq!(g.balance_types.total(), g.accounts as u64, "{}", g.currency);
+    }
     let sum = groups
         .iter()
         .filter_map(|g| g.value)

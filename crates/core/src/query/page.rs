@@ -153,6 +153,9 @@ fn stack<'a>(
                                 value: None,
                                 accounts: 1,
                                 unconverted: 1,
+                                balance_types: crate::account::BalanceTypeCounts::one(
+                                    item.account.balance_type,
+                                ),
                             })
                     }
                 };

@@ -134,6 +134,7 @@ pub const ALIASES: &[(&str, &str)] = &[
     ("balance_lt", "search.balance.lt"),
     ("balance_lte", "search.balance.lte"),
     ("provider", "search.provider"),
+    ("balance_type", "search.balance_type"),
     ("group_by", "stack"),
     ("include_details", "details"),
 ];
@@ -162,9 +163,10 @@ fn canonical(name: &str) -> String {
         .find(|(a, _)| *a == lower)
         .map_or(lower, |(_, c)| (*c).to_owned());
     match mapped.as_str() {
-        "search.currency.in" | "search.status.in" | "search.provider.in" => {
-            mapped.trim_end_matches(".in").to_owned()
-        }
+        "search.currency.in"
+        | "search.status.in"
+        | "search.provider.in"
+        | "search.balance_type.in" => mapped.trim_end_matches(".in").to_owned(),
         _ => mapped,
     }
 }
@@ -309,6 +311,7 @@ fn unknown_message(endpoint: Endpoint) -> String {
         "search.currency[.in]",
         "search.status[.in]",
         "search.provider[.in]",
+        "search.balance_type[.in]",
         "search.balance.{gt,gte,lt,lte}",
     ]);
     if endpoint == Endpoint::List {

@@ -5,7 +5,7 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 
 use super::*;
-use crate::account::Status;
+use crate::account::{BalanceType, Status};
 use crate::query::filter::{FieldOp, FieldSearch, SearchField};
 
 fn pairs(q: &str) -> Vec<(String, String)> {
@@ -58,6 +58,7 @@ fn every_alias_is_accepted_by_the_balance_endpoint() {
         let value = match *canon {
             "stack" => "currency",
             "search.status" => "active",
+            "search.balance_type" => "available",
             "search.currency" | "search.provider" => "x",
             c if c.starts_with("search.balance") => "1",
             _ => "true",
@@ -80,6 +81,37 @@ fn in_lists_and_target_currency() {
     );
     assert_eq!(q.filter.statuses, vec![Status::Active, Status::Pending]);
     assert_eq!(q.currency.unwrap().code(), "EURØP");
+}
+
+#[test]
+fn balance_type_filters_on_both_endpoints() {
+    let a = bal("balance_type=AVAILABLE").unwrap();
+    assert_eq!(a, bal("search.balance_type=available").unwrap());
+    assert_eq!(a.filter.balance_types, vec![BalanceType::Available]);
+    let both = list("search.balance_type.in=unspecified,available,unspecified").unwrap();
+    assert_eq!(
+        both.filter.balance_types,
+        vec![BalanceType::Unspecified, BalanceType::Available]
+    );
+    for (q, param) in [
+        ("search.balance_type=booked", "search.balance_type"),
+        ("balance_type=available,current", "balance_type"),
+        ("search.balance_type=", "search.balance_type"),
+    ] {
+        let e = bal(q).unwrap_err();
+        assert_eq!(e.param, param, "{q}");
+        assert!(
+            e.message.contains("available") && e.message.contains("unspecified")
+                || e.message.contains("empty"),
+            "{q}: {e}"
+        );
+    }
+    let e = bal("search.balance_type=booked").unwrap_err();
+    assert!(e.message.contains("`booked`"), "{e}");
+    let e = list("search.balance_type.like=avail").unwrap_err();
+    assert_eq!(e.param, "search.balance_type.like");
+    let e = bal("balance_type=available&search.balance_type=unspecified").unwrap_err();
+    assert!(e.message.contains("mean the same"), "{e}");
 }
 
 #[test]

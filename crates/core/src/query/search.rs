@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 
 use super::filter::{BalanceRange, FieldOp, FieldSearch, Filter, SearchField};
 use super::param_error::{ParamError, parse_bool, quote};
-use crate::account::Status;
+use crate::account::{BalanceType, Status};
 use crate::currency::Currency;
 use crate::money::parse_decimal;
 
@@ -38,7 +38,11 @@ pub(crate) fn classify(canon: &str) -> Option<Result<bool, String>> {
     };
     Some(match (field, op) {
         ("is_crypto" | "active", None) => Ok(true),
-        ("currency" | "status" | "provider", None) => Ok(true),
+        ("currency" | "status" | "provider" | "balance_type", None) => Ok(true),
+        ("balance_type", Some(o)) => Err(format!(
+            "unknown operator `{}` for balance_type: expected in (or none, for equality)",
+            quote(o)
+        )),
         ("balance", Some("gt" | "gte" | "lt" | "lte")) => Ok(true),
         ("balance", None) => Ok(false),
         ("balance", Some(o)) => Err(format!(
@@ -52,7 +56,8 @@ pub(crate) fn classify(canon: &str) -> Option<Result<bool, String>> {
         )),
         _ => Err(format!(
             "unknown search field: expected search.<field>[.<op>] with field one of id, customer_id, \
-             currency, provider, status, main_wallet_address, iban, balance, is_crypto, active; got `{}`",
+             currency, provider, status, main_wallet_address, iban, balance, balance_type, is_crypto, \
+             active; got `{}`",
             quote(rest)
         )),
     })
@@ -78,6 +83,7 @@ pub(crate) fn apply(filter: &mut Filter, canon: &str, value: &str) -> Result<(),
                 .collect::<Result<_, _>>()?
         }
         ("provider", None) => filter.providers = list(value)?,
+        ("balance_type", None) => filter.balance_types = balance_types(value)?,
         ("balance", op) => apply_balance(&mut filter.balance, op, value)?,
         (f, op) => {
             let field = STRING_FIELDS
@@ -100,6 +106,23 @@ pub(crate) fn apply(filter: &mut Filter, canon: &str, value: &str) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// `available`, `unspecified` or a comma list of them, case-insensitively.
+fn balance_types(value: &str) -> Result<Vec<BalanceType>, String> {
+    let mut out = Vec::new();
+    for item in list(value)? {
+        let t = BalanceType::parse(&item).ok_or_else(|| {
+            format!(
+                "unknown balance type `{}`: expected one of available, unspecified",
+                quote(&item)
+            )
+        })?;
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    Ok(out)
 }
 
 /// Free text `search=`: empty means no constraint.

@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use coffer_core::Account;
 use coffer_core::query::{Filter, Query};
 use coffer_core::rates::RateTable;
+use coffer_core::{Account, BalanceTypeCounts};
 use coffer_store::{CurrencyTotal, Scope};
 use rust_decimal::Decimal;
 
@@ -58,38 +58,39 @@ pub(crate) fn out_of(
     table: &RateTable,
 ) -> ApiResult<BalanceOut> {
     check_target(q, table)?;
-    let (accounts, counts) = source::aggregates(totals, at);
+    let (accounts, _) = source::aggregates(totals, at);
     let src = Sourced {
         accounts,
         freshness,
         coverage,
         generation: None,
     };
-    totals_out(&src, &counts, q, table, Some(at))
+    totals_out(&src, totals, q, table, Some(at))
 }
 
 /// Per (currency, crypto) sums of the accounts `f` selects, in the order and form
 /// `Store::totals_at` gives them.
 pub(crate) fn sum(accounts: &[Account], f: &Filter) -> ApiResult<Vec<CurrencyTotal>> {
-    let mut by: BTreeMap<(String, bool), (Decimal, u64)> = BTreeMap::new();
+    let mut by: BTreeMap<(String, bool), (Decimal, BalanceTypeCounts)> = BTreeMap::new();
     for a in accounts.iter().filter(|a| f.matches(a)) {
         let e = by
             .entry((a.currency.code().to_owned(), a.is_crypto))
-            .or_insert((Decimal::ZERO, 0));
+            .or_insert((Decimal::ZERO, BalanceTypeCounts::default()));
         e.0 = e
             .0
             .checked_add(a.balance)
             .ok_or_else(|| ApiError::Internal(format!("the total of {} overflows", a.currency)))?;
-        e.1 += 1;
+        e.1.add(a.balance_type, 1);
     }
     Ok(by
         .into_iter()
         .map(
-            |((currency, is_crypto), (balance, accounts))| CurrencyTotal {
+            |((currency, is_crypto), (balance, balance_types))| CurrencyTotal {
                 currency: coffer_core::Currency::new(&currency),
                 is_crypto,
                 balance,
-                accounts,
+                accounts: balance_types.total(),
+                balance_types,
             },
         )
         .collect())

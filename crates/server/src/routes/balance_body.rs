@@ -5,13 +5,16 @@
 //! other answers need not import the handler that dispatches to them.
 
 use chrono::{DateTime, Utc};
+use coffer_core::BalanceTypeCounts;
 use coffer_core::query::{self, ParamError, Query, QueryError};
 use coffer_core::rates::RateTable;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
-use crate::routes::dto::{self, AccountOut, CoverageOut, FreshnessOut, GroupOut, UnconvertedOut};
+use crate::routes::dto::{
+    self, AccountOut, BalanceTypesOut, CoverageOut, FreshnessOut, GroupOut, UnconvertedOut,
+};
 use crate::routes::rates::RateOut;
 use crate::routes::{at, source};
 use crate::state::AppState;
@@ -93,6 +96,8 @@ pub struct BalanceOut {
     /// Accounts left out of the totals because no rate converts them (never counted as 0).
     pub unconverted: Vec<UnconvertedOut>,
     pub accounts_count: usize,
+    /// The accounts `total_balance` adds (the converted ones), by balance type.
+    pub balance_types: BalanceTypesOut,
     #[serde(flatten)]
     pub freshness: FreshnessOut,
     /// All-customer answers: how many customers, and the span of their data.
@@ -123,19 +128,19 @@ pub(crate) async fn all_customer_totals(
     state: &AppState,
     q: Query,
 ) -> ApiResult<(BalanceOut, RateTable)> {
-    let (src, counts) = source::all_totals(state, &q.filter).await?;
+    let (src, totals) = source::all_totals(state, &q.filter).await?;
     let table = state.rates.table_for_all(state.store.as_ref()).await;
     check_target(&q, &table)?;
-    let out = totals_out(&src, &counts, &q, &table, None)?;
+    let out = totals_out(&src, &totals, &q, &table, None)?;
     Ok((out, table))
 }
 
-/// The balance answer of per-currency aggregates (`source::aggregates`, `counts` accounts
-/// each): the store applied the filters, the aggregates are converted and grouped as they are,
-/// and the counts are of accounts, not aggregates.
+/// The balance answer of per-currency aggregates (`source::aggregates` of `totals`, one per
+/// total): the store applied the filters, the aggregates are converted and grouped as they
+/// are, and the counts (by balance type too) are of accounts, not aggregates.
 pub(crate) fn totals_out(
     src: &source::Sourced,
-    counts: &[u64],
+    totals: &[coffer_store::CurrencyTotal],
     q: &Query,
     table: &RateTable,
     at: Option<DateTime<Utc>>,
@@ -146,22 +151,38 @@ pub(crate) fn totals_out(
     };
     let a = query::balance(&src.accounts, &unfiltered, table).map_err(query_error)?;
     let mut out = balance_out(&a, src.freshness.clone(), src.coverage.clone(), at);
-    let count_of = |currency: &str, is_crypto: bool| -> usize {
-        let n: u64 = src
-            .accounts
-            .iter()
-            .zip(counts)
-            .filter(|(acc, _)| acc.currency.code() == currency && acc.is_crypto == is_crypto)
-            .map(|(_, n)| *n)
-            .sum();
-        usize::try_from(n).unwrap_or(usize::MAX)
+    let types_of = |currency: &str, is_crypto: bool| -> BalanceTypeCounts {
+        let mut types = BalanceTypeCounts::default();
+        for (acc, t) in src.accounts.iter().zip(totals) {
+            if acc.currency.code() == currency && acc.is_crypto == is_crypto {
+                types.merge(&t.balance_types);
+            }
+        }
+        types
     };
-    out.accounts_count = usize::try_from(counts.iter().sum::<u64>()).unwrap_or(usize::MAX);
+    let n = |types: BalanceTypeCounts| usize::try_from(types.total()).unwrap_or(usize::MAX);
+    let all: u64 = totals.iter().map(|t| t.accounts).sum();
+    out.accounts_count = usize::try_from(all).unwrap_or(usize::MAX);
+    // The total adds the aggregates that were converted (an aggregate is one currency: all of
+    // its accounts or none).
+    let unconverted: std::collections::HashSet<&str> = a
+        .unconverted
+        .iter()
+        .map(|u| u.account_id.as_str())
+        .collect();
+    let mut added = BalanceTypeCounts::default();
+    for (acc, t) in src.accounts.iter().zip(totals) {
+        if !unconverted.contains(acc.id.as_str()) {
+            added.merge(&t.balance_types);
+        }
+    }
+    out.balance_types = added.into();
     for g in out.groups.iter_mut().flatten() {
-        let n = count_of(&g.currency, g.is_crypto);
-        g.accounts_count = n;
+        let types = types_of(&g.currency, g.is_crypto);
+        g.accounts_count = n(types);
+        g.balance_types = types.into();
         if g.unconverted_count > 0 {
-            g.unconverted_count = n;
+            g.unconverted_count = n(types);
         }
     }
     Ok(out)
@@ -216,6 +237,7 @@ pub(crate) fn balance_out(
         rates,
         unconverted: a.unconverted.iter().map(dto::unconverted).collect(),
         accounts_count: a.accounts,
+        balance_types: a.balance_types.into(),
         freshness: freshness.into(),
         coverage,
         at,

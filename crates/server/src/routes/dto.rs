@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use coffer_core::money::round_for;
 use coffer_core::query::{ConvertedAccount, Group, Unconverted};
-use coffer_core::{Account, Currency, Wallet};
+use coffer_core::{Account, BalanceTypeCounts, Currency, Wallet};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -155,6 +155,27 @@ pub struct GroupOut {
     /// Accounts in the group (all matching, not only this page).
     pub accounts_count: usize,
     pub unconverted_count: usize,
+    /// The group's accounts by balance type: every one its `balance` adds (converted or not).
+    pub balance_types: BalanceTypesOut,
+}
+
+/// How many accounts of each balance type a total adds. Every type is always present, zero
+/// included, so the shape never depends on the data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct BalanceTypesOut {
+    /// Accounts whose balance is what the holder can spend now (P100).
+    pub available: u64,
+    /// Accounts whose provider does not say which balance it is (Corebanq).
+    pub unspecified: u64,
+}
+
+impl From<BalanceTypeCounts> for BalanceTypesOut {
+    fn from(c: BalanceTypeCounts) -> Self {
+        BalanceTypesOut {
+            available: c.available,
+            unspecified: c.unspecified,
+        }
+    }
 }
 
 pub fn group(g: &Group) -> GroupOut {
@@ -165,6 +186,7 @@ pub fn group(g: &Group) -> GroupOut {
         balance_in_base: g.value.map(|v| s(v.rounded)),
         accounts_count: g.accounts,
         unconverted_count: g.unconverted,
+        balance_types: g.balance_types.into(),
     }
 }
 
@@ -225,6 +247,8 @@ pub struct PointOut {
     pub total_balance: String,
     pub fiat_balance: String,
     pub crypto_balance: String,
+    /// The accounts `total_balance` adds, by balance type (as the balance answer's).
+    pub balance_types: BalanceTypesOut,
     /// With `stack=currency`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<GroupOut>>,

@@ -5,7 +5,9 @@
 //! Decisions: the balance export always has its group rows (a spreadsheet wants the breakdown;
 //! `stack` changes nothing there); `details` is refused (the accounts are the list's export);
 //! a row's `balance` is the exact sum in the row's `currency` (a group's own currency, the
-//! target for the totals) and `balance_in_base` the JSON's rounded figure in the target.
+//! target for the totals) and `balance_in_base` the JSON's rounded figure in the target; the
+//! `balance_types_*` counts are the JSON's `balance_types` of a group or of the total, and
+//! empty on the fiat and crypto rows (the JSON gives none for those).
 
 use axum::response::Response;
 use chrono::{DateTime, Utc};
@@ -25,7 +27,7 @@ use crate::routes::rates::RateOut;
 use crate::routes::{at, csv, dto, source};
 use crate::state::AppState;
 
-pub const BALANCE_COLUMNS: [&str; 15] = [
+pub const BALANCE_COLUMNS: [&str; 17] = [
     "row",
     "currency",
     "is_crypto",
@@ -34,6 +36,8 @@ pub const BALANCE_COLUMNS: [&str; 15] = [
     "target_currency",
     "accounts_count",
     "unconverted_count",
+    "balance_types_available",
+    "balance_types_unspecified",
     "rate_currency",
     "rate",
     "rate_source",
@@ -120,6 +124,7 @@ fn balance_rows(out: &BalanceOut, table: &RateTable) -> Vec<Vec<String>> {
             g.accounts_count.to_string(),
             g.unconverted_count.to_string(),
         ];
+        row.extend(type_cells(Some(g.balance_types)));
         row.extend(tail(rates));
         rows.push(row);
     }
@@ -161,18 +166,29 @@ fn balance_rows(out: &BalanceOut, table: &RateTable) -> Vec<Vec<String>> {
             },
             count(kind, |g| g.unconverted_count),
         ];
+        row.extend(type_cells(kind.is_none().then_some(out.balance_types)));
         row.extend(tail(csv::rate_cells(&out.rates)));
         rows.push(row);
     }
     rows
 }
 
-pub const POINT_COLUMNS: [&str; 12] = [
+/// The `balance_types_available` and `balance_types_unspecified` cells (empty: none given).
+fn type_cells(types: Option<dto::BalanceTypesOut>) -> [String; 2] {
+    match types {
+        Some(t) => [t.available.to_string(), t.unspecified.to_string()],
+        None => Default::default(),
+    }
+}
+
+pub const POINT_COLUMNS: [&str; 14] = [
     "at",
     "currency",
     "total_balance",
     "fiat_balance",
     "crypto_balance",
+    "balance_types_available",
+    "balance_types_unspecified",
     "partial",
     "warnings",
     "rate_currency",
@@ -197,9 +213,9 @@ pub fn point_row(
         p.total_balance.clone(),
         p.fiat_balance.clone(),
         p.crypto_balance.clone(),
-        p.partial.to_string(),
-        warnings.join(";"),
     ];
+    row.extend(type_cells(Some(p.balance_types)));
+    row.extend([p.partial.to_string(), warnings.join(";")]);
     row.extend(csv::rate_cells(rates));
     row.push(observed.map(csv::instant).unwrap_or_default());
     row

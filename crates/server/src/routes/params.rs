@@ -49,6 +49,11 @@ pub struct BalanceParams {
     #[serde(rename = "search.provider")]
     #[param(rename = "search.provider")]
     provider: Option<String>,
+    /// What the balances mean: `available` (P100) or `unspecified` (Corebanq), a comma list
+    /// or `search.balance_type.in=`. Alias: `balance_type`.
+    #[serde(rename = "search.balance_type")]
+    #[param(rename = "search.balance_type")]
+    balance_type: Option<String>,
     /// `currency`: group by currency. Alias: `group_by`.
     stack: Option<String>,
     /// List the accounts. Alias: `include_details`.
@@ -111,6 +116,11 @@ pub struct ListParams {
     #[serde(rename = "search.provider")]
     #[param(rename = "search.provider")]
     provider: Option<String>,
+    /// `available` or `unspecified`, a comma list or `search.balance_type.in=`. Alias:
+    /// `balance_type`.
+    #[serde(rename = "search.balance_type")]
+    #[param(rename = "search.balance_type")]
+    balance_type: Option<String>,
     /// Field searches `search.<field>[.<op>]`: fields `id`, `customer_id`, `main_wallet_address`, `iban`
     /// (and the ones above); ops `in` (comma list), `like` (case-insensitive substring).
     #[serde(rename = "search.id.like")]

@@ -240,6 +240,7 @@ pub async fn balance_history(
                 total_balance: a.total.rounded.to_string(),
                 fiat_balance: a.fiat.rounded.to_string(),
                 crypto_balance: a.crypto.rounded.to_string(),
+                balance_types: a.balance_types.into(),
                 groups: a
                     .groups
                     .as_ref()
@@ -302,6 +303,7 @@ async fn all_point(
         total_balance: out.total_balance,
         fiat_balance: out.fiat_balance,
         crypto_balance: out.crypto_balance,
+        balance_types: out.balance_types,
         groups: out.groups,
         partial: out.freshness.partial,
         warnings: out.freshness.warnings,

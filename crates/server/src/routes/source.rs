@@ -86,11 +86,15 @@ fn from_views(views: Vec<Arc<CustomerView>>) -> Sourced {
 /// from the store (PostgreSQL keeps them in a rollup), one aggregate per (currency, kind) instead
 /// of every account, so the answer costs the same at a million accounts as at ten. The
 /// aggregates are shaped as accounts so the one query engine converts and groups them; the
-/// caller must query them without filters (the store applied them).
-pub async fn all_totals(state: &AppState, filter: &Filter) -> ApiResult<(Sourced, Vec<u64>)> {
+/// caller must query them without filters (the store applied them). Also gives the totals
+/// the aggregates stand for, in the same order.
+pub async fn all_totals(
+    state: &AppState,
+    filter: &Filter,
+) -> ApiResult<(Sourced, Vec<coffer_store::CurrencyTotal>)> {
     let totals = state.store.totals(&Scope::All, filter).await?;
     let fetched_at = totals.newest_as_of.unwrap_or_else(chrono::Utc::now);
-    let (accounts, counts) = aggregates(&totals.by_currency, fetched_at);
+    let (accounts, _) = aggregates(&totals.by_currency, fetched_at);
     Ok((
         Sourced {
             accounts,
@@ -102,7 +106,7 @@ pub async fn all_totals(state: &AppState, filter: &Filter) -> ApiResult<(Sourced
             }),
             generation: None,
         },
-        counts,
+        totals.by_currency,
     ))
 }
 

@@ -108,6 +108,8 @@ struct TotalRow {
     is_crypto: bool,
     balance: String,
     accounts: i64,
+    available: i64,
+    unspecified: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -178,6 +180,14 @@ fn push_dims(qb: &mut QueryBuilder<Postgres>, f: &Filter) {
     if !f.statuses.is_empty() {
         let s: Vec<String> = f.statuses.iter().map(|s| s.as_str().to_owned()).collect();
         qb.push(" AND status = ANY(").push_bind(s).push(")");
+    }
+    if !f.balance_types.is_empty() {
+        let t: Vec<String> = f
+            .balance_types
+            .iter()
+            .map(|t| t.as_str().to_owned())
+            .collect();
+        qb.push(" AND balance_type = ANY(").push_bind(t).push(")");
     }
 }
 
@@ -361,15 +371,24 @@ impl PgStore {
             // Unscoped and without a balance range, the rollup answers (a few hundred rows);
             // otherwise SUM over the matching open accounts (exact on NUMERIC).
             let rollup = *scope == Scope::All && f.balance.is_empty();
+            // The counts per balance type beside the sum: one row per (currency, kind), its
+            // balance summed by SQL once, exactly.
             let mut qb = QueryBuilder::new(
                 "SELECT currency, is_crypto, sum(balance)::text AS balance, \
-                 sum(accounts)::bigint AS accounts FROM ",
+                 sum(accounts)::bigint AS accounts, \
+                 coalesce(sum(accounts) FILTER (WHERE balance_type = 'available'), 0)::bigint \
+                     AS available, \
+                 coalesce(sum(accounts) FILTER (WHERE balance_type = 'unspecified'), 0)::bigint \
+                     AS unspecified FROM ",
             );
             if rollup {
                 qb.push("totals_rollup");
                 push_filter(&mut qb, scope, f, false);
             } else {
-                qb.push("(SELECT currency, is_crypto, balance, 1 AS accounts FROM accounts");
+                qb.push(
+                    "(SELECT currency, is_crypto, balance, balance_type, 1 AS accounts \
+                     FROM accounts",
+                );
                 push_filter(&mut qb, scope, f, true);
                 qb.push(") AS matching");
             }
@@ -386,6 +405,10 @@ impl PgStore {
                         currency: coffer_core::Currency::new(&r.currency),
                         is_crypto: r.is_crypto,
                         accounts: u64::try_from(r.accounts).unwrap_or(0),
+                        balance_types: coffer_core::BalanceTypeCounts {
+                            available: u64::try_from(r.available).unwrap_or(0),
+                            unspecified: u64::try_from(r.unspecified).unwrap_or(0),
+                        },
                     })
                 })
                 .collect::<Result<Vec<_>>>()?
@@ -609,13 +632,15 @@ pub(super) async fn write_all(
         // concurrent writers lock rollup rows in the same order.
         sqlx::query(
             "INSERT INTO totals_rollup
-                 (shard, currency, is_crypto, provider_id, status, active, balance, accounts)
-             SELECT sh, c, k, p, s, a, sum(b::numeric), sum(n)
+                 (shard, currency, is_crypto, provider_id, status, active, balance_type, balance,
+                  accounts)
+             SELECT sh, c, k, p, s, a, bt, sum(b::numeric), sum(n)
              FROM UNNEST($1::int2[], $2::text[], $3::bool[], $4::text[], $5::text[], $6::bool[],
-                         $7::text[], $8::int8[]) AS t(sh, c, k, p, s, a, b, n)
-             GROUP BY sh, c, k, p, s, a
-             ORDER BY sh, c, k, p, s, a
-             ON CONFLICT (shard, currency, is_crypto, provider_id, status, active) DO UPDATE
+                         $7::text[], $8::text[], $9::int8[]) AS t(sh, c, k, p, s, a, bt, b, n)
+             GROUP BY sh, c, k, p, s, a, bt
+             ORDER BY sh, c, k, p, s, a, bt
+             ON CONFLICT (shard, currency, is_crypto, provider_id, status, active, balance_type)
+             DO UPDATE
              SET balance = totals_rollup.balance + excluded.balance,
                  accounts = totals_rollup.accounts + excluded.accounts",
         )
@@ -625,6 +650,11 @@ pub(super) async fn write_all(
         .bind(r.iter().map(|e| e.provider_id.clone()).collect::<Vec<_>>())
         .bind(r.iter().map(|e| e.status.to_owned()).collect::<Vec<_>>())
         .bind(r.iter().map(|e| e.active).collect::<Vec<_>>())
+        .bind(
+            r.iter()
+                .map(|e| e.balance_type.to_owned())
+                .collect::<Vec<_>>(),
+        )
         .bind(r.iter().map(|e| e.balance.to_string()).collect::<Vec<_>>())
         .bind(r.iter().map(|e| e.accounts).collect::<Vec<_>>())
         .execute(&mut **tx)

@@ -15,6 +15,7 @@ struct SumRow {
     provider_id: String,
     status: String,
     active: bool,
+    balance_type: String,
     balance: String,
     accounts: i64,
 }
@@ -30,6 +31,7 @@ struct LiteRow {
     is_crypto: bool,
     status: String,
     active: bool,
+    balance_type: String,
     balance: String,
 }
 
@@ -45,8 +47,8 @@ impl CheckpointIo for PgStore {
 
     async fn read_checkpoint(&self, at: DateTime<Utc>) -> Result<Sums> {
         let rows: Vec<SumRow> = sqlx::query_as(
-            "SELECT currency, is_crypto, provider_id, status, active, balance::text AS balance,
-                 accounts FROM totals_checkpoints WHERE at = $1",
+            "SELECT currency, is_crypto, provider_id, status, active, balance_type,
+                 balance::text AS balance, accounts FROM totals_checkpoints WHERE at = $1",
         )
         .bind(at)
         .fetch_all(&self.pool)
@@ -61,6 +63,7 @@ impl CheckpointIo for PgStore {
                     provider_id: r.provider_id,
                     status: r.status,
                     active: r.active,
+                    balance_type: r.balance_type,
                 };
                 Ok((dim, (balance, r.accounts)))
             })
@@ -74,7 +77,7 @@ impl CheckpointIo for PgStore {
     ) -> Result<Vec<VersionLite>> {
         let rows: Vec<LiteRow> = sqlx::query_as(
             "SELECT customer_id, provider_id, account_id, valid_from, closed, currency,
-                 is_crypto, status, active, balance::text AS balance
+                 is_crypto, status, active, balance_type, balance::text AS balance
              FROM account_versions
              WHERE valid_from <= $2
                AND ($1::timestamptz IS NULL OR account_id IN (SELECT account_id
@@ -101,6 +104,7 @@ impl CheckpointIo for PgStore {
                         provider_id: r.provider_id,
                         status: r.status,
                         active: r.active,
+                        balance_type: r.balance_type,
                     },
                 })
             })
@@ -117,10 +121,10 @@ impl CheckpointIo for PgStore {
         let dims: Vec<&Dim> = sums.keys().collect();
         sqlx::query(
             "INSERT INTO totals_checkpoints (at, currency, is_crypto, provider_id, status,
-                 active, balance, accounts)
-             SELECT $1, c, k, p, s, a, b::numeric, n
+                 active, balance_type, balance, accounts)
+             SELECT $1, c, k, p, s, a, bt, b::numeric, n
              FROM UNNEST($2::text[], $3::bool[], $4::text[], $5::text[], $6::bool[], $7::text[],
-                         $8::bigint[]) AS t(c, k, p, s, a, b, n)",
+                         $8::text[], $9::bigint[]) AS t(c, k, p, s, a, bt, b, n)",
         )
         .bind(at)
         .bind(dims.iter().map(|d| d.currency.clone()).collect::<Vec<_>>())
@@ -132,6 +136,11 @@ impl CheckpointIo for PgStore {
         )
         .bind(dims.iter().map(|d| d.status.clone()).collect::<Vec<_>>())
         .bind(dims.iter().map(|d| d.active).collect::<Vec<_>>())
+        .bind(
+            dims.iter()
+                .map(|d| d.balance_type.clone())
+                .collect::<Vec<_>>(),
+        )
         .bind(sums.values().map(|v| v.0.to_string()).collect::<Vec<_>>())
         .bind(sums.values().map(|v| v.1).collect::<Vec<_>>())
         .execute(&mut *tx)

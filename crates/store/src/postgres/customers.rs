@@ -223,13 +223,15 @@ impl PgStore {
             .map_err(db_err)?;
         sqlx::query(
             "INSERT INTO totals_rollup
-                 (shard, currency, is_crypto, provider_id, status, active, balance, accounts)
-             SELECT rollup_shard, currency, is_crypto, provider_id, status, active,
+                 (shard, currency, is_crypto, provider_id, status, active, balance_type, balance,
+                  accounts)
+             SELECT rollup_shard, currency, is_crypto, provider_id, status, active, balance_type,
                     -sum(balance), -count(*)
              FROM accounts WHERE customer_id = $1 AND NOT closed
-             GROUP BY rollup_shard, currency, is_crypto, provider_id, status, active
-             ORDER BY rollup_shard, currency, is_crypto, provider_id, status, active
-             ON CONFLICT (shard, currency, is_crypto, provider_id, status, active) DO UPDATE
+             GROUP BY rollup_shard, currency, is_crypto, provider_id, status, active, balance_type
+             ORDER BY rollup_shard, currency, is_crypto, provider_id, status, active, balance_type
+             ON CONFLICT (shard, currency, is_crypto, provider_id, status, active, balance_type)
+             DO UPDATE
              SET balance = totals_rollup.balance + excluded.balance,
                  accounts = totals_rollup.accounts + excluded.accounts",
         )

@@ -110,11 +110,12 @@ impl PgStore {
             .map_err(db_err)?;
         sqlx::query(
             "INSERT INTO totals_rollup
-                 (shard, currency, is_crypto, provider_id, status, active, balance, accounts)
-             SELECT rollup_shard, currency, is_crypto, provider_id, status, active,
+                 (shard, currency, is_crypto, provider_id, status, active, balance_type, balance,
+                  accounts)
+             SELECT rollup_shard, currency, is_crypto, provider_id, status, active, balance_type,
                     sum(balance), count(*)
              FROM accounts WHERE NOT closed
-             GROUP BY rollup_shard, currency, is_crypto, provider_id, status, active",
+             GROUP BY rollup_shard, currency, is_crypto, provider_id, status, active, balance_type",
         )
         .execute(&mut *tx)
         .await

@@ -142,6 +142,11 @@ pub(super) fn push_filter(qb: &mut QueryBuilder<Sqlite>, scope: &Scope, f: &Filt
             .push_bind(json(f.statuses.iter().map(|s| s.as_str())))
             .push("))");
     }
+    if !f.balance_types.is_empty() {
+        qb.push(" AND balance_type IN (SELECT value FROM json_each(")
+            .push_bind(json(f.balance_types.iter().map(|t| t.as_str())))
+            .push("))");
+    }
 }
 
 impl SqliteStore {

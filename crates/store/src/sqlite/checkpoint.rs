@@ -15,6 +15,7 @@ struct SumRow {
     provider_id: String,
     status: String,
     active: bool,
+    balance_type: String,
     balance: String,
     accounts: i64,
 }
@@ -30,6 +31,7 @@ struct LiteRow {
     is_crypto: bool,
     status: String,
     active: bool,
+    balance_type: String,
     balance: String,
 }
 
@@ -47,7 +49,8 @@ impl CheckpointIo for SqliteStore {
 
     async fn read_checkpoint(&self, at: DateTime<Utc>) -> Result<Sums> {
         let rows: Vec<SumRow> = sqlx::query_as(
-            "SELECT currency, is_crypto, provider_id, status, active, balance, accounts
+            "SELECT currency, is_crypto, provider_id, status, active, balance_type, balance,
+                 accounts
              FROM totals_checkpoints WHERE at = ?",
         )
         .bind(rows::ts(at))
@@ -63,6 +66,7 @@ impl CheckpointIo for SqliteStore {
                     provider_id: r.provider_id,
                     status: r.status,
                     active: r.active,
+                    balance_type: r.balance_type,
                 };
                 Ok((dim, (balance, r.accounts)))
             })
@@ -76,7 +80,7 @@ impl CheckpointIo for SqliteStore {
     ) -> Result<Vec<VersionLite>> {
         let rows: Vec<LiteRow> = sqlx::query_as(
             "SELECT customer_id, provider_id, account_id, valid_from, closed, currency,
-                 is_crypto, status, active, balance
+                 is_crypto, status, active, balance_type, balance
              FROM account_versions
              WHERE valid_from <= ?2
                AND (?1 IS NULL OR account_id IN (SELECT account_id FROM account_versions
@@ -103,6 +107,7 @@ impl CheckpointIo for SqliteStore {
                         provider_id: r.provider_id,
                         status: r.status,
                         active: r.active,
+                        balance_type: r.balance_type,
                     },
                 })
             })
@@ -120,7 +125,7 @@ impl CheckpointIo for SqliteStore {
         for (d, (balance, n)) in sums {
             sqlx::query(
                 "INSERT INTO totals_checkpoints (at, currency, is_crypto, provider_id, status,
-                     active, balance, accounts) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     active, balance_type, balance, accounts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&at)
             .bind(&d.currency)
@@ -128,6 +133,7 @@ impl CheckpointIo for SqliteStore {
             .bind(&d.provider_id)
             .bind(&d.status)
             .bind(d.active)
+            .bind(&d.balance_type)
             .bind(balance.to_string())
             .bind(n)
             .execute(&mut *tx)

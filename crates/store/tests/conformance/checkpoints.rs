@@ -7,14 +7,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use coffer_core::query::Filter;
-use coffer_core::{Currency, Status};
+use coffer_core::{BalanceType, BalanceTypeCounts, Currency, Status};
 use coffer_store::{Scope, Store};
 
 use super::history::{GRID, history};
 use super::*;
 
-/// (currency, crypto, exact balance text, accounts) per currency, as `totals` orders them.
-type Row = (String, bool, String, u64);
+/// (currency, crypto, exact balance text, accounts, by balance type) per currency, as `totals`
+/// orders them.
+type Row = (String, bool, String, u64, BalanceTypeCounts);
 
 fn filters() -> Vec<Filter> {
     let crypto = Filter {
@@ -34,22 +35,40 @@ fn filters() -> Vec<Filter> {
         active: Some(true),
         ..Default::default()
     };
-    vec![Filter::default(), crypto, usd_gbp, bank, active]
+    let available = Filter {
+        balance_types: vec![BalanceType::Available],
+        ..Default::default()
+    };
+    let unspecified_p100 = Filter {
+        balance_types: vec![BalanceType::Unspecified],
+        providers: vec!["p100".into()],
+        ..Default::default()
+    };
+    vec![
+        Filter::default(),
+        crypto,
+        usd_gbp,
+        bank,
+        active,
+        available,
+        unspecified_p100,
+    ]
 }
 
 /// What summing the per-account answer gives.
 async fn summed(s: &dyn Store, at: i64, f: &Filter) -> Vec<Row> {
     let h = s.held_at(&Scope::All, t(at), None).await.unwrap();
-    let mut by: BTreeMap<(String, bool), (Decimal, u64)> = BTreeMap::new();
+    let mut by: BTreeMap<(String, bool), (Decimal, u64, BalanceTypeCounts)> = BTreeMap::new();
     for a in h.accounts.iter().filter(|a| f.matches(a)) {
         let e = by
             .entry((a.currency.code().to_owned(), a.is_crypto))
-            .or_insert((Decimal::ZERO, 0));
+            .or_default();
         e.0 += a.balance;
         e.1 += 1;
+        e.2.add(a.balance_type, 1);
     }
     by.into_iter()
-        .map(|((c, k), (b, n))| (c, k, b.to_string(), n))
+        .map(|((c, k), (b, n, types))| (c, k, b.to_string(), n, types))
         .collect()
 }
 
@@ -60,7 +79,8 @@ async fn from_checkpoints(s: &dyn Store, at: i64, f: &Filter) -> Option<Vec<Row>
             .into_iter()
             .map(|c| {
                 let code = c.currency.code().to_owned();
-                (code, c.is_crypto, c.balance.to_string(), c.accounts)
+                let types = c.balance_types;
+                (code, c.is_crypto, c.balance.to_string(), c.accounts, types)
             })
             .collect(),
     )
@@ -88,6 +108,21 @@ pub async fn checkpoint_totals_answer_as_held_at(s: &dyn Store) {
     assert!(built > 10, "{built}");
     assert_eq!(s.build_checkpoints(t(100), STEP).await.unwrap(), 0);
     check(s, 0, false, "built").await;
+    // The balance types are a dimension: a's change at t(40) moves its count.
+    let usd = |rows: Vec<Row>| rows.into_iter().find(|r| r.0 == "USD").map(|r| r.4);
+    let types = |available, unspecified| BalanceTypeCounts {
+        available,
+        unspecified,
+    };
+    let all = Filter::default();
+    assert_eq!(
+        usd(from_checkpoints(s, 35, &all).await.unwrap()),
+        Some(types(0, 1))
+    );
+    assert_eq!(
+        usd(from_checkpoints(s, 40, &all).await.unwrap()),
+        Some(types(1, 0))
+    );
     // A balance range needs each account: not answered from checkpoints.
     let mut range = Filter::default();
     range.balance.gt = Some(d("1"));

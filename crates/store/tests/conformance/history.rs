@@ -30,8 +30,20 @@ pub(super) async fn history(s: &dyn Store) {
         .unwrap();
     let eur = Currency::new("EUR");
     let set = |cur: &str, v: &str| BTreeMap::from([(Currency::new(cur), d(v))]);
-    let a = |c: &str, bal: &str, at| with_rate(account(c, "p100", "a", "USD", bal, at), "0.9");
-    let b = |bal: &str, rate: &str, at| with_rate(account("c1", "p100", "b", "BTC", bal, at), rate);
+    // `b` is declared available; `a` unspecified until t(40), then available (its adapter
+    // learnt what the provider means), so totals by balance type change over time too.
+    let a = |c: &str, bal: &str, at| {
+        let mut x = with_rate(account(c, "p100", "a", "USD", bal, at), "0.9");
+        if at >= 40 {
+            x.balance_type = coffer_core::BalanceType::Available;
+        }
+        x
+    };
+    let b = |bal: &str, rate: &str, at| {
+        let mut x = with_rate(account("c1", "p100", "b", "BTC", bal, at), rate);
+        x.balance_type = coffer_core::BalanceType::Available;
+        x
+    };
     s.set_manual_rates(
         &eur,
         &set("GBP", "1.15"),

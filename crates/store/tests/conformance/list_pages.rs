@@ -7,7 +7,7 @@ use coffer_core::query::{
     SortSpec,
 };
 use coffer_core::rates::{Rate, RateTable};
-use coffer_core::{Account, Currency, Status, Wallet};
+use coffer_core::{Account, BalanceType, Currency, Status, Wallet};
 use coffer_store::{Scope, Store};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -56,6 +56,7 @@ struct Row {
     status: usize,
     active: bool,
     balance: Decimal,
+    balance_type: usize,
     address: Option<String>,
     iban: Option<String>,
 }
@@ -73,13 +74,14 @@ fn row() -> impl Strategy<Value = Row> {
             0..Status::ALL.len(),
             any::<bool>(),
             balance(),
+            0..BalanceType::ALL.len(),
         ),
         (proptest::option::of(text(5)), proptest::option::of(text(5))),
     )
         .prop_map(
             |(
                 (customer, provider, pid, currency),
-                (is_crypto, status, active, balance),
+                (is_crypto, status, active, balance, balance_type),
                 (address, iban),
             )| Row {
                 customer,
@@ -90,6 +92,7 @@ fn row() -> impl Strategy<Value = Row> {
                 status,
                 active,
                 balance,
+                balance_type,
                 address,
                 iban,
             },
@@ -110,6 +113,7 @@ fn account(r: &Row) -> Account {
     a.status = Status::ALL[r.status];
     a.active = r.active;
     a.balance = r.balance;
+    a.balance_type = BalanceType::ALL[r.balance_type];
     a.iban = r.iban.clone();
     a.wallets = r
         .address
@@ -155,15 +159,17 @@ fn filter() -> impl Strategy<Value = Filter> {
             proptest::option::of(balance()),
             proptest::collection::vec(field, 0..=2),
             proptest::option::of(text(2)),
+            proptest::collection::vec(0..BalanceType::ALL.len(), 0..=1),
         ),
     )
         .prop_map(
-            |((is_crypto, active, cur, st), (pr, gte, lt, fields, text))| Filter {
+            |((is_crypto, active, cur, st), (pr, gte, lt, fields, text, bt))| Filter {
                 is_crypto,
                 active,
                 currencies: cur.iter().map(|i| Currency::new(CURRENCIES[*i])).collect(),
                 statuses: st.iter().map(|i| Status::ALL[*i]).collect(),
                 providers: pr.iter().map(|i| PROVIDERS[*i].to_owned()).collect(),
+                balance_types: bt.iter().map(|i| BalanceType::ALL[*i]).collect(),
                 balance: BalanceRange {
                     gte,
                     lt,

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use chrono::Utc;
 use coffer_core::query::{BalanceRange, FieldOp, FieldSearch, Filter, SearchField};
-use coffer_core::{Account, Currency, ProviderErrorKind, ProviderRate, Status, Wallet};
+use coffer_core::{
+    Account, BalanceType, BalanceTypeCounts, Currency, ProviderErrorKind, ProviderRate, Status,
+    Wallet,
+};
 use coffer_store::{NewApiKey, RateSource, Role, Scope, Store, StoreError, SyncOutcome};
 use rust_decimal::Decimal;
 
@@ -44,6 +47,15 @@ async fn fill(s: &dyn Store) -> Vec<Account> {
                 );
                 a.status = statuses[n % 4];
                 a.active = n % 3 != 0;
+                // Mostly as the adapters declare it (P100 available), with exceptions both
+                // ways (data stored before balance types, another provider's), so every
+                // currency and provider mixes both.
+                let p100 = *p == "p100";
+                a.balance_type = if p100 != (n % 5 == 0) {
+                    BalanceType::Available
+                } else {
+                    BalanceType::Unspecified
+                };
                 if i == 2 {
                     a.iban = Some(format!("DE89370400440532013{n:03}"));
                 }
@@ -149,7 +161,62 @@ fn filters() -> Vec<Filter> {
             providers: vec!["nobody".into()],
             ..all()
         },
+        Filter {
+            balance_types: vec![BalanceType::Available],
+            ..all()
+        },
+        Filter {
+            balance_types: vec![BalanceType::Unspecified],
+            providers: vec!["p100".into()],
+            ..all()
+        },
+        Filter {
+            balance_types: vec![BalanceType::Unspecified, BalanceType::Available],
+            is_crypto: Some(false),
+            ..all()
+        },
+        Filter {
+            balance_types: vec![BalanceType::Available],
+            balance: b(None, Some("100"), None, None),
+            ..all()
+        },
+        Filter {
+            balance_types: vec![BalanceType::Unspecified],
+            fields: vec![FieldSearch {
+                field: SearchField::Id,
+                op: FieldOp::Like("-1".into()),
+            }],
+            ..all()
+        },
     ]
+}
+
+/// Per (currency, crypto): the exact sum, the count and the count by balance type.
+type Want = BTreeMap<(String, bool), (Decimal, u64, BalanceTypeCounts)>;
+
+fn want_of<'a>(accounts: impl IntoIterator<Item = &'a Account>) -> Want {
+    let mut want = Want::new();
+    for a in accounts {
+        let e = want
+            .entry((a.currency.code().to_owned(), a.is_crypto))
+            .or_default();
+        e.0 += a.balance;
+        e.1 += 1;
+        e.2.add(a.balance_type, 1);
+    }
+    want
+}
+
+fn got_of(t: &coffer_store::Totals) -> Want {
+    t.by_currency
+        .iter()
+        .map(|t| {
+            (
+                (t.currency.code().to_owned(), t.is_crypto),
+                (t.balance, t.accounts, t.balance_types),
+            )
+        })
+        .collect()
 }
 
 pub async fn filters_pushed_down_match_filter_matches(s: &dyn Store) {
@@ -191,26 +258,9 @@ pub async fn totals_are_exact_and_say_what_they_cover(s: &dyn Store) {
                 })
                 .filter(|a| f.matches(a))
                 .collect();
-            let mut want: BTreeMap<(String, bool), (Decimal, u64)> = BTreeMap::new();
-            for a in matching {
-                let e = want
-                    .entry((a.currency.code().to_owned(), a.is_crypto))
-                    .or_default();
-                e.0 += a.balance;
-                e.1 += 1;
-            }
+            let want = want_of(matching);
             let got = s.totals(&scope, &f).await.unwrap();
-            let got_map: BTreeMap<(String, bool), (Decimal, u64)> = got
-                .by_currency
-                .iter()
-                .map(|t| {
-                    (
-                        (t.currency.code().to_owned(), t.is_crypto),
-                        (t.balance, t.accounts),
-                    )
-                })
-                .collect();
-            assert_eq!(got_map, want, "scope {scope:?}, filter {f:?}");
+            assert_eq!(got_of(&got), want, "scope {scope:?}, filter {f:?}");
             for t in &got.by_currency {
                 assert_eq!(t.balance.scale(), 2, "sums keep the scale: {t:?}");
             }
@@ -283,6 +333,13 @@ pub async fn totals_are_exact_and_say_what_they_cover(s: &dyn Store) {
         .collect();
     a.balance += d("0.01");
     a.fetched_at = t(100);
+    // Another account's balance type changes alone: its count moves to the other type.
+    let mut others = others;
+    let flipped = others.iter_mut().find(|x| x.id == "p100:c1-2").unwrap();
+    flipped.balance_type = match flipped.balance_type {
+        BalanceType::Available => BalanceType::Unspecified,
+        BalanceType::Unspecified => BalanceType::Available,
+    };
     let mut snap = others.clone();
     snap.push(a.clone());
     s.save_snapshot(&meta("c1", "p100", 100), &snap)
@@ -290,26 +347,25 @@ pub async fn totals_are_exact_and_say_what_they_cover(s: &dyn Store) {
         .unwrap();
     s.delete_customer("c3").await.unwrap();
     let now: Vec<Account> = s.list_accounts(&Scope::All, &all()).await.unwrap();
-    let mut want: BTreeMap<(String, bool), (Decimal, u64)> = BTreeMap::new();
-    for a in &now {
-        let e = want
-            .entry((a.currency.code().to_owned(), a.is_crypto))
-            .or_default();
-        e.0 += a.balance;
-        e.1 += 1;
-    }
+    assert!(now.iter().any(|x| {
+        x.id == "p100:c1-2"
+            && x.balance_type
+                != every
+                    .iter()
+                    .find(|e| e.id == "p100:c1-2")
+                    .unwrap()
+                    .balance_type
+    }));
     let got = s.totals(&Scope::All, &all()).await.unwrap();
-    let got_map: BTreeMap<(String, bool), (Decimal, u64)> = got
-        .by_currency
-        .iter()
-        .map(|t| {
-            (
-                (t.currency.code().to_owned(), t.is_crypto),
-                (t.balance, t.accounts),
-            )
-        })
-        .collect();
-    assert_eq!(got_map, want);
+    assert_eq!(got_of(&got), want_of(&now));
+    for f in filters() {
+        let got = s.totals(&Scope::All, &f).await.unwrap();
+        assert_eq!(
+            got_of(&got),
+            want_of(now.iter().filter(|a| f.matches(a))),
+            "{f:?}"
+        );
+    }
     assert_eq!(got.customers, 2);
     assert_eq!(now.len(), 12 + 12 - 1);
 }
