@@ -282,13 +282,20 @@ impl PgStore {
         &self,
         customer_id: &str,
     ) -> Result<CustomerAccounts> {
+        // One snapshot of the database for both reads: a sync committing between them would
+        // otherwise pair accounts of one fetch with the snapshot time of the next.
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         let rows: Vec<AccountRow> = sqlx::query_as(concat!(
             "SELECT ",
             account_cols!(),
             " FROM accounts WHERE customer_id = $1 AND NOT closed ORDER BY id"
         ))
         .bind(customer_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db_err)?;
         let metas: Vec<MetaRow> = sqlx::query_as(
@@ -296,9 +303,10 @@ impl PgStore {
              FROM snapshots WHERE customer_id = $1 ORDER BY provider_id",
         )
         .bind(customer_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
         if rows.is_empty() && metas.is_empty() {
             // Nothing stored yet: an existing customer, or none at all?
             self.get_customer_impl(customer_id).await?;

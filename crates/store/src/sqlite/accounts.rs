@@ -226,13 +226,17 @@ impl SqliteStore {
         &self,
         customer_id: &str,
     ) -> Result<CustomerAccounts> {
+        // One read transaction for both reads (WAL keeps its snapshot from the first read): a
+        // sync committing between them would otherwise pair accounts of one fetch with the
+        // snapshot time of the next.
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
         let rows: Vec<AccountRow> = sqlx::query_as(concat!(
             "SELECT ",
             account_cols!(),
             " FROM accounts WHERE customer_id = ? AND closed = 0 ORDER BY id"
         ))
         .bind(customer_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db_err)?;
         let metas: Vec<MetaRow> = sqlx::query_as(
@@ -240,9 +244,10 @@ impl SqliteStore {
              FROM snapshots WHERE customer_id = ? ORDER BY provider_id",
         )
         .bind(customer_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await
         .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
         if rows.is_empty() && metas.is_empty() {
             self.get_customer_impl(customer_id).await?;
         }

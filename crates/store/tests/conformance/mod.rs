@@ -60,6 +60,7 @@ macro_rules! conformance_tests {
             customers_crud_and_conflicts,
             link_conflict_leaves_nothing_written,
             snapshot_upsert_close_and_history,
+            customer_accounts_come_from_one_fetch,
             stale_snapshot_is_ignored,
             snapshot_of_unknown_customer_is_not_found,
             money_round_trips_exactly,

@@ -323,3 +323,48 @@ pub async fn balance_types_are_kept(s: &dyn Store) {
         ]
     );
 }
+
+/// A customer's accounts and its snapshots are read as of one moment: with a sync committing
+/// all the while, every account read carries its pair's snapshot time, never the accounts of
+/// one fetch next to the snapshot time of the next.
+pub async fn customer_accounts_come_from_one_fetch(s: &dyn Store) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    s.create_customer(&customer("c1", &[("p100", "e1")]))
+        .await
+        .unwrap();
+    let fetch = |i: i64| {
+        vec![
+            account("c1", "p100", "a", "EUR", &format!("{i}.09872368"), i),
+            account("c1", "p100", "b", "BTC", "0.0000001", i),
+        ]
+    };
+    save(s, "c1", "p100", 0, &fetch(0)).await;
+    let done = AtomicBool::new(false);
+    let writer = async {
+        for i in 1..=150 {
+            save(s, "c1", "p100", i, &fetch(i)).await;
+        }
+        done.store(true, Ordering::Relaxed);
+    };
+    let reader = async {
+        let mut reads = 0;
+        while !done.load(Ordering::Relaxed) {
+            let got = s.customer_accounts("c1").await.unwrap();
+            let [snapshot] = got.snapshots.as_slice() else {
+                panic!("one snapshot: {:?}", got.snapshots);
+            };
+            assert_eq!(got.accounts.len(), 2, "{:?}", got.accounts);
+            for a in &got.accounts {
+                assert_eq!(
+                    a.fetched_at, snapshot.fetched_at,
+                    "read {reads}: {} from another fetch than its snapshot",
+                    a.id
+                );
+            }
+            reads += 1;
+        }
+        reads
+    };
+    let ((), reads) = tokio::join!(writer, reader);
+    assert!(reads > 0, "the reader never ran while the writer wrote");
+}
