@@ -853,3 +853,94 @@ both!(
         }
     }
 );
+
+// The server refuses exactly what the document forbids, for a query parameter with a pattern
+// (`GET /v2/events` `types`) and a body field with lengths and a pattern (an alert's `name`):
+// each value is answered with success if and only if the document's schema admits it.
+both!(
+    patterns_and_lengths_are_the_servers,
+    common::Options::default(),
+    |app: common::TestApp| async move {
+        let doc = app
+            .request(Method::GET, "/openapi.json", None, None)
+            .await
+            .body;
+        let param = doc["paths"]["/v2/events"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "types")
+            .expect("a `types` parameter")["schema"]
+            .clone();
+        let admits = |schema: &Value, v: &Value| {
+            jsonschema::draft202012::new(&wrap(&doc, schema.clone()))
+                .unwrap()
+                .is_valid(v)
+        };
+        for v in [
+            "balance.changed",
+            "threshold.crossed",
+            "sync.failed,threshold.crossed,account.closed",
+            "",
+            ",",
+            "balance.changed,",
+            ",balance.changed",
+            " balance.changed",
+            "balance.changed,,sync.failed",
+            "nope",
+        ] {
+            let r = app
+                .get(&format!("/v2/events?types={}", v.replace(' ', "%20")))
+                .await;
+            let valid = admits(&param, &json!(v));
+            assert_eq!(
+                r.status == 200,
+                valid,
+                "types={v:?}: the document {} it, the server answered {} {}",
+                if valid { "admits" } else { "forbids" },
+                r.status,
+                r.body
+            );
+        }
+
+        let name = doc["components"]["schemas"]["AlertBody"]["properties"]["name"].clone();
+        assert!(name.is_object(), "AlertBody.name in the document");
+        for v in [
+            "low cash".to_owned(),
+            "  padded  ".to_owned(),
+            "é".repeat(200),
+            "x".repeat(201),
+            String::new(),
+            " \t ".to_owned(),
+        ] {
+            let r = app
+                .post(
+                    "/v2/alerts",
+                    json!({"name": v, "query": "", "below": "1000.00"}),
+                )
+                .await;
+            let valid = admits(&name, &json!(v));
+            assert_eq!(
+                r.status == 201,
+                valid,
+                "alert name {v:?}: the document {} it, the server answered {} {}",
+                if valid { "admits" } else { "forbids" },
+                r.status,
+                r.body
+            );
+            if r.status == 201 {
+                let id = r.body["id"].as_str().unwrap();
+                let gone = app
+                    .request(
+                        Method::DELETE,
+                        &format!("/v2/alerts/{id}"),
+                        Some(common::ADMIN_KEY),
+                        None,
+                    )
+                    .await;
+                assert_eq!(gone.status, 204, "{}", gone.body);
+            }
+        }
+        app.stop().await;
+    }
+);

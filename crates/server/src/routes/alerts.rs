@@ -18,6 +18,8 @@ use crate::state::AppState;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlertBody {
+    /// 1 to 200 characters, not only white space (kept trimmed).
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: String,
     /// The balance endpoint's parameters, as a query string (`customer_id=c1&currency=EUR`);
     /// not `at`, `max_age` or `strict`.
@@ -81,8 +83,9 @@ fn amount(field: &str, text: &str) -> ApiResult<Decimal> {
 }
 
 async fn validate(state: &AppState, body: AlertBody) -> ApiResult<NewAlert> {
+    // Characters, not bytes, as the document's `maxLength` counts them.
     let name = body.name.trim().to_owned();
-    if name.is_empty() || name.len() > 200 {
+    if name.is_empty() || body.name.chars().count() > 200 {
         return Err(ApiError::param("name", "between 1 and 200 characters"));
     }
     let (direction, bound) = match (&body.below, &body.above) {

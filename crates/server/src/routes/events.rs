@@ -49,7 +49,7 @@ pub struct EventParams {
     /// Only these types, comma-separated: `balance.changed`, `account.opened`,
     /// `account.closed`, `sync.failed`, `sync.recovered`, `threshold.crossed`.
     #[param(
-        pattern = "^(balance\\.changed|account\\.opened|account\\.closed|sync\\.failed|sync\\.recovered)(,(balance\\.changed|account\\.opened|account\\.closed|sync\\.failed|sync\\.recovered))*$"
+        pattern = "^(balance\\.changed|account\\.opened|account\\.closed|sync\\.failed|sync\\.recovered|threshold\\.crossed)(,(balance\\.changed|account\\.opened|account\\.closed|sync\\.failed|sync\\.recovered|threshold\\.crossed))*$"
     )]
     types: Option<String>,
     /// Only this customer (a reader: one of its own; another gives nothing).
@@ -93,7 +93,8 @@ fn parse(caller: &Caller, pairs: Pairs, headers: &HeaderMap) -> ApiResult<Parsed
                     .ok_or_else(|| ApiError::param("limit", "between 1 and 1000"))?;
             }
             "types" => {
-                for t in v.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                // Exactly the document's pattern: names joined by commas, no blanks or spaces.
+                for t in v.split(',') {
                     types.push(EventType::parse(t).ok_or_else(|| {
                         ApiError::param(
                             "types",
