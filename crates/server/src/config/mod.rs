@@ -10,11 +10,14 @@ use std::time::Duration;
 use bytesize::ByteSize;
 use coffer_core::Currency;
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Serialized, Toml};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+mod env;
 mod push;
+
+pub use env::env_key;
 pub use push::{AlertsConfig, EventsConfig, SubscriptionsConfig, WebhooksConfig};
 
 /// The whole configuration. Every key has a default, so an empty file is valid.
@@ -343,6 +346,25 @@ impl Config {
         let path: Option<PathBuf> = path
             .map(Path::to_path_buf)
             .or_else(|| std::env::var_os("COFFER_CONFIG").map(PathBuf::from));
+        Self::load_layers(path, |fig| fig.merge(env::process()))
+    }
+
+    /// As `load` would with exactly `vars` (name, value) as the environment instead of the
+    /// process's (and `path` the file, whatever `COFFER_CONFIG` says).
+    pub fn load_with_vars(
+        path: Option<&Path>,
+        vars: &[(String, String)],
+    ) -> Result<Self, ConfigError> {
+        Self::load_layers(path.map(Path::to_path_buf), |fig| {
+            env::merge_vars(fig, vars)
+        })
+    }
+
+    /// Defaults, then the file, then the environment `env` layers on.
+    fn load_layers(
+        path: Option<PathBuf>,
+        env: impl FnOnce(Figment) -> Figment,
+    ) -> Result<Self, ConfigError> {
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
         if let Some(p) = &path {
             if !p.exists() {
@@ -353,7 +375,7 @@ impl Config {
             }
             fig = fig.merge(Toml::file(p));
         }
-        fig = fig.merge(env_provider());
+        fig = env(fig);
         let cfg: Config = fig.extract().map_err(|e| {
             let at = path
                 .as_ref()
@@ -453,15 +475,6 @@ impl Config {
     pub fn base_currency(&self) -> Currency {
         Currency::new(&self.rates.base)
     }
-}
-
-/// `COFFER_SECTION__KEY` variables. A `COFFER_` variable without `__` is not a config key
-/// (`COFFER_CONFIG`, `COFFER_ADMIN_KEY`, `COFFER_REQUIRE_POSTGRES` for the tests) and is left
-/// alone; one with `__` must name a real key, or loading fails naming it.
-fn env_provider() -> Env {
-    Env::prefixed("COFFER_")
-        .filter(|k| k.as_str().contains("__"))
-        .split("__")
 }
 
 #[cfg(test)]
