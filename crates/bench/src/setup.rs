@@ -233,12 +233,21 @@ pub async fn server(
     config: Config,
     store: Arc<dyn Store>,
 ) -> anyhow::Result<Running> {
+    server_with(config, store, providers(sim, Duration::from_secs(5))?).await
+}
+
+/// [`server`] with these providers (e.g. with a webhook token set).
+pub async fn server_with(
+    config: Config,
+    store: Arc<dyn Store>,
+    providers: Providers,
+) -> anyhow::Result<Running> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let running = start(
         config,
         StartOptions {
             bootstrap_admin_key: Some(ADMIN_KEY.to_owned()),
-            providers: Some(providers(sim, Duration::from_secs(5))?),
+            providers: Some(providers),
             store: Some(store),
             listener: Some(listener),
             instance_id: Some("coffer-bench".into()),
