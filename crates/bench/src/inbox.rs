@@ -35,6 +35,12 @@ pub struct InboxArgs {
     /// The store's connection pool (the service's default is 10).
     #[arg(long, default_value_t = 10)]
     pub pool: u32,
+    /// `webhooks.concurrency` (default: the service's).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
+    /// `webhooks.batch` (default: the service's).
+    #[arg(long)]
+    pub batch: Option<u32>,
     /// Besides the store's change announcements, how often all snapshots are read for one
     /// missed, milliseconds.
     #[arg(long, default_value_t = 500)]
@@ -85,8 +91,15 @@ pub async fn inbox(url: &str, client: Handle, args: &InboxArgs) -> anyhow::Resul
     .await?;
     let mut providers = setup::providers(&sim, Duration::from_secs(5))?;
     providers.set_webhook_secret(P100, TOKEN.into());
-    let running =
-        setup::server_with(setup::config(&sim, url), Arc::clone(&store), providers).await?;
+    let mut config = setup::config(&sim, url);
+    if let Some(c) = args.concurrency {
+        config.webhooks.concurrency = c;
+    }
+    if let Some(b) = args.batch {
+        config.webhooks.batch = b;
+    }
+    let (batch, concurrency) = (config.webhooks.batch, config.webhooks.concurrency);
+    let running = setup::server_with(config, Arc::clone(&store), providers).await?;
     let ids = (0..n)
         .map(|i| (customer(i), coffer_sim::generate::customer_id(i)))
         .collect();
@@ -96,9 +109,7 @@ pub async fn inbox(url: &str, client: Handle, args: &InboxArgs) -> anyhow::Resul
     sim.reset_calls();
     println!(
         "{n} customers linked to both providers, each with a snapshot; pool {}, webhooks.batch {}, webhooks.concurrency {}",
-        args.pool,
-        setup::config(&sim, url).webhooks.batch,
-        setup::config(&sim, url).webhooks.concurrency,
+        args.pool, batch, concurrency,
     );
 
     let result = measure(url, &running.url(), &client, &sim, args).await;
@@ -149,6 +160,7 @@ async fn measure(
         // No retry: a delivery not answered 200 at once counts as failed here.
         retries: Vec::new(),
     };
+    floor(base, client, n).await?;
     let cpu = setup::CpuTicks::now();
     let burst_start = Instant::now();
     let since = Utc::now();
@@ -171,7 +183,54 @@ async fn measure(
         "  provider calls during the burst: P100 {} (one per delivery expected)",
         sim.total_calls(Provider::P100)
     );
+    server_side(base).await?;
     inbox_states(&mut probe).await
+}
+
+/// The server's own timing of the deliveries (from its first middleware to the answer), from
+/// its `/metrics`: what the sender waited beyond it was connecting and queueing for the runtime.
+async fn server_side(base: &str) -> anyhow::Result<()> {
+    let text = reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .header("x-api-key", ADMIN_KEY)
+        .send()
+        .await?
+        .text()
+        .await?;
+    let buckets: Vec<String> = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("coffer_http_request_duration_seconds_bucket")
+                && l.contains("/v2/webhooks/{provider_id}")
+        })
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let n = l.rsplit(' ').next()?;
+            Some(format!("≤{le}s: {n}"))
+        })
+        .collect();
+    println!("  server-side time of the deliveries (cumulative): {}", buckets.join(", "));
+    Ok(())
+}
+
+/// The floor of this machine: the same burst, by the same sender (a new connection per
+/// delivery), to `/v2/minimal`, which does nothing (a POST there is answered 405 at once).
+async fn floor(base: &str, client: &Handle, n: usize) -> anyhow::Result<()> {
+    let target = WebhookTarget {
+        url: format!("{base}/v2/minimal"),
+        token: TOKEN.into(),
+        retries: Vec::new(),
+    };
+    let sent = client.spawn(burst(target, n)).await?;
+    let mut took: Vec<Duration> = sent.iter().map(|s| s.took).collect();
+    took.sort_unstable();
+    println!(
+        "floor: the same burst of {n} to /v2/minimal (nothing kept, nothing processed): p50 {} p99 {} max {}",
+        ms(quantile(&took, 0.5)),
+        ms(quantile(&took, 0.99)),
+        ms(took.last().copied().unwrap_or_default()),
+    );
+    Ok(())
 }
 
 async fn burst(target: WebhookTarget, n: usize) -> Vec<Sent> {

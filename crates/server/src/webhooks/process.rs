@@ -5,10 +5,11 @@
 //! task, up to `webhooks.concurrency` at once: leasing a batch and waiting for all of it made a
 //! burst of 1,000 take 63 rounds of the provider's latency (docs/benchmarks.md).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use coffer_store::{StoreError, WebhookEntry, WebhookOutcome, WebhookState};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use super::event::{Event, classify};
@@ -29,6 +30,11 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     let lease_at_least = batch
         .min(u32::try_from(slots / 2).unwrap_or(u32::MAX))
         .max(1);
+    // The deliveries' database work (a few statements before the provider call, the snapshot
+    // and the outcome after it) takes at most half the pool: with every connection busy
+    // processing a burst, the deliveries still arriving waited for one before their 200
+    // (docs/benchmarks.md, "Webhook inbox").
+    let db = Arc::new(Semaphore::new(db_share(&state)));
     let mut tasks = JoinSet::new();
     loop {
         while tasks.try_join_next().is_some() {}
@@ -51,7 +57,8 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         let full = !leased.is_empty() && leased.len() == want as usize;
         for entry in leased {
             let state = state.clone();
-            tasks.spawn(async move { finish(&state, &entry).await });
+            let db = Arc::clone(&db);
+            tasks.spawn(async move { finish(&state, &entry, &db).await });
         }
         if full {
             // More may be waiting: lease again while there is room.
@@ -68,6 +75,14 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     tracing::info!("webhook processor stopped");
 }
 
+/// Half the store's pool (at least one connection); four when the store does not say.
+fn db_share(state: &AppState) -> usize {
+    match state.store.pool_stats().max {
+        0 => 4,
+        max => usize::try_from(max / 2).unwrap_or(1).max(1),
+    }
+}
+
 async fn lease(state: &AppState, n: u32, lease: std::time::Duration) -> Vec<WebhookEntry> {
     match state.store.lease_webhooks(&state.instance_id, n, lease).await {
         Ok(l) => l,
@@ -80,8 +95,8 @@ async fn lease(state: &AppState, n: u32, lease: std::time::Duration) -> Vec<Webh
 
 /// Processes one leased delivery and records its outcome. A store that cannot be reached
 /// leaves the delivery leased: it is processed again once the lease expires.
-async fn finish(state: &AppState, entry: &WebhookEntry) {
-    let outcome = match handle(state, entry).await {
+async fn finish(state: &AppState, entry: &WebhookEntry, db: &Semaphore) {
+    let outcome = match handle(state, entry, db).await {
         Ok(o) => o,
         Err(e) => {
             tracing::warn!(id = entry.id, error = %e, "webhook not processed; retried after its lease");
@@ -93,11 +108,14 @@ async fn finish(state: &AppState, entry: &WebhookEntry) {
         WebhookState::Failed => "failed",
         WebhookState::Ignored | WebhookState::Pending => "ignored",
     };
-    match state
-        .store
-        .finish_webhook(entry.id, &state.instance_id, &outcome)
-        .await
-    {
+    let recorded = {
+        let _db = db.acquire().await;
+        state
+            .store
+            .finish_webhook(entry.id, &state.instance_id, &outcome)
+            .await
+    };
+    match recorded {
         Ok(true) => crate::metrics::webhook(&entry.provider_id, label),
         Ok(false) => {
             tracing::debug!(
@@ -118,7 +136,11 @@ fn ignored(reason: String, external_id: Option<String>) -> WebhookOutcome {
     }
 }
 
-async fn handle(state: &AppState, entry: &WebhookEntry) -> Result<WebhookOutcome, StoreError> {
+async fn handle(
+    state: &AppState,
+    entry: &WebhookEntry,
+    db: &Semaphore,
+) -> Result<WebhookOutcome, StoreError> {
     let external_id = match classify(entry.body.as_bytes()) {
         Event::Ignored(reason) => return Ok(ignored(reason, None)),
         Event::UserStatus {
@@ -133,17 +155,29 @@ async fn handle(state: &AppState, entry: &WebhookEntry) -> Result<WebhookOutcome
         Event::UserStatus { external_id, .. } | Event::ForUser { external_id, .. } => external_id,
     };
     let provider = &entry.provider_id;
-    let Some(customer) = state.store.customer_by_link(provider, &external_id).await? else {
-        return Ok(ignored("no link to this user".into(), Some(external_id)));
+    let customer = {
+        let _db = db.acquire().await;
+        let Some(customer) = state.store.customer_by_link(provider, &external_id).await? else {
+            return Ok(ignored("no link to this user".into(), Some(external_id)));
+        };
+        // A pending link (the user not ACTIVE yet) waits out a backoff: make it syncable now,
+        // so polling takes it at once even if this refresh fails.
+        state.store.sync_due_now(&customer, provider).await?;
+        customer
     };
-    // A pending link (the user not ACTIVE yet) waits out a backoff: make it syncable now, so
-    // polling takes it at once even if this refresh fails.
-    state.store.sync_due_now(&customer, provider).await?;
+    // No connection is held while the provider answers.
     let refreshed = state
         .fresh
-        .fetch_pair(&customer, provider, &external_id, Some(Instant::now()))
+        .fetch_snapshot(&customer, provider, &external_id, Some(Instant::now()))
         .await;
-    // `fetch_pair` announced the save to the other replicas; this replica's L1 is dropped here.
+    if let Ok((accounts, meta)) = &refreshed {
+        let _db = db.acquire().await;
+        // Announced to the other replicas; this replica's L1 is dropped below.
+        state
+            .fresh
+            .save_fetched(&customer, provider, accounts, meta)
+            .await;
+    }
     state.fresh.invalidate(&customer).await;
     Ok(match refreshed {
         Ok(_) => WebhookOutcome {
