@@ -106,17 +106,26 @@ both!(
             .post(&format!("/v2/webhooks/inbox/{failed}/replay"), json!({}))
             .await;
         assert_eq!(r.status, 200, "{}", r.body);
-        eventually("the replayed delivery processed and pruned", DEADLINE, || async {
-            inbox(&app).await.is_empty()
-        })
+        eventually(
+            "the replayed delivery processed and pruned",
+            DEADLINE,
+            || async { inbox(&app).await.is_empty() },
+        )
         .await;
         // What it refreshed stays: only the inbox was pruned.
         let b = app.ok("/v2/accounts/balance?customer_id=w").await;
         assert!(b["accounts_count"].as_u64().unwrap() > 0, "{b}");
-        let metrics = app.get("/metrics").await.body.as_str().unwrap_or_default().to_owned();
+        let metrics = app
+            .get("/metrics")
+            .await
+            .body
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         assert!(
-            metrics.lines().any(|l| l.starts_with("coffer_webhooks_pruned_total ")
-                && !l.ends_with(" 0")),
+            metrics
+                .lines()
+                .any(|l| l.starts_with("coffer_webhooks_pruned_total ") && !l.ends_with(" 0")),
             "{metrics}"
         );
         app.stop().await;

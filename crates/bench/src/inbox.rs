@@ -138,7 +138,13 @@ async fn first_snapshots(base: &str, client: &Handle, n: usize) -> anyhow::Resul
         .header("x-api-key", ADMIN_KEY)
     });
     let s = lc
-        .run("first snapshots", 32, Duration::ZERO, Until::Requests(n as u64), make)
+        .run(
+            "first snapshots",
+            32,
+            Duration::ZERO,
+            Until::Requests(n as u64),
+            make,
+        )
         .await;
     anyhow::ensure!(s.errors == 0, "first snapshots: {:?}", s.first_error);
     Ok(())
@@ -209,7 +215,10 @@ async fn server_side(base: &str) -> anyhow::Result<()> {
             Some(format!("≤{le}s: {n}"))
         })
         .collect();
-    println!("  server-side time of the deliveries (cumulative): {}", buckets.join(", "));
+    println!(
+        "  server-side time of the deliveries (cumulative): {}",
+        buckets.join(", ")
+    );
     Ok(())
 }
 
@@ -353,11 +362,10 @@ fn report(
 }
 
 async fn inbox_states(probe: &mut sqlx::PgConnection) -> anyhow::Result<()> {
-    let states: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT state, count(*) FROM webhook_inbox GROUP BY state ORDER BY state",
-    )
-    .fetch_all(&mut *probe)
-    .await?;
+    let states: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state, count(*) FROM webhook_inbox GROUP BY state ORDER BY state")
+            .fetch_all(&mut *probe)
+            .await?;
     let states: Vec<String> = states.iter().map(|(s, c)| format!("{s} {c}")).collect();
     println!("  inbox at the end: {}", states.join(", "));
     Ok(())

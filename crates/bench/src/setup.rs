@@ -242,7 +242,8 @@ pub async fn server_with(
     store: Arc<dyn Store>,
     providers: Providers,
 ) -> anyhow::Result<Running> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    // As `coffer serve` binds (its listen backlog).
+    let listener = coffer_server::run::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
     let running = start(
         config,
         StartOptions {

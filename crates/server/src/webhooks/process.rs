@@ -84,7 +84,11 @@ fn db_share(state: &AppState) -> usize {
 }
 
 async fn lease(state: &AppState, n: u32, lease: std::time::Duration) -> Vec<WebhookEntry> {
-    match state.store.lease_webhooks(&state.instance_id, n, lease).await {
+    match state
+        .store
+        .lease_webhooks(&state.instance_id, n, lease)
+        .await
+    {
         Ok(l) => l,
         Err(e) => {
             tracing::warn!(error = %e, "webhooks: cannot lease deliveries; retrying");

@@ -235,8 +235,21 @@ pub async fn webhook_retention_keeps_what_is_unfinished(s: &dyn Store) {
     };
     let ids: Vec<i64> = {
         let mut v = Vec::new();
-        for body in ["processed", "ignored", "failed", "leased", "replayed", "pending"] {
-            v.push(s.insert_webhook(&delivery("p100", body)).await.unwrap().0.id);
+        for body in [
+            "processed",
+            "ignored",
+            "failed",
+            "leased",
+            "replayed",
+            "pending",
+        ] {
+            v.push(
+                s.insert_webhook(&delivery("p100", body))
+                    .await
+                    .unwrap()
+                    .0
+                    .id,
+            );
         }
         v
     };
@@ -248,7 +261,11 @@ pub async fn webhook_retention_keeps_what_is_unfinished(s: &dyn Store) {
     };
     finish(ids[0], processed("c1")).await;
     finish(ids[1], outcome(WebhookState::Ignored, Some("no link"))).await;
-    finish(ids[2], outcome(WebhookState::Failed, Some("refresh failed"))).await;
+    finish(
+        ids[2],
+        outcome(WebhookState::Failed, Some("refresh failed")),
+    )
+    .await;
     // Leased and still being processed: `ids[3]`. The replayed one finishes, then is replayed.
     let r = s.lease_webhooks("a", 1, HOUR).await.unwrap();
     assert_eq!(r[0].id, ids[4]);
@@ -281,11 +298,18 @@ pub async fn webhook_retention_keeps_what_is_unfinished(s: &dyn Store) {
     // Deleting twice deletes nothing more (replicas prune without a lock).
     assert_eq!(s.prune_webhooks(after).await.unwrap(), 0);
     // The lease still holds: the leased delivery finishes, and then it may go.
-    assert!(s.finish_webhook(ids[3], "a", &processed("c3")).await.unwrap());
+    assert!(
+        s.finish_webhook(ids[3], "a", &processed("c3"))
+            .await
+            .unwrap()
+    );
     let later = Utc::now() + chrono::Duration::seconds(1);
     assert_eq!(s.prune_webhooks(later).await.unwrap(), 1);
     // A pruned body delivered again is a new delivery (the duplicate check is of kept rows).
-    let (again, new) = s.insert_webhook(&delivery("p100", "processed")).await.unwrap();
+    let (again, new) = s
+        .insert_webhook(&delivery("p100", "processed"))
+        .await
+        .unwrap();
     assert!(new);
     assert!(again.id > ids[5]);
 }
@@ -307,8 +331,15 @@ pub async fn webhook_batches_are_kept_like_single_deliveries(s: &dyn Store) {
     assert_eq!(answers.len(), 5);
     assert_eq!(answers[0], (first.id, false), "kept before");
     assert!(answers[1].1 && answers[1].0 > first.id);
-    assert_eq!(answers[2], (answers[1].0, false), "twice in the batch: kept once");
-    assert!(answers[3].1 && answers[3].0 > answers[1].0, "ids in input order");
+    assert_eq!(
+        answers[2],
+        (answers[1].0, false),
+        "twice in the batch: kept once"
+    );
+    assert!(
+        answers[3].1 && answers[3].0 > answers[1].0,
+        "ids in input order"
+    );
     assert!(answers[4].1 && answers[4].0 > answers[3].0);
     assert_eq!(got[3].0.provider_id, "p2");
     assert!(got.iter().all(|(e, _)| e.state == WebhookState::Pending));
