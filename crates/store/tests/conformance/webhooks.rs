@@ -324,7 +324,11 @@ pub async fn webhook_batches_are_kept_like_single_deliveries(s: &dyn Store) {
         delivery("p100", "a"),
         delivery("p100", "a"),
         delivery("p2", "a"),
-        delivery("p100", "b\0nul"),
+        NewWebhook {
+            // The server's ids are hex; the body is as sent.
+            delivery_id: "p100:b-nul".into(),
+            ..delivery("p100", "b\0nul")
+        },
     ];
     let got = s.insert_webhooks(&batch).await.unwrap();
     let answers: Vec<(i64, bool)> = got.iter().map(|(e, new)| (e.id, *new)).collect();
