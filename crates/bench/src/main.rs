@@ -11,12 +11,14 @@
 //! cargo run --release -p coffer-bench -- history  # (e) at= and series over 30 days of history
 //! cargo run --release -p coffer-bench -- list     # (f) the unified list at 1,000,000 accounts
 //! cargo run --release -p coffer-bench -- export   # (g) the CSV export of 1,000,000 accounts
+//! cargo run --release -p coffer-bench -- inbox    # (h) a burst of 1,000 webhooks, P100 at 500 ms
 //! cargo run --release -p coffer-bench -- all
 //! ```
 #![forbid(unsafe_code)]
 
 mod export;
 mod history;
+mod inbox;
 mod list;
 mod load;
 mod memory;
@@ -73,6 +75,9 @@ enum Scenario {
     /// (g) the CSV export of a million accounts from PostgreSQL: rows per second, and the
     /// resident memory sampled while the body streams.
     Export(export::ExportArgs),
+    /// (h) the webhook inbox: a burst of 1,000 P100 deliveries with P100 at 500 ms; the time
+    /// to each 200, and from the 200 to the pair's fresh snapshot.
+    Inbox(inbox::InboxArgs),
     /// (a)+(b), (c) and (d) with their defaults.
     All(AllArgs),
 }
@@ -119,6 +124,7 @@ fn main() -> anyhow::Result<()> {
             Scenario::History(a) => history::history(&url, &a).await,
             Scenario::List(a) => list::list(&url, client, &a).await,
             Scenario::Export(a) => export::export(&url, client, &a).await,
+            Scenario::Inbox(a) => inbox::inbox(&url, client, &a).await,
             Scenario::All(all) => {
                 scenarios::cached(&url, client.clone(), &scenarios::CachedArgs::default()).await?;
                 scenarios::cold(&url, client.clone(), &scenarios::ColdArgs::default()).await?;

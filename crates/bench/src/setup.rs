@@ -233,12 +233,22 @@ pub async fn server(
     config: Config,
     store: Arc<dyn Store>,
 ) -> anyhow::Result<Running> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    server_with(config, store, providers(sim, Duration::from_secs(5))?).await
+}
+
+/// [`server`] with these providers (e.g. with a webhook token set).
+pub async fn server_with(
+    config: Config,
+    store: Arc<dyn Store>,
+    providers: Providers,
+) -> anyhow::Result<Running> {
+    // As `coffer serve` binds (its listen backlog).
+    let listener = coffer_server::run::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
     let running = start(
         config,
         StartOptions {
             bootstrap_admin_key: Some(ADMIN_KEY.to_owned()),
-            providers: Some(providers(sim, Duration::from_secs(5))?),
+            providers: Some(providers),
             store: Some(store),
             listener: Some(listener),
             instance_id: Some("coffer-bench".into()),

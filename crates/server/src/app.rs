@@ -145,6 +145,7 @@ pub fn state(parts: AppParts) -> AppState {
         fresh,
         instance_id,
         webhook_wake: Arc::new(tokio::sync::Notify::new()),
+        webhook_keeper: crate::webhooks::keep::Keeper::default(),
         closing: tokio::sync::watch::channel(false).0,
         draining: std::sync::atomic::AtomicBool::new(false),
     }))

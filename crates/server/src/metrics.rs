@@ -151,6 +151,11 @@ pub fn webhook(provider: &str, outcome: &'static str) {
         .increment(1);
 }
 
+/// Webhook deliveries the retention task deleted (`webhooks.retention`).
+pub fn webhooks_pruned(n: u64) {
+    counter!("coffer_webhooks_pruned_total").increment(n);
+}
+
 /// Outbox events this replica wrote, per type (the store counts them; set when `/metrics` is
 /// rendered).
 pub fn events_written(kind: &'static str, total: u64) {

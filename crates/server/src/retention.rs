@@ -2,8 +2,9 @@
 //! retention, keeping the state at that horizon, once at start and then every
 //! `history.prune_interval`. On PostgreSQL an advisory lock lets one replica prune at a time;
 //! the others skip that round. The same task prunes the outbox (`events.retention`): events and
-//! finished deliveries older than their horizon (deleting them twice deletes nothing more, so
-//! replicas need no lock for it).
+//! finished deliveries older than their horizon, and the webhook inbox (`webhooks.retention`):
+//! deliveries processed before theirs (deleting twice deletes nothing more, so replicas need no
+//! lock for either).
 
 use std::time::Duration;
 
@@ -40,13 +41,41 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
 
 /// Whether anything is to be pruned.
 pub fn enabled(config: &crate::config::Config) -> bool {
-    config.history.retention.is_some() || config.events.retention.is_some()
+    config.history.retention.is_some()
+        || config.events.retention.is_some()
+        || !config.webhooks.retention.is_zero()
 }
 
 /// One round: prunes up to the horizons now, logging what went.
 pub async fn prune_once(state: &AppState) {
     prune_events(state).await;
+    prune_webhooks(state).await;
     prune_history(state).await;
+}
+
+/// Now − `keep`, unless that is before the earliest instant.
+fn horizon(keep: Duration) -> Option<chrono::DateTime<Utc>> {
+    chrono::TimeDelta::from_std(keep)
+        .ok()
+        .and_then(|k| Utc::now().checked_sub_signed(k))
+}
+
+/// Webhook deliveries processed before `webhooks.retention` (never a pending or failed one).
+pub async fn prune_webhooks(state: &AppState) {
+    let keep = state.config.webhooks.retention;
+    if keep.is_zero() {
+        return;
+    }
+    let Some(horizon) = horizon(keep) else {
+        return;
+    };
+    match state.store.prune_webhooks(horizon).await {
+        Ok(deleted) => {
+            crate::metrics::webhooks_pruned(deleted);
+            tracing::info!(%horizon, deliveries = deleted, "webhook inbox pruned");
+        }
+        Err(e) => tracing::warn!(error = %e, "webhook inbox not pruned; retried next round"),
+    }
 }
 
 /// Events and finished deliveries older than `events.retention`.
@@ -54,10 +83,7 @@ pub async fn prune_events(state: &AppState) {
     let Some(keep) = state.config.events.retention else {
         return;
     };
-    let Some(horizon) = chrono::TimeDelta::from_std(keep)
-        .ok()
-        .and_then(|k| Utc::now().checked_sub_signed(k))
-    else {
+    let Some(horizon) = horizon(keep) else {
         return;
     };
     match state.store.prune_events(horizon).await {

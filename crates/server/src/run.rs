@@ -122,6 +122,27 @@ impl Running {
     }
 }
 
+/// The listen backlog asked for (the kernel caps it at `net.core.somaxconn`). Tokio's bind
+/// asks for 1,024: a burst of 1,000 webhook deliveries on new connections overflowed it, and
+/// each dropped connection attempt was retried by the sender's kernel after a second, so the
+/// burst's p99 was over a second even to a handler doing nothing (docs/benchmarks.md, "Webhook
+/// inbox").
+pub const LISTEN_BACKLOG: u32 = 8192;
+
+/// Binds a listener as `TcpListener::bind` does (`SO_REUSEADDR` on Unix), with
+/// [`LISTEN_BACKLOG`].
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Starts the service. Shuts down when [`Running::stop`] is called or, if `until_signal`, on
 /// SIGTERM/SIGINT.
 pub async fn start(
@@ -154,12 +175,10 @@ pub async fn start(
     };
     let listener = match opts.listener {
         Some(l) => l,
-        None => TcpListener::bind(config.server.listen)
-            .await
-            .map_err(|source| StartError::Listen {
-                addr: config.server.listen,
-                source,
-            })?,
+        None => bind(config.server.listen).map_err(|source| StartError::Listen {
+            addr: config.server.listen,
+            source,
+        })?,
     };
     let addr = listener.local_addr().map_err(|source| StartError::Listen {
         addr: config.server.listen,
@@ -169,11 +188,7 @@ pub async fn start(
         .instance_id
         .unwrap_or_else(|| format!("coffer-{}", uuid::Uuid::new_v4()));
     let metrics_listener = match config.server.metrics_listen {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| StartError::Listen { addr, source })?,
-        ),
+        Some(addr) => Some(bind(addr).map_err(|source| StartError::Listen { addr, source })?),
         None => None,
     };
     let sync_enabled = config.sync.enabled;

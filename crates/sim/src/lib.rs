@@ -138,14 +138,29 @@ pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
     start_on(config, any, any).await
 }
 
+/// A listener with a deep accept queue (tokio's bind asks for 1,024): a provider under a burst
+/// of a thousand new connections from one client queues them rather than drop some, which
+/// the client's kernel would retry only after a second.
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(8192)
+}
+
 /// Starts both simulators on the given addresses (port 0: any free port).
 pub async fn start_on(
     config: SimConfig,
     p100: SocketAddr,
     corebanq: SocketAddr,
 ) -> io::Result<SimHandle> {
-    let p100_listener = TcpListener::bind(p100).await?;
-    let corebanq_listener = TcpListener::bind(corebanq).await?;
+    let p100_listener = bind(p100)?;
+    let corebanq_listener = bind(corebanq)?;
     let p100_addr = p100_listener.local_addr()?;
     let corebanq_addr = corebanq_listener.local_addr()?;
     let shared = Arc::new(Shared::new(config));

@@ -54,7 +54,7 @@ pub use types::*;
 pub use webhooks::{NewWebhook, WebhookEntry, WebhookFilter, WebhookOutcome, WebhookState};
 
 /// Store errors, typed so the API can map them to 404, 409 and 503.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("{what} not found")]
     NotFound { what: String },
@@ -316,6 +316,10 @@ pub trait Store: Send + Sync + 'static {
     /// Keeps a delivery; `(entry, true)` when it is new, `(the kept one, false)` when a delivery
     /// with the same `(provider_id, delivery_id)` was kept before (a provider's retry).
     async fn insert_webhook(&self, w: &NewWebhook) -> Result<(WebhookEntry, bool)>;
+    /// Keeps several deliveries in one transaction (one commit for all: the receiving path's
+    /// group commit), answering as [`Store::insert_webhook`] would for each, in order; a body
+    /// twice in `ws` is new the first time only. All or nothing.
+    async fn insert_webhooks(&self, ws: &[NewWebhook]) -> Result<Vec<(WebhookEntry, bool)>>;
     /// Leases up to `n` pending deliveries (oldest first; no live lease) for `owner` until now
     /// + `lease_for`, counting an attempt on each. On PostgreSQL with `FOR UPDATE SKIP LOCKED`,
     /// so replicas never process the same delivery at once; an expired lease is taken over.
@@ -332,6 +336,10 @@ pub trait Store: Send + Sync + 'static {
     async fn list_webhooks(&self, filter: &WebhookFilter) -> Result<Vec<WebhookEntry>>;
     /// Re-queues a delivery (pending, no lease, outcome cleared); `NotFound` when unknown.
     async fn replay_webhook(&self, id: i64) -> Result<WebhookEntry>;
+    /// Retention: deletes the deliveries finished as `processed` or `ignored` before `horizon`
+    /// (by `processed_at`); `pending` (leased or not) and `failed` ones are kept, whatever their
+    /// age. Returns how many were deleted.
+    async fn prune_webhooks(&self, horizon: DateTime<Utc>) -> Result<u64>;
     /// The customer linked to `external_id` at `provider`, if any.
     async fn customer_by_link(&self, provider: &str, external_id: &str) -> Result<Option<String>>;
     /// Makes a pair due now (its sync state's `next_due`), so the sync worker takes it at once.

@@ -21,7 +21,17 @@ pub struct WebhooksConfig {
     pub lease: Duration,
     /// Deliveries leased per round trip.
     pub batch: u32,
+    /// Deliveries processed at once (each one provider call and a few writes), per replica.
+    pub concurrency: usize,
+    /// How long a delivery is kept once processed (`processed` or `ignored`), pruned by the
+    /// task of `history.retention` (`retention.rs`); `pending` and `failed` ones are kept
+    /// until they are processed. Zero keeps everything.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
 }
+
+/// Default `webhooks.retention`: a month to look back at what a provider sent.
+pub const DEFAULT_WEBHOOK_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 impl Default for WebhooksConfig {
     fn default() -> Self {
@@ -29,7 +39,9 @@ impl Default for WebhooksConfig {
             process: true,
             poll_interval: Duration::from_secs(5),
             lease: Duration::from_secs(60),
-            batch: 16,
+            batch: 128,
+            concurrency: 1024,
+            retention: DEFAULT_WEBHOOK_RETENTION,
         }
     }
 }

@@ -118,7 +118,21 @@ impl Freshness {
         let (accounts, meta) = self
             .fetch_snapshot(customer_id, provider_id, external_id, fresh_after)
             .await?;
-        match self.store.save_snapshot(&meta, &accounts).await {
+        self.save_fetched(customer_id, provider_id, &accounts, &meta)
+            .await;
+        Ok((accounts, meta))
+    }
+
+    /// Writes what [`Self::fetch_snapshot`] fetched, as [`Self::fetch_pair`] does (announcing
+    /// it to the other replicas); a failed write is logged (the next fetch writes it again).
+    pub async fn save_fetched(
+        &self,
+        customer_id: &str,
+        provider_id: &str,
+        accounts: &[Account],
+        meta: &SnapshotMeta,
+    ) {
+        match self.store.save_snapshot(meta, accounts).await {
             Ok(_) => {
                 if let Some(f) = &self.on_saved {
                     f(customer_id);
@@ -129,6 +143,5 @@ impl Freshness {
                 tracing::warn!(customer = customer_id, provider = provider_id, error = %e, "snapshot not saved");
             }
         }
-        Ok((accounts, meta))
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod admin;
 mod event;
+pub mod keep;
 pub mod process;
 
 use axum::Json;
@@ -62,13 +63,16 @@ pub async fn receive(
         return Err(ApiError::PayloadTooLarge(MAX_BODY));
     };
     let (entry, new) = state
-        .store
-        .insert_webhook(&NewWebhook {
-            delivery_id: delivery_id(&provider_id, &bytes),
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-            provider_id: provider_id.clone(),
-            received_at: Utc::now(),
-        })
+        .webhook_keeper
+        .keep(
+            &state.store,
+            NewWebhook {
+                delivery_id: delivery_id(&provider_id, &bytes),
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+                provider_id: provider_id.clone(),
+                received_at: Utc::now(),
+            },
+        )
         .await?;
     crate::metrics::webhook(&provider_id, if new { "received" } else { "duplicate" });
     if new {

@@ -1,55 +1,106 @@
 //! The inbox's processor: leases pending deliveries (shared by the replicas through leases in
 //! the store, like the sync worker's pairs), acts on each, and records the outcome. Woken at
 //! once by a delivery this replica kept; deliveries kept by other replicas, or left by one
-//! that stopped, are found by polling every `webhooks.poll_interval`.
+//! that stopped, are found by polling every `webhooks.poll_interval`. Each delivery is its own
+//! task, up to `webhooks.concurrency` at once: leasing a batch and waiting for all of it made a
+//! burst of 1,000 take 63 rounds of the provider's latency (docs/benchmarks.md).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use coffer_store::{StoreError, WebhookEntry, WebhookOutcome, WebhookState};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
 
 use super::event::{Event, classify};
 use crate::state::AppState;
 
-/// Runs until `shutdown` turns true; the delivery being processed is finished first.
+/// Runs until `shutdown` turns true; the deliveries being processed are finished first.
+///
+/// Up to `webhooks.concurrency` deliveries are processed at once, each as its own task: a
+/// slow provider holds one slot per delivery, not a whole batch, and a burst is leased as
+/// fast as slots are free (in round trips of at most `webhooks.batch`).
 pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     let cfg = state.config.webhooks.clone();
-    tracing::info!(instance = %state.instance_id, poll = ?cfg.poll_interval, "webhook processor started");
+    let slots = cfg.concurrency.max(1);
+    tracing::info!(instance = %state.instance_id, poll = ?cfg.poll_interval, concurrency = slots, "webhook processor started");
+    let batch = cfg.batch.max(1);
+    // While deliveries run, lease no fewer than this (as the sync worker does): leasing the
+    // one slot each ending delivery frees would cost a round trip per delivery.
+    let lease_at_least = batch
+        .min(u32::try_from(slots / 2).unwrap_or(u32::MAX))
+        .max(1);
+    // The deliveries' database work (a few statements before the provider call, the snapshot
+    // and the outcome after it) takes at most half the pool: with every connection busy
+    // processing a burst, the deliveries still arriving waited for one before their 200
+    // (docs/benchmarks.md, "Webhook inbox").
+    let db = Arc::new(Semaphore::new(db_share(&state)));
+    let mut tasks = JoinSet::new();
     loop {
+        while tasks.try_join_next().is_some() {}
         if *shutdown.borrow() {
             break;
         }
         // Registered before leasing, so a delivery kept while leasing still wakes the loop.
         let woken = state.webhook_wake.notified();
-        let leased = match state
-            .store
-            .lease_webhooks(&state.instance_id, cfg.batch.max(1), cfg.lease)
-            .await
-        {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "webhooks: cannot lease deliveries; retrying");
-                Vec::new()
-            }
+        let room = u32::try_from(slots - tasks.len().min(slots)).unwrap_or(u32::MAX);
+        let want = if room < lease_at_least && !tasks.is_empty() {
+            0
+        } else {
+            room.min(batch)
         };
-        if leased.is_empty() {
-            tokio::select! {
-                () = woken => {},
-                () = tokio::time::sleep(cfg.poll_interval) => {},
-                _ = shutdown.changed() => {},
-            }
+        let leased = if want == 0 {
+            Vec::new()
+        } else {
+            lease(&state, want, cfg.lease).await
+        };
+        let full = !leased.is_empty() && leased.len() == want as usize;
+        for entry in leased {
+            let state = state.clone();
+            let db = Arc::clone(&db);
+            tasks.spawn(async move { finish(&state, &entry, &db).await });
+        }
+        if full {
+            // More may be waiting: lease again while there is room.
             continue;
         }
-        // At most `batch` at once, all within the lease.
-        futures::future::join_all(leased.iter().map(|e| finish(&state, e))).await;
+        tokio::select! {
+            () = woken, if want > 0 => {},
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {},
+            () = tokio::time::sleep(cfg.poll_interval) => {},
+            _ = shutdown.changed() => {},
+        }
     }
+    while tasks.join_next().await.is_some() {}
     tracing::info!("webhook processor stopped");
+}
+
+/// Half the store's pool (at least one connection); four when the store does not say.
+fn db_share(state: &AppState) -> usize {
+    match state.store.pool_stats().max {
+        0 => 4,
+        max => usize::try_from(max / 2).unwrap_or(1).max(1),
+    }
+}
+
+async fn lease(state: &AppState, n: u32, lease: std::time::Duration) -> Vec<WebhookEntry> {
+    match state
+        .store
+        .lease_webhooks(&state.instance_id, n, lease)
+        .await
+    {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "webhooks: cannot lease deliveries; retrying");
+            Vec::new()
+        }
+    }
 }
 
 /// Processes one leased delivery and records its outcome. A store that cannot be reached
 /// leaves the delivery leased: it is processed again once the lease expires.
-async fn finish(state: &AppState, entry: &WebhookEntry) {
-    let outcome = match handle(state, entry).await {
+async fn finish(state: &AppState, entry: &WebhookEntry, db: &Semaphore) {
+    let outcome = match handle(state, entry, db).await {
         Ok(o) => o,
         Err(e) => {
             tracing::warn!(id = entry.id, error = %e, "webhook not processed; retried after its lease");
@@ -61,11 +112,14 @@ async fn finish(state: &AppState, entry: &WebhookEntry) {
         WebhookState::Failed => "failed",
         WebhookState::Ignored | WebhookState::Pending => "ignored",
     };
-    match state
-        .store
-        .finish_webhook(entry.id, &state.instance_id, &outcome)
-        .await
-    {
+    let recorded = {
+        let _db = db.acquire().await;
+        state
+            .store
+            .finish_webhook(entry.id, &state.instance_id, &outcome)
+            .await
+    };
+    match recorded {
         Ok(true) => crate::metrics::webhook(&entry.provider_id, label),
         Ok(false) => {
             tracing::debug!(
@@ -86,7 +140,11 @@ fn ignored(reason: String, external_id: Option<String>) -> WebhookOutcome {
     }
 }
 
-async fn handle(state: &AppState, entry: &WebhookEntry) -> Result<WebhookOutcome, StoreError> {
+async fn handle(
+    state: &AppState,
+    entry: &WebhookEntry,
+    db: &Semaphore,
+) -> Result<WebhookOutcome, StoreError> {
     let external_id = match classify(entry.body.as_bytes()) {
         Event::Ignored(reason) => return Ok(ignored(reason, None)),
         Event::UserStatus {
@@ -101,17 +159,29 @@ async fn handle(state: &AppState, entry: &WebhookEntry) -> Result<WebhookOutcome
         Event::UserStatus { external_id, .. } | Event::ForUser { external_id, .. } => external_id,
     };
     let provider = &entry.provider_id;
-    let Some(customer) = state.store.customer_by_link(provider, &external_id).await? else {
-        return Ok(ignored("no link to this user".into(), Some(external_id)));
+    let customer = {
+        let _db = db.acquire().await;
+        let Some(customer) = state.store.customer_by_link(provider, &external_id).await? else {
+            return Ok(ignored("no link to this user".into(), Some(external_id)));
+        };
+        // A pending link (the user not ACTIVE yet) waits out a backoff: make it syncable now,
+        // so polling takes it at once even if this refresh fails.
+        state.store.sync_due_now(&customer, provider).await?;
+        customer
     };
-    // A pending link (the user not ACTIVE yet) waits out a backoff: make it syncable now, so
-    // polling takes it at once even if this refresh fails.
-    state.store.sync_due_now(&customer, provider).await?;
+    // No connection is held while the provider answers.
     let refreshed = state
         .fresh
-        .fetch_pair(&customer, provider, &external_id, Some(Instant::now()))
+        .fetch_snapshot(&customer, provider, &external_id, Some(Instant::now()))
         .await;
-    // `fetch_pair` announced the save to the other replicas; this replica's L1 is dropped here.
+    if let Ok((accounts, meta)) = &refreshed {
+        let _db = db.acquire().await;
+        // Announced to the other replicas; this replica's L1 is dropped below.
+        state
+            .fresh
+            .save_fetched(&customer, provider, accounts, meta)
+            .await;
+    }
     state.fresh.invalidate(&customer).await;
     Ok(match refreshed {
         Ok(_) => WebhookOutcome {

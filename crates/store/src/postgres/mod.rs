@@ -391,6 +391,13 @@ impl Store for PgStore {
         self.insert_webhook_impl(w).await
     }
 
+    async fn insert_webhooks(
+        &self,
+        ws: &[crate::NewWebhook],
+    ) -> Result<Vec<(crate::WebhookEntry, bool)>> {
+        self.insert_webhooks_impl(ws).await
+    }
+
     async fn lease_webhooks(
         &self,
         owner: &str,
@@ -415,6 +422,10 @@ impl Store for PgStore {
 
     async fn replay_webhook(&self, id: i64) -> Result<crate::WebhookEntry> {
         self.replay_webhook_impl(id).await
+    }
+
+    async fn prune_webhooks(&self, horizon: DateTime<Utc>) -> Result<u64> {
+        self.prune_webhooks_impl(horizon).await
     }
 
     async fn customer_by_link(&self, provider: &str, external_id: &str) -> Result<Option<String>> {

@@ -1,6 +1,7 @@
 //! The webhook inbox on PostgreSQL: `FOR UPDATE SKIP LOCKED`, so replicas never lease the same
 //! delivery.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -89,6 +90,70 @@ impl PgStore {
         .await
         .map_err(db_err)?;
         Ok((row.entry()?, false))
+    }
+
+    /// One transaction: the new rows in one `INSERT … SELECT FROM unnest` (ids in input
+    /// order), then the rows kept before for the others.
+    pub(super) async fn insert_webhooks_impl(
+        &self,
+        ws: &[NewWebhook],
+    ) -> Result<Vec<(WebhookEntry, bool)>> {
+        if ws.is_empty() {
+            return Ok(Vec::new());
+        }
+        let col = |f: fn(&NewWebhook) -> String| ws.iter().map(f).collect::<Vec<_>>();
+        let providers = col(|w| w.provider_id.clone());
+        let ids = col(|w| w.delivery_id.clone());
+        // PostgreSQL text cannot hold NUL; such a body is kept with the byte replaced.
+        let bodies = col(|w| w.body.replace('\0', "\u{fffd}"));
+        let at: Vec<DateTime<Utc>> = ws.iter().map(|w| w.received_at).collect();
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let inserted: Vec<Row> = sqlx::query_as(concat!(
+            "INSERT INTO webhook_inbox (provider_id, delivery_id, body, received_at)
+             SELECT p, d, b, r
+             FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+                  WITH ORDINALITY AS t(p, d, b, r, o)
+             ORDER BY o
+             ON CONFLICT (provider_id, delivery_id) DO NOTHING
+             RETURNING ",
+            columns!(),
+            ""
+        ))
+        .bind(&providers)
+        .bind(&ids)
+        .bind(&bodies)
+        .bind(&at)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let mut fresh: HashMap<(String, String), WebhookEntry> = HashMap::new();
+        for row in inserted {
+            let e = row.entry()?;
+            fresh.insert((e.provider_id.clone(), e.delivery_id.clone()), e);
+        }
+        let kept: Vec<Row> = if fresh.len() == ws.len() {
+            Vec::new()
+        } else {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM webhook_inbox
+                 WHERE (provider_id, delivery_id) IN
+                       (SELECT * FROM unnest($1::text[], $2::text[]))"
+            ))
+            .bind(&providers)
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?
+        };
+        tx.commit().await.map_err(db_err)?;
+        let mut before: HashMap<(String, String), WebhookEntry> = HashMap::new();
+        for row in kept {
+            let e = row.entry()?;
+            before.insert((e.provider_id.clone(), e.delivery_id.clone()), e);
+        }
+        answer_in_order(ws, fresh, &before)
     }
 
     pub(super) async fn lease_webhooks_impl(
@@ -189,6 +254,19 @@ impl PgStore {
         .entry()
     }
 
+    /// Retention (the partial index of migration 0019): finished rows only.
+    pub(super) async fn prune_webhooks_impl(&self, horizon: DateTime<Utc>) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM webhook_inbox
+             WHERE state IN ('processed', 'ignored') AND processed_at < $1",
+        )
+        .bind(horizon)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
     pub(super) async fn customer_by_link_impl(
         &self,
         provider: &str,
@@ -219,4 +297,27 @@ impl PgStore {
         .map_err(db_err)?;
         Ok(())
     }
+}
+
+/// Each delivery's answer, in order: new for the first of its key that was inserted, the kept
+/// row (not new) otherwise.
+fn answer_in_order(
+    ws: &[NewWebhook],
+    mut fresh: HashMap<(String, String), WebhookEntry>,
+    before: &HashMap<(String, String), WebhookEntry>,
+) -> Result<Vec<(WebhookEntry, bool)>> {
+    let mut seen: HashMap<(String, String), WebhookEntry> = HashMap::new();
+    ws.iter()
+        .map(|w| {
+            let key = (w.provider_id.clone(), w.delivery_id.clone());
+            if let Some(e) = fresh.remove(&key) {
+                seen.insert(key, e.clone());
+                return Ok((e, true));
+            }
+            seen.get(&key)
+                .or_else(|| before.get(&key))
+                .map(|e| (e.clone(), false))
+                .ok_or_else(|| StoreError::Other("a kept delivery was not read back".into()))
+        })
+        .collect()
 }

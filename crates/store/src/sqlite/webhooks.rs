@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::SqliteStore;
 use crate::error::db_err;
@@ -61,31 +61,27 @@ impl Row {
 impl SqliteStore {
     pub(super) async fn insert_webhook_impl(&self, w: &NewWebhook) -> Result<(WebhookEntry, bool)> {
         let mut tx = self.write().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO webhook_inbox (provider_id, delivery_id, body, received_at)
-             VALUES (?, ?, ?, ?) ON CONFLICT (provider_id, delivery_id) DO NOTHING",
-        )
-        .bind(&w.provider_id)
-        .bind(&w.delivery_id)
-        .bind(&w.body)
-        .bind(rows::ts(w.received_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .rows_affected()
-            == 1;
-        let row: Row = sqlx::query_as(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM webhook_inbox WHERE provider_id = ? AND delivery_id = ?"
-        ))
-        .bind(&w.provider_id)
-        .bind(&w.delivery_id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        let out = insert_one(&mut tx, w).await?;
         tx.commit().await.map_err(db_err)?;
-        Ok((row.entry()?, inserted))
+        Ok(out)
+    }
+
+    /// One transaction, one commit for all (SQLite has one writer: statements are cheap, the
+    /// commit is what costs).
+    pub(super) async fn insert_webhooks_impl(
+        &self,
+        ws: &[NewWebhook],
+    ) -> Result<Vec<(WebhookEntry, bool)>> {
+        if ws.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.write().await?;
+        let mut out = Vec::with_capacity(ws.len());
+        for w in ws {
+            out.push(insert_one(&mut tx, w).await?);
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(out)
     }
 
     pub(super) async fn lease_webhooks_impl(
@@ -183,6 +179,22 @@ impl SqliteStore {
         .entry()
     }
 
+    /// Retention, as `postgres/webhooks.rs` (timestamps are fixed-width UTC text, so they
+    /// compare as text).
+    pub(super) async fn prune_webhooks_impl(&self, horizon: DateTime<Utc>) -> Result<u64> {
+        let mut tx = self.write().await?;
+        let done = sqlx::query(
+            "DELETE FROM webhook_inbox
+             WHERE state IN ('processed', 'ignored') AND processed_at < ?",
+        )
+        .bind(rows::ts(horizon))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(done.rows_affected())
+    }
+
     pub(super) async fn customer_by_link_impl(
         &self,
         provider: &str,
@@ -212,4 +224,34 @@ impl SqliteStore {
             .map_err(db_err)?;
         Ok(())
     }
+}
+
+async fn insert_one(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    w: &NewWebhook,
+) -> Result<(WebhookEntry, bool)> {
+    let inserted = sqlx::query(
+        "INSERT INTO webhook_inbox (provider_id, delivery_id, body, received_at)
+         VALUES (?, ?, ?, ?) ON CONFLICT (provider_id, delivery_id) DO NOTHING",
+    )
+    .bind(&w.provider_id)
+    .bind(&w.delivery_id)
+    .bind(&w.body)
+    .bind(rows::ts(w.received_at))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?
+    .rows_affected()
+        == 1;
+    let row: Row = sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM webhook_inbox WHERE provider_id = ? AND delivery_id = ?"
+    ))
+    .bind(&w.provider_id)
+    .bind(&w.delivery_id)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok((row.entry()?, inserted))
 }

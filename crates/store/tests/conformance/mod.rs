@@ -92,6 +92,8 @@ macro_rules! conformance_tests {
             webhook_leases_are_exclusive_and_expire,
             webhook_replay_requeues,
             webhook_listing_filters_and_pages,
+            webhook_retention_keeps_what_is_unfinished,
+            webhook_batches_are_kept_like_single_deliveries,
             links_are_found_by_external_id_and_made_due,
             audit_log_chains_every_change,
             a_failed_change_appends_nothing,

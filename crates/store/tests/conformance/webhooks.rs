@@ -222,3 +222,141 @@ pub async fn links_are_found_by_external_id_and_made_due(s: &dyn Store) {
     assert!(st[0].next_due <= Utc::now());
     assert_eq!(s.lease_due("a", 10, HOUR).await.unwrap().len(), 1);
 }
+
+/// Retention (`webhooks.retention`): what processing finished (`processed`, `ignored`) goes
+/// once it finished before the horizon; `pending` (leased or not) and `failed` stay, however
+/// old; a replayed delivery is pending again and kept until it finishes anew.
+pub async fn webhook_retention_keeps_what_is_unfinished(s: &dyn Store) {
+    let outcome = |state, reason: Option<&str>| WebhookOutcome {
+        state,
+        reason: reason.map(str::to_owned),
+        customer_id: None,
+        external_id: None,
+    };
+    let ids: Vec<i64> = {
+        let mut v = Vec::new();
+        for body in [
+            "processed",
+            "ignored",
+            "failed",
+            "leased",
+            "replayed",
+            "pending",
+        ] {
+            v.push(
+                s.insert_webhook(&delivery("p100", body))
+                    .await
+                    .unwrap()
+                    .0
+                    .id,
+            );
+        }
+        v
+    };
+    // Lease the first four, then the replayed one; `pending` is never leased.
+    let leased = s.lease_webhooks("a", 4, HOUR).await.unwrap();
+    assert_eq!(leased.len(), 4);
+    let finish = |id, o: WebhookOutcome| async move {
+        assert!(s.finish_webhook(id, "a", &o).await.unwrap());
+    };
+    finish(ids[0], processed("c1")).await;
+    finish(ids[1], outcome(WebhookState::Ignored, Some("no link"))).await;
+    finish(
+        ids[2],
+        outcome(WebhookState::Failed, Some("refresh failed")),
+    )
+    .await;
+    // Leased and still being processed: `ids[3]`. The replayed one finishes, then is replayed.
+    let r = s.lease_webhooks("a", 1, HOUR).await.unwrap();
+    assert_eq!(r[0].id, ids[4]);
+    finish(ids[4], processed("c2")).await;
+    s.replay_webhook(ids[4]).await.unwrap();
+
+    // A horizon before they finished deletes nothing.
+    let before = Utc::now() - chrono::Duration::hours(1);
+    assert_eq!(s.prune_webhooks(before).await.unwrap(), 0);
+    // A horizon after: the processed and the ignored go, nothing else.
+    let after = Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(s.prune_webhooks(after).await.unwrap(), 2);
+    let kept = s
+        .list_webhooks(&WebhookFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let kept: Vec<(i64, WebhookState)> = kept.iter().map(|e| (e.id, e.state)).collect();
+    assert_eq!(
+        kept,
+        vec![
+            (ids[2], WebhookState::Failed),
+            (ids[3], WebhookState::Pending),
+            (ids[4], WebhookState::Pending),
+            (ids[5], WebhookState::Pending),
+        ]
+    );
+    // Deleting twice deletes nothing more (replicas prune without a lock).
+    assert_eq!(s.prune_webhooks(after).await.unwrap(), 0);
+    // The lease still holds: the leased delivery finishes, and then it may go.
+    assert!(
+        s.finish_webhook(ids[3], "a", &processed("c3"))
+            .await
+            .unwrap()
+    );
+    let later = Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(s.prune_webhooks(later).await.unwrap(), 1);
+    // A pruned body delivered again is a new delivery (the duplicate check is of kept rows).
+    let (again, new) = s
+        .insert_webhook(&delivery("p100", "processed"))
+        .await
+        .unwrap();
+    assert!(new);
+    assert!(again.id > ids[5]);
+}
+
+/// A batch (the receiving path's group commit) answers as one delivery at a time would: a
+/// body kept before, or twice in the batch, is not new; new ones get increasing ids in order.
+pub async fn webhook_batches_are_kept_like_single_deliveries(s: &dyn Store) {
+    assert!(s.insert_webhooks(&[]).await.unwrap().is_empty());
+    let (first, _) = s.insert_webhook(&delivery("p100", "before")).await.unwrap();
+    let batch = [
+        delivery("p100", "before"),
+        delivery("p100", "a"),
+        delivery("p100", "a"),
+        delivery("p2", "a"),
+        NewWebhook {
+            // The server's ids are hex; the body is as sent.
+            delivery_id: "p100:b-nul".into(),
+            ..delivery("p100", "b\0nul")
+        },
+    ];
+    let got = s.insert_webhooks(&batch).await.unwrap();
+    let answers: Vec<(i64, bool)> = got.iter().map(|(e, new)| (e.id, *new)).collect();
+    assert_eq!(answers.len(), 5);
+    assert_eq!(answers[0], (first.id, false), "kept before");
+    assert!(answers[1].1 && answers[1].0 > first.id);
+    assert_eq!(
+        answers[2],
+        (answers[1].0, false),
+        "twice in the batch: kept once"
+    );
+    assert!(
+        answers[3].1 && answers[3].0 > answers[1].0,
+        "ids in input order"
+    );
+    assert!(answers[4].1 && answers[4].0 > answers[3].0);
+    assert_eq!(got[3].0.provider_id, "p2");
+    assert!(got.iter().all(|(e, _)| e.state == WebhookState::Pending));
+    // Each row as `insert_webhook` would keep it (a NUL may be replaced: PostgreSQL text).
+    assert!(got[4].0.body.starts_with('b') && got[4].0.body.ends_with("nul"));
+    let all = s
+        .list_webhooks(&WebhookFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 4);
+    // And the batch's rows are leased like any.
+    assert_eq!(s.lease_webhooks("a", 10, HOUR).await.unwrap().len(), 4);
+}
