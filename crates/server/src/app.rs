@@ -145,7 +145,7 @@ pub fn state(parts: AppParts) -> AppState {
         fresh,
         instance_id,
         webhook_wake: Arc::new(tokio::sync::Notify::new()),
-        webhook_keeper: crate::webhooks::keep::Keeper::default(),
+        webhook_keeper: crate::webhook_keeper::Keeper::default(),
         closing: tokio::sync::watch::channel(false).0,
         draining: std::sync::atomic::AtomicBool::new(false),
     }))

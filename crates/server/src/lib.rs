@@ -35,5 +35,6 @@ pub mod state;
 pub mod subscriptions;
 pub mod sync;
 pub mod telemetry;
+pub mod webhook_keeper;
 pub mod webhooks;
 pub mod weigh;

@@ -34,7 +34,7 @@ pub struct Inner {
     /// Wakes this replica's webhook processor as soon as a delivery is kept.
     pub webhook_wake: Arc<tokio::sync::Notify>,
     /// Keeps received webhook deliveries, several per commit under a burst.
-    pub webhook_keeper: crate::webhooks::keep::Keeper,
+    pub webhook_keeper: crate::webhook_keeper::Keeper,
     /// Set when the service shuts down: live event streams end, so draining can finish.
     pub closing: tokio::sync::watch::Sender<bool>,
     /// Set from SIGTERM on: `/readyz` answers 503 while the replica drains.

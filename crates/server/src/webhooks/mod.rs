@@ -5,7 +5,6 @@
 
 pub mod admin;
 mod event;
-pub mod keep;
 pub mod process;
 
 use axum::Json;
