@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use coffer_core::{Account, Currency};
 use rust_decimal::Decimal;
+use sha2::{Digest, Sha256};
 
 use crate::events::{self, NewEvent};
 use crate::{
@@ -38,8 +39,10 @@ pub(crate) struct RollupEntry {
 }
 
 pub(crate) struct Plan<'a> {
-    /// Every account of the snapshot, with its rollup shard and whether a row with its id was
-    /// stored (read) before: all are upserted (open).
+    /// The accounts of the snapshot whose row must be written (new, reopened, moved, or
+    /// anything but `fetched_at` changed), with its rollup shard and whether a row with its id
+    /// was stored (read) before: all are upserted (open). An unchanged account's row is left as
+    /// it is: when it was last seen is its pair's snapshot (`snapshots.fetched_at`).
     pub upserts: Vec<(&'a Account, i16, bool)>,
     /// Previously open accounts of this (customer, provider) absent from the snapshot.
     pub close: Vec<String>,
@@ -182,7 +185,9 @@ pub(crate) fn plan<'a>(
                     }
                     p.rollup.push(rollup_entry(a, old.shard, 1));
                 }
-                p.upserts.push((a, old.shard, true));
+                if reopened || moved || differs(o, a) {
+                    p.upserts.push((a, old.shard, true));
+                }
             }
         }
     }
@@ -201,8 +206,89 @@ pub(crate) fn plan<'a>(
         }
     }
     p.outcome.history_rows = p.history.len();
-    // Provider rates, one per (currency, quote), chosen as the rate table chooses them (the
-    // largest balance gives it); keyed so they are written in key order.
+    p.rates = provider_rates(meta, accounts);
+    p
+}
+
+/// The plan of a snapshot whose accounts are exactly those its pair's stored snapshot last
+/// reported (same [`digest`], nothing moved away since): every account unchanged, so nothing
+/// but the observation and the provider rates (dated at this fetch) is written. What
+/// [`plan`] would give for these stored rows, without reading them.
+pub(crate) fn unchanged<'a>(meta: &SnapshotMeta, accounts: &'a [Account]) -> Plan<'a> {
+    Plan {
+        upserts: Vec::new(),
+        close: Vec::new(),
+        history: Vec::new(),
+        versions: Vec::new(),
+        rates: provider_rates(meta, accounts),
+        rollup: Vec::new(),
+        events: Vec::new(),
+        outcome: SaveOutcome {
+            unchanged: accounts.len(),
+            ..SaveOutcome::default()
+        },
+    }
+}
+
+/// A digest of everything of a snapshot's accounts but `fetched_at` (what [`plan`] compares),
+/// in id order: two snapshots of a pair with the same digest have the same accounts. Stored
+/// with the pair's snapshot (PostgreSQL's `snapshots.accounts_digest`), so a sync of a pair
+/// whose accounts did not change is known without reading them. Every field is named here
+/// (the destructuring does not compile when `Account` gains one), each length-prefixed.
+pub(crate) fn digest(accounts: &[Account]) -> Result<Vec<u8>> {
+    let mut sorted: Vec<&Account> = accounts.iter().collect();
+    sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut h = Sha256::new();
+    let mut put = |s: Option<&str>| match s {
+        Some(s) => {
+            h.update([1u8]);
+            h.update((s.len() as u64).to_le_bytes());
+            h.update(s.as_bytes());
+        }
+        None => h.update([0u8]),
+    };
+    for a in sorted {
+        let Account {
+            id,
+            customer_id,
+            provider_id,
+            provider_account_id,
+            provider_customer_ref,
+            currency,
+            is_crypto,
+            status,
+            active,
+            balance,
+            balance_type,
+            wallets,
+            iban,
+            provider_rate,
+            fetched_at: _,
+        } = a;
+        put(Some(id));
+        put(Some(customer_id));
+        put(Some(provider_id));
+        put(Some(provider_account_id));
+        put(provider_customer_ref.as_deref());
+        put(Some(currency.code()));
+        put(Some(if *is_crypto { "1" } else { "0" }));
+        put(Some(status.as_str()));
+        put(Some(if *active { "1" } else { "0" }));
+        // The text keeps the scale: `3` and `3.0` differ, as `differs` says.
+        put(Some(&balance.to_string()));
+        put(Some(balance_type.as_str()));
+        put(Some(&crate::rows::wallets_json(wallets)?));
+        put(iban.as_deref());
+        let rate = provider_rate.as_ref();
+        put(rate.map(|r| r.rate.to_string()).as_deref());
+        put(rate.map(|r| r.quote.code()));
+    }
+    Ok(h.finalize().to_vec())
+}
+
+/// Provider rates, one per (currency, quote), chosen as the rate table chooses them (the
+/// largest balance gives it); keyed so they are written in key order.
+fn provider_rates(meta: &SnapshotMeta, accounts: &[Account]) -> Vec<StoredRate> {
     let mut rates = BTreeMap::new();
     for a in coffer_core::rates::rate_givers(accounts) {
         if let Some(r) = &a.provider_rate {
@@ -219,8 +305,7 @@ pub(crate) fn plan<'a>(
             );
         }
     }
-    p.rates = rates.into_values().collect();
-    p
+    rates.into_values().collect()
 }
 
 /// A customer has at most one link per provider.

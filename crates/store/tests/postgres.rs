@@ -31,6 +31,30 @@ async fn run(case: conformance::Case) {
 
 conformance_tests!(run);
 
+/// (a) of the unchanged-accounts cases, with every account row's version (`xmin`) and place
+/// (`ctid`) as its stamp: both change when the row is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_sync_writes_no_account_row() {
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let s = store(&db).await;
+    let pool = s.pool().clone();
+    conformance::unchanged_sync_writes_no_account_row(&s, || {
+        let pool = pool.clone();
+        async move {
+            let rows: Vec<(String, String)> =
+                sqlx::query_as("SELECT id, xmin::text || ' ' || ctid::text FROM accounts")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            rows.into_iter().collect()
+        }
+    })
+    .await;
+    s.close().await;
+}
+
 #[tokio::test]
 async fn connect_picks_postgres_by_scheme() {
     let Some(db) = TestDb::create().await else {

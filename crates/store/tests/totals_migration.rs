@@ -12,15 +12,16 @@ use coffer_store::{PgStore, Scope, Store};
 use coffer_testkit::pg;
 use sqlx::{Connection, Executor, PgConnection, SqliteConnection};
 
-/// The migration files of `backend` in order, split at `version` (the ones before, that one).
-fn migrations(backend: &str, version: &str) -> (Vec<String>, String) {
+/// The migration files of `backend` in order, split at `version` (the ones before, that one,
+/// the ones after).
+fn migrations(backend: &str, version: &str) -> (Vec<String>, String, Vec<String>) {
     let dir = format!("{}/../../migrations/{backend}", env!("CARGO_MANIFEST_DIR"));
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    let (mut before, mut it) = (Vec::new(), None);
+    let (mut before, mut it, mut after) = (Vec::new(), None, Vec::new());
     for f in files {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         let sql = std::fs::read_to_string(&f).unwrap();
@@ -28,9 +29,11 @@ fn migrations(backend: &str, version: &str) -> (Vec<String>, String) {
             it = Some(sql);
         } else if it.is_none() {
             before.push(sql);
+        } else {
+            after.push(sql);
         }
     }
-    (before, it.unwrap())
+    (before, it.unwrap(), after)
 }
 
 /// Two customers' accounts on two providers, both balance types, one closed account, summed
@@ -82,7 +85,7 @@ async fn postgres_rollup_is_rebuilt_by_balance_type() {
         return;
     };
     let mut c = PgConnection::connect(&db.url).await.unwrap();
-    let (before, it) = migrations("postgres", "0017");
+    let (before, it, after) = migrations("postgres", "0017");
     for sql in before {
         c.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
     }
@@ -104,6 +107,10 @@ async fn postgres_rollup_is_rebuilt_by_balance_type() {
     // (7, BTC, p100, unspecified).
     assert_eq!(rollup_rows, 4);
 
+    // The store of today writes what the later migrations added.
+    for sql in after {
+        c.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
+    }
     let s = PgStore::connect(&db.url).await.unwrap();
     let all = s.totals(&Scope::All, &Filter::default()).await.unwrap();
     let want = BTreeMap::from([
@@ -166,7 +173,7 @@ async fn postgres_rollup_is_rebuilt_by_balance_type() {
 #[tokio::test]
 async fn sqlite_checkpoints_are_dropped_for_the_new_dimension() {
     let mut c = SqliteConnection::connect("sqlite::memory:").await.unwrap();
-    let (before, it) = migrations("sqlite", "0014");
+    let (before, it, _) = migrations("sqlite", "0014");
     for sql in before {
         c.execute(sqlx::AssertSqlSafe(sql)).await.unwrap();
     }

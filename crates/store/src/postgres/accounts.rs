@@ -16,17 +16,66 @@ use crate::{
     StoreError, StoredRate, Totals,
 };
 
-/// The account columns, money as text so it is parsed exactly.
+/// The account columns, money as text so it is parsed exactly; `fetched_at` from the given
+/// expression (the account row's own, or when it was last seen: `seen_at!`).
 macro_rules! account_cols {
     () => {
-        "id, customer_id, provider_id, provider_account_id, provider_customer_ref, currency, \
-         is_crypto, status, active, balance::text AS balance, wallets, iban, balance_type, \
-         provider_rate::text AS provider_rate, provider_rate_quote, fetched_at, closed, rollup_shard"
+        account_cols!("accounts.fetched_at")
+    };
+    ($fetched:expr) => {
+        concat!(
+            "accounts.id, accounts.customer_id, accounts.provider_id, \
+             accounts.provider_account_id, accounts.provider_customer_ref, accounts.currency, \
+             accounts.is_crypto, accounts.status, accounts.active, \
+             accounts.balance::text AS balance, accounts.wallets, accounts.iban, \
+             accounts.balance_type, accounts.provider_rate::text AS provider_rate, \
+             accounts.provider_rate_quote, ",
+            $fetched,
+            " AS fetched_at, accounts.closed, accounts.rollup_shard"
+        )
     };
 }
 
-/// The account columns, for the list's reads (`list.rs`).
-pub(super) const ACCOUNT_COLS: &str = account_cols!();
+/// When an account was last seen: an open account by its pair's last saved snapshot (a sync
+/// that found it unchanged does not write its row), a closed one by the fetch before the one
+/// that found it gone (set when it is closed). Read with `from_accounts!`.
+macro_rules! seen_at {
+    () => {
+        "CASE WHEN accounts.closed THEN accounts.fetched_at \
+         ELSE coalesce(snapshots.fetched_at, accounts.fetched_at) END"
+    };
+}
+
+/// The accounts with their pairs' snapshots, for `seen_at!` (`USING` keeps `customer_id` and
+/// `provider_id` unqualified names of the account's columns).
+macro_rules! from_accounts {
+    () => {
+        " FROM accounts LEFT JOIN snapshots USING (customer_id, provider_id)"
+    };
+}
+
+/// The snapshot upsert's conflict clause, for one snapshot and a batch alike: a write older
+/// than the stored one changes nothing (and returns no row); `accounts_unchanged` says whether
+/// the stored digest already was this one (a NULL digest is never equal), i.e. whether the
+/// pair's stored accounts already are the ones reported, read under the pair's row lock.
+macro_rules! snapshot_upsert {
+    () => {
+        " ON CONFLICT (customer_id, provider_id) DO UPDATE
+         SET provider_customer_ref = excluded.provider_customer_ref,
+             fetched_at = excluded.fetched_at, rejected = excluded.rejected,
+             accounts_unchanged =
+                 coalesce(snapshots.accounts_digest = excluded.accounts_digest, false),
+             accounts_digest = excluded.accounts_digest
+         WHERE snapshots.fetched_at <= excluded.fetched_at
+         RETURNING customer_id, provider_id, xmax = 0 AS inserted, accounts_unchanged"
+    };
+}
+pub(super) use snapshot_upsert;
+
+/// The account columns with when each was last seen, for the list's reads (`list.rs`), from
+/// [`FROM_ACCOUNTS`].
+pub(super) const ACCOUNT_COLS: &str = account_cols!(seen_at!());
+pub(super) const FROM_ACCOUNTS: &str = from_accounts!();
 
 #[derive(sqlx::FromRow)]
 pub(super) struct AccountRow {
@@ -198,6 +247,7 @@ impl PgStore {
         accounts: &[Account],
     ) -> Result<SaveOutcome> {
         plan::validate(meta, accounts)?;
+        let digest = plan::digest(accounts)?;
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         // A snapshot is a copy of what a provider said: losing the last few milliseconds of
         // them in a database crash only means fetching again. So the commit does not wait for
@@ -208,20 +258,19 @@ impl PgStore {
             .map_err(db_err)?;
         // The snapshot row first: it locks the (customer, provider) pair, so concurrent writes
         // of one pair queue here, and a write older than the stored one changes nothing.
-        let applied: Option<bool> = sqlx::query_scalar(
-            "INSERT INTO snapshots (customer_id, provider_id, provider_customer_ref, fetched_at, rejected)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (customer_id, provider_id) DO UPDATE
-             SET provider_customer_ref = excluded.provider_customer_ref,
-                 fetched_at = excluded.fetched_at, rejected = excluded.rejected
-             WHERE snapshots.fetched_at <= excluded.fetched_at
-             RETURNING xmax = 0 AS inserted",
-        )
+        // Under that lock it also says whether the pair's stored accounts already are these.
+        let applied: Option<(String, String, bool, bool)> = sqlx::query_as(concat!(
+            "INSERT INTO snapshots (customer_id, provider_id, provider_customer_ref, fetched_at,
+                 rejected, accounts_digest)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            snapshot_upsert!()
+        ))
         .bind(&meta.customer_id)
         .bind(&meta.provider_id)
         .bind(&meta.provider_customer_ref)
         .bind(meta.fetched_at)
         .bind(rows::strings_json(&meta.rejected))
+        .bind(&digest)
         .fetch_optional(&mut *tx)
         .await
         .map_err(|e| match crate::error::violation(&e) {
@@ -230,7 +279,7 @@ impl PgStore {
             },
             _ => db_err(e),
         })?;
-        let Some(inserted) = applied else {
+        let Some((_, _, inserted, unchanged)) = applied else {
             return Ok(SaveOutcome {
                 stale: true,
                 ..SaveOutcome::default()
@@ -244,24 +293,12 @@ impl PgStore {
         {
             covered.insert(plan::shard_of(&meta.customer_id), 1);
         }
-        let ids: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
-        let existing: Vec<AccountRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            account_cols!(),
-            " FROM accounts WHERE (customer_id = $1 AND provider_id = $2) OR id = ANY($3)
-             ORDER BY id FOR UPDATE"
-        ))
-        .bind(&meta.customer_id)
-        .bind(&meta.provider_id)
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let existing = existing
-            .into_iter()
-            .map(AccountRow::into_existing)
-            .collect::<Result<Vec<_>>>()?;
-        let plan = plan::plan(meta, accounts, existing, plan::shard_of(&meta.customer_id));
+        let plan = if unchanged {
+            plan::unchanged(meta, accounts)
+        } else {
+            let existing = lock_named(&mut tx, meta, accounts).await?;
+            plan::plan(meta, accounts, existing, plan::shard_of(&meta.customer_id))
+        };
         let outcome = plan.outcome.clone();
         let mut writes = Writes::default();
         writes.add(meta, plan);
@@ -291,8 +328,9 @@ impl PgStore {
             .map_err(db_err)?;
         let rows: Vec<AccountRow> = sqlx::query_as(concat!(
             "SELECT ",
-            account_cols!(),
-            " FROM accounts WHERE customer_id = $1 AND NOT closed ORDER BY id"
+            account_cols!(seen_at!()),
+            from_accounts!(),
+            " WHERE customer_id = $1 AND NOT closed ORDER BY id"
         ))
         .bind(customer_id)
         .fetch_all(&mut *tx)
@@ -332,8 +370,9 @@ impl PgStore {
     pub(super) async fn get_account_impl(&self, id: &str) -> Result<Account> {
         let row: Option<AccountRow> = sqlx::query_as(concat!(
             "SELECT ",
-            account_cols!(),
-            " FROM accounts WHERE id = $1 AND NOT closed"
+            account_cols!(seen_at!()),
+            from_accounts!(),
+            " WHERE id = $1 AND NOT closed"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -350,7 +389,11 @@ impl PgStore {
         scope: &Scope,
         f: &Filter,
     ) -> Result<Vec<Account>> {
-        let mut qb = QueryBuilder::new(concat!("SELECT ", account_cols!(), " FROM accounts"));
+        let mut qb = QueryBuilder::new(concat!(
+            "SELECT ",
+            account_cols!(seen_at!()),
+            from_accounts!()
+        ));
         push_filter(&mut qb, scope, f, true);
         qb.push(" ORDER BY id");
         let rows: Vec<AccountRow> = qb
@@ -534,6 +577,63 @@ pub(super) async fn lock_pairs(
     rows.into_iter().map(AccountRow::into_existing).collect()
 }
 
+/// Locks (in id order) and reads the stored rows of one snapshot's pair and every stored row
+/// its ids name. An account stored under another pair moves to this one: that pair's digest
+/// no longer describes its stored accounts, so it is forgotten (its next write reads them).
+async fn lock_named(
+    tx: &mut Transaction<'static, Postgres>,
+    meta: &SnapshotMeta,
+    accounts: &[Account],
+) -> Result<Vec<Existing>> {
+    let ids: Vec<String> = accounts.iter().map(|a| a.id.clone()).collect();
+    let existing: Vec<AccountRow> = sqlx::query_as(concat!(
+        "SELECT ",
+        account_cols!(),
+        " FROM accounts WHERE (customer_id = $1 AND provider_id = $2) OR id = ANY($3)
+         ORDER BY id FOR UPDATE"
+    ))
+    .bind(&meta.customer_id)
+    .bind(&meta.provider_id)
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    let moved_from: std::collections::BTreeSet<(&str, &str)> = existing
+        .iter()
+        .filter(|r| r.customer_id != meta.customer_id || r.provider_id != meta.provider_id)
+        .map(|r| (r.customer_id.as_str(), r.provider_id.as_str()))
+        .collect();
+    if !moved_from.is_empty() {
+        // Rare (an account moving between customers). Taken after the account rows: a writer
+        // of that pair holding its snapshot row and waiting for one of those rows deadlocks
+        // with this one, and one of the two is retried (see docs/store.md).
+        sqlx::query(
+            "UPDATE snapshots SET accounts_digest = NULL
+             FROM UNNEST($1::text[], $2::text[]) AS t(c, p)
+             WHERE customer_id = t.c AND provider_id = t.p",
+        )
+        .bind(
+            moved_from
+                .iter()
+                .map(|m| m.0.to_owned())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            moved_from
+                .iter()
+                .map(|m| m.1.to_owned())
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    }
+    existing
+        .into_iter()
+        .map(AccountRow::into_existing)
+        .collect()
+}
+
 /// Whether this transaction's snapshot is the customer's first (of any provider): it adds the
 /// customer to the covered-customers count. The customer row lock (NO KEY UPDATE: it does not
 /// conflict with the foreign-key checks of concurrent snapshot writes) makes the first writers of
@@ -606,7 +706,13 @@ pub(super) async fn write_all(
     }
     if !w.close.is_empty() {
         sqlx::query(
-            "UPDATE accounts SET closed = true, closed_at = t.at
+            // Last seen: the pair's observation before the one that found it gone (the row
+            // of an unchanged account is not rewritten, so its own `fetched_at` may be older).
+            "UPDATE accounts SET closed = true, closed_at = t.at,
+                 fetched_at = coalesce((SELECT max(o.fetched_at) FROM observations o
+                     WHERE o.customer_id = accounts.customer_id
+                       AND o.provider_id = accounts.provider_id AND o.fetched_at < t.at),
+                     accounts.fetched_at)
              FROM UNNEST($1::text[], $2::timestamptz[]) AS t(id, at) WHERE accounts.id = t.id",
         )
         .bind(w.close.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>())

@@ -15,7 +15,7 @@ use coffer_core::Account;
 use sqlx::{Postgres, Transaction};
 
 use super::PgStore;
-use super::accounts::{NewRows, add_covered, lock_pairs, write_all};
+use super::accounts::{NewRows, add_covered, lock_pairs, snapshot_upsert, write_all};
 use super::notify::{CHANNEL, payloads};
 use crate::error::db_err;
 use crate::events::{self, NewEvent, PairBefore};
@@ -161,21 +161,32 @@ async fn save_snapshots(
     snaps: &[Snap<'_>],
     events: &mut Vec<NewEvent>,
 ) -> Result<Vec<String>> {
+    let mut digests = Vec::with_capacity(snaps.len());
+    for (_, accounts) in snaps {
+        digests.push(plan::digest(accounts)?);
+    }
     // A write older than the stored snapshot changes nothing (and comes back without a row).
-    let applied: Vec<(String, String, bool)> = sqlx::query_as(
-        "INSERT INTO snapshots (customer_id, provider_id, provider_customer_ref, fetched_at, rejected)
-         SELECT c, p, r, f, j
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[])
-              AS t(c, p, r, f, j)
-         ORDER BY c, p
-         ON CONFLICT (customer_id, provider_id) DO UPDATE
-         SET provider_customer_ref = excluded.provider_customer_ref,
-             fetched_at = excluded.fetched_at, rejected = excluded.rejected
-         WHERE snapshots.fetched_at <= excluded.fetched_at
-         RETURNING customer_id, provider_id, xmax = 0 AS inserted",
+    let applied: Vec<(String, String, bool, bool)> = sqlx::query_as(concat!(
+        "INSERT INTO snapshots (customer_id, provider_id, provider_customer_ref, fetched_at,
+             rejected, accounts_digest)
+         SELECT c, p, r, f, j, d
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
+                     $6::bytea[]) AS t(c, p, r, f, j, d)
+         ORDER BY c, p",
+        snapshot_upsert!()
+    ))
+    .bind(
+        snaps
+            .iter()
+            .map(|s| s.0.customer_id.clone())
+            .collect::<Vec<_>>(),
     )
-    .bind(snaps.iter().map(|s| s.0.customer_id.clone()).collect::<Vec<_>>())
-    .bind(snaps.iter().map(|s| s.0.provider_id.clone()).collect::<Vec<_>>())
+    .bind(
+        snaps
+            .iter()
+            .map(|s| s.0.provider_id.clone())
+            .collect::<Vec<_>>(),
+    )
     .bind(
         snaps
             .iter()
@@ -189,38 +200,55 @@ async fn save_snapshots(
             .map(|s| crate::rows::strings_json(&s.0.rejected))
             .collect::<Vec<_>>(),
     )
+    .bind(digests)
     .fetch_all(&mut **tx)
     .await
     .map_err(db_err)?;
     let mut first: BTreeMap<String, i64> = BTreeMap::new();
-    let mut live: HashSet<(String, String)> = HashSet::with_capacity(applied.len());
-    for (c, p, inserted) in applied {
+    // Applied pairs, and whether their stored accounts already are the reported ones.
+    let mut live: HashMap<(String, String), bool> = HashMap::with_capacity(applied.len());
+    for (c, p, inserted, unchanged) in applied {
         if inserted {
             *first.entry(c.clone()).or_default() += 1;
         }
-        live.insert((c, p));
+        live.insert((c, p), unchanged);
     }
     let covered = if first.is_empty() {
         BTreeMap::new()
     } else {
         first_snapshots(tx, &first).await.map_err(db_err)?
     };
-    let live: Vec<Snap<'_>> = snaps
+    let state = |s: &Snap<'_>| {
+        live.get(&(s.0.customer_id.clone(), s.0.provider_id.clone()))
+            .copied()
+    };
+    // Pairs whose accounts did not change are not read: only their observation and provider
+    // rates are written.
+    let same: Vec<Snap<'_>> = snaps
         .iter()
-        .filter(|s| live.contains(&(s.0.customer_id.clone(), s.0.provider_id.clone())))
+        .filter(|s| state(s) == Some(true))
         .copied()
         .collect();
-    if live.is_empty() {
-        return Ok(Vec::new());
-    }
-    let existing = lock_pairs(
-        tx,
-        live.iter().map(|s| s.0.customer_id.clone()).collect(),
-        live.iter().map(|s| s.0.provider_id.clone()).collect(),
-    )
-    .await?;
-    let mut per_pair = split_by_pair(&live, existing);
+    let live: Vec<Snap<'_>> = snaps
+        .iter()
+        .filter(|s| state(s) == Some(false))
+        .copied()
+        .collect();
     let mut writes = Writes::default();
+    for (meta, accounts) in &same {
+        writes.add(meta, plan::unchanged(meta, accounts));
+    }
+    let existing = if live.is_empty() {
+        Vec::new()
+    } else {
+        lock_pairs(
+            tx,
+            live.iter().map(|s| s.0.customer_id.clone()).collect(),
+            live.iter().map(|s| s.0.provider_id.clone()).collect(),
+        )
+        .await?
+    };
+    let mut per_pair = split_by_pair(&live, existing);
     let shard = batch_shard();
     for (i, (meta, accounts)) in live.iter().enumerate() {
         writes.add(
@@ -237,7 +265,12 @@ async fn save_snapshots(
         .map_err(db_err)?;
     add_covered(tx, &covered).await.map_err(db_err)?;
     events.append(&mut writes.events);
-    let mut changed: Vec<String> = live.iter().map(|s| s.0.customer_id.clone()).collect();
+    // Every applied pair: an unchanged one was observed again, which answers read too.
+    let mut changed: Vec<String> = snaps
+        .iter()
+        .filter(|s| state(s).is_some())
+        .map(|s| s.0.customer_id.clone())
+        .collect();
     changed.dedup();
     Ok(changed)
 }

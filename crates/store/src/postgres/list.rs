@@ -7,7 +7,7 @@ use coffer_core::query::{FieldOp, Filter, KeyValue, SearchField, SortSpec};
 use sqlx::{Postgres, QueryBuilder};
 
 use super::PgStore;
-use super::accounts::{ACCOUNT_COLS, AccountRow, accounts, push_filter};
+use super::accounts::{ACCOUNT_COLS, AccountRow, FROM_ACCOUNTS, accounts, push_filter};
 use crate::error::db_err;
 use crate::list::{self, column, unsupported};
 use crate::{Result, Scope, StoreError};
@@ -46,7 +46,7 @@ impl PgStore {
         after: Option<Vec<KeyValue>>,
         n: usize,
     ) -> Result<Vec<Account>> {
-        let mut qb = QueryBuilder::new(format!("SELECT {ACCOUNT_COLS} FROM accounts"));
+        let mut qb = QueryBuilder::new(format!("SELECT {ACCOUNT_COLS}{FROM_ACCOUNTS}"));
         push_filter(&mut qb, scope, f, true);
         push_search(&mut qb, f);
         if let Some(after) = &after {

@@ -13,16 +13,47 @@ use crate::{
     CustomerAccounts, HistoryEntry, Result, SaveOutcome, Scope, SnapshotMeta, StoreError, Totals,
 };
 
+/// The account columns; `fetched_at` from the given expression (the account row's own, or
+/// when it was last seen: `seen_at!`).
 macro_rules! account_cols {
     () => {
-        "id, customer_id, provider_id, provider_account_id, provider_customer_ref, currency, \
-         is_crypto, status, active, balance, wallets, iban, balance_type, provider_rate, provider_rate_quote, \
-         fetched_at, closed"
+        account_cols!("accounts.fetched_at")
+    };
+    ($fetched:expr) => {
+        concat!(
+            "accounts.id, accounts.customer_id, accounts.provider_id, \
+             accounts.provider_account_id, accounts.provider_customer_ref, accounts.currency, \
+             accounts.is_crypto, accounts.status, accounts.active, accounts.balance, \
+             accounts.wallets, accounts.iban, accounts.balance_type, accounts.provider_rate, \
+             accounts.provider_rate_quote, ",
+            $fetched,
+            " AS fetched_at, accounts.closed"
+        )
     };
 }
 
-/// The account columns, for the list's reads (`list.rs`).
-pub(super) const ACCOUNT_COLS: &str = account_cols!();
+/// When an account was last seen: an open account by its pair's last saved snapshot (a save
+/// that found it unchanged does not write its row), a closed one by the fetch before the one
+/// that found it gone (set when it is closed). Read with `from_accounts!`.
+macro_rules! seen_at {
+    () => {
+        "CASE WHEN accounts.closed THEN accounts.fetched_at \
+         ELSE coalesce(snapshots.fetched_at, accounts.fetched_at) END"
+    };
+}
+
+/// The accounts with their pairs' snapshots, for `seen_at!` (`USING` keeps `customer_id` and
+/// `provider_id` unqualified names of the account's columns).
+macro_rules! from_accounts {
+    () => {
+        " FROM accounts LEFT JOIN snapshots USING (customer_id, provider_id)"
+    };
+}
+
+/// The account columns with when each was last seen, for the list's reads (`list.rs`), from
+/// [`FROM_ACCOUNTS`].
+pub(super) const ACCOUNT_COLS: &str = account_cols!(seen_at!());
+pub(super) const FROM_ACCOUNTS: &str = from_accounts!();
 
 #[derive(sqlx::FromRow)]
 pub(super) struct AccountRow {
@@ -232,8 +263,9 @@ impl SqliteStore {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let rows: Vec<AccountRow> = sqlx::query_as(concat!(
             "SELECT ",
-            account_cols!(),
-            " FROM accounts WHERE customer_id = ? AND closed = 0 ORDER BY id"
+            account_cols!(seen_at!()),
+            from_accounts!(),
+            " WHERE customer_id = ? AND closed = 0 ORDER BY id"
         ))
         .bind(customer_id)
         .fetch_all(&mut *tx)
@@ -272,8 +304,9 @@ impl SqliteStore {
     pub(super) async fn get_account_impl(&self, id: &str) -> Result<Account> {
         let row: Option<AccountRow> = sqlx::query_as(concat!(
             "SELECT ",
-            account_cols!(),
-            " FROM accounts WHERE id = ? AND closed = 0"
+            account_cols!(seen_at!()),
+            from_accounts!(),
+            " WHERE id = ? AND closed = 0"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -290,7 +323,11 @@ impl SqliteStore {
         scope: &Scope,
         f: &Filter,
     ) -> Result<Vec<Account>> {
-        let mut qb = QueryBuilder::new(concat!("SELECT ", account_cols!(), " FROM accounts"));
+        let mut qb = QueryBuilder::new(concat!(
+            "SELECT ",
+            account_cols!(seen_at!()),
+            from_accounts!()
+        ));
         push_filter(&mut qb, scope, f);
         qb.push(" ORDER BY id");
         let rows: Vec<AccountRow> = qb
@@ -435,12 +472,21 @@ async fn write_plan(
         .map_err(db_err)?;
     }
     for id in &p.close {
-        sqlx::query("UPDATE accounts SET closed = 1, closed_at = ? WHERE id = ?")
-            .bind(rows::ts(meta.fetched_at))
-            .bind(id)
-            .execute(&mut **tx)
-            .await
-            .map_err(db_err)?;
+        // Last seen: the pair's observation before the one that found it gone (the row of an
+        // unchanged account is not rewritten, so its own `fetched_at` may be older).
+        sqlx::query(
+            "UPDATE accounts SET closed = 1, closed_at = ?1,
+                 fetched_at = coalesce((SELECT max(o.fetched_at) FROM observations o
+                     WHERE o.customer_id = accounts.customer_id
+                       AND o.provider_id = accounts.provider_id AND o.fetched_at < ?1),
+                     accounts.fetched_at)
+             WHERE id = ?2",
+        )
+        .bind(rows::ts(meta.fetched_at))
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
     }
     for h in &p.history {
         sqlx::query(

@@ -9,7 +9,7 @@ use coffer_core::query::{Filter, KeyValue, SortField, SortSpec};
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::SqliteStore;
-use super::accounts::{ACCOUNT_COLS, AccountRow, accounts, push_filter};
+use super::accounts::{ACCOUNT_COLS, AccountRow, FROM_ACCOUNTS, accounts, push_filter};
 use crate::error::db_err;
 use crate::list::{self, column, unsupported};
 use crate::{Result, Scope, StoreError};
@@ -49,7 +49,7 @@ impl SqliteStore {
         after: Option<Vec<KeyValue>>,
         n: usize,
     ) -> Result<Vec<Account>> {
-        let mut qb = QueryBuilder::new(format!("SELECT {ACCOUNT_COLS} FROM accounts"));
+        let mut qb = QueryBuilder::new(format!("SELECT {ACCOUNT_COLS}{FROM_ACCOUNTS}"));
         push_filter(&mut qb, scope, f);
         if let Some(after) = &after {
             qb.push(" AND ");

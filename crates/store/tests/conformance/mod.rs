@@ -31,6 +31,7 @@ mod snapshots;
 mod status;
 mod subscriptions;
 mod sync;
+mod unchanged;
 mod webhooks;
 
 pub use alerts::*;
@@ -49,6 +50,7 @@ pub use snapshots::*;
 pub use status::*;
 pub use subscriptions::*;
 pub use sync::*;
+pub use unchanged::*;
 pub use webhooks::*;
 
 /// Generates one `#[tokio::test]` per conformance case; `$run` is an async fn taking the case
@@ -114,6 +116,7 @@ macro_rules! conformance_tests {
             alerts_cross_once_by_compare_and_set,
             subscription_changes_are_audited_without_secrets,
             event_retention_keeps_what_deliveries_need,
+            unchanged_syncs_keep_last_seen_and_answers,
         );
     };
     (@each $run:path; $($case:ident),* $(,)?) => {

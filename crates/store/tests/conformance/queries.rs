@@ -43,7 +43,8 @@ async fn fill(s: &dyn Store) -> Vec<Account> {
                     &format!("{c}-{i}"),
                     currencies[(n + ci) % 6],
                     &bal,
-                    10,
+                    // Fetched with its snapshot, below.
+                    10 + i64::try_from(n_off(ci, pi)).unwrap(),
                 );
                 a.status = statuses[n % 4];
                 a.active = n % 3 != 0;
