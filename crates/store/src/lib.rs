@@ -145,6 +145,18 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Account>>;
     /// Per-currency totals of the open accounts in `scope` matching `filter`.
     async fn totals(&self, scope: &Scope, filter: &Filter) -> Result<Totals>;
+    /// The open accounts in `scope` whose provider rates an answer over the whole scope uses:
+    /// one per provider, currency and quote, chosen as [`coffer_core::rates::rate_givers`]
+    /// chooses over the scope's accounts in id order (newest fetch, then largest balance by
+    /// size, then the largest id). A rate table over these is the table over every account of
+    /// the scope, without reading them all.
+    async fn rate_givers(&self, scope: &Scope) -> Result<Vec<Account>> {
+        let all = self.list_accounts(scope, &Filter::default()).await?;
+        Ok(coffer_core::rates::rate_givers(&all)
+            .into_iter()
+            .cloned()
+            .collect())
+    }
     async fn account_history(
         &self,
         account_id: &str,

@@ -15,8 +15,8 @@ use coffer_core::Account;
 use sqlx::{Postgres, Transaction};
 
 use super::PgStore;
-use super::accounts::{NewRows, add_covered, lock_pairs, snapshot_upsert, write_all};
 use super::notify::{CHANNEL, payloads};
+use super::write::{NewRows, add_covered, lock_pairs, snapshot_upsert, write_all};
 use crate::error::db_err;
 use crate::events::{self, NewEvent, PairBefore};
 use crate::plan::{self, Existing, Writes};

@@ -7,7 +7,8 @@ use coffer_core::query::{FieldOp, Filter, KeyValue, SearchField, SortSpec};
 use sqlx::{Postgres, QueryBuilder};
 
 use super::PgStore;
-use super::accounts::{ACCOUNT_COLS, AccountRow, FROM_ACCOUNTS, accounts, push_filter};
+use super::account_rows::{ACCOUNT_COLS, AccountRow, FROM_ACCOUNTS, accounts};
+use super::filter::push_filter;
 use crate::error::db_err;
 use crate::list::{self, column, unsupported};
 use crate::{Result, Scope, StoreError};

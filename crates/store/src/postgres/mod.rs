@@ -4,6 +4,7 @@
 //! Money is NUMERIC, written as text cast to `numeric` and read back as `::text`, parsed
 //! exactly: the value and its scale survive byte for byte.
 
+mod account_rows;
 mod accounts;
 mod alerts;
 mod at;
@@ -12,6 +13,7 @@ mod batch;
 mod checkpoint;
 mod customers;
 mod events;
+mod filter;
 mod history;
 mod keys;
 mod list;
@@ -22,6 +24,7 @@ mod status;
 mod subscriptions;
 mod sync;
 mod webhooks;
+mod write;
 
 #[cfg(feature = "sqlite")]
 pub(crate) use sync::lease_until;
@@ -203,6 +206,10 @@ impl Store for PgStore {
 
     async fn list_accounts(&self, scope: &Scope, filter: &Filter) -> Result<Vec<Account>> {
         self.list_accounts_impl(scope, filter).await
+    }
+
+    async fn rate_givers(&self, scope: &Scope) -> Result<Vec<Account>> {
+        self.rate_givers_impl(scope).await
     }
 
     async fn list_page(

@@ -305,3 +305,69 @@ pub async fn provider_rate_comes_from_the_largest_balance(s: &dyn Store) {
         );
     }
 }
+
+/// `rate_givers` over a scope names the accounts core's `rate_givers` picks from every open
+/// account of that scope in id order: another customer's newer rate, a closed account's rate
+/// and an unchanged account's stale row time never decide.
+pub async fn rate_givers_are_cores_choice_over_the_scope(s: &dyn Store) {
+    for c in ["c1", "c2", "c3"] {
+        s.create_customer(&customer(c, &[])).await.unwrap();
+    }
+    let rated = |c: &str, p: &str, id: &str, cur: &str, balance: &str, quote: &str, rate: &str| {
+        let mut a = account(c, p, id, cur, balance, 0);
+        a.provider_rate = Some(ProviderRate {
+            rate: d(rate),
+            quote: Currency::new(quote),
+        });
+        a
+    };
+    let at = |mut accounts: Vec<Account>, when: i64| {
+        for a in &mut accounts {
+            a.fetched_at = t(when);
+        }
+        accounts
+    };
+    // c1 at 10, its bank again at 40 with nothing changed (a row written at 10 is not
+    // rewritten: when it was seen is its snapshot's 40).
+    let c1 = [
+        rated("c1", "bank", "c1-usdc", "USDC", "5", "EUR", "0.91"),
+        rated("c1", "p100", "c1-btc", "BTC", "1", "USD", "60000"),
+    ];
+    save(s, "c1", "bank", 10, &at(c1[..1].to_vec(), 10)).await;
+    save(s, "c1", "p100", 10, &at(c1[1..].to_vec(), 10)).await;
+    // c2 at 20: a larger USDC (by size: negative) and two equal BTC (the larger id wins), and
+    // an account that a later snapshot closes.
+    let c2 = [
+        rated("c2", "bank", "c2-usdc", "USDC", "-700", "EUR", "0.92"),
+        rated("c2", "p100", "c2-btc-a", "BTC", "2", "USD", "61000"),
+        rated("c2", "p100", "c2-btc-b", "BTC", "-2", "USD", "61001"),
+        rated("c2", "p100", "c2-eth", "ETH", "3", "USD", "3000"),
+    ];
+    save(s, "c2", "bank", 20, &at(c2[..1].to_vec(), 20)).await;
+    save(s, "c2", "p100", 20, &at(c2[1..].to_vec(), 20)).await;
+    save(s, "c2", "p100", 30, &at(c2[1..3].to_vec(), 30)).await;
+    // c3, outside the scope, has the newest rates of all.
+    let c3 = vec![rated("c3", "p100", "c3-btc", "BTC", "9", "USD", "99999")];
+    save(s, "c3", "p100", 50, &at(c3.clone(), 50)).await;
+    save(s, "c1", "bank", 40, &at(c1[..1].to_vec(), 40)).await;
+
+    let scope = Scope::Customers(vec!["c1".into(), "c2".into()]);
+    let ids = |accounts: Vec<Account>| {
+        let mut ids: Vec<String> = accounts.into_iter().map(|a| a.id).collect();
+        ids.sort();
+        ids
+    };
+    let givers = ids(s.rate_givers(&scope).await.unwrap());
+    let every = s.list_accounts(&scope, &all()).await.unwrap();
+    let core = ids(coffer_core::rates::rate_givers(&every)
+        .into_iter()
+        .cloned()
+        .collect());
+    assert_eq!(givers, core);
+    // USDC: c1's (seen at 40) over c2's larger one (20); BTC: c2's two at 30, equal by size,
+    // the larger id; ETH closed at 30: no giver.
+    let want = ids(vec![c1[0].clone(), c2[2].clone()]);
+    assert_eq!(givers, want);
+    let everyone = ids(s.rate_givers(&Scope::All).await.unwrap());
+    assert_eq!(everyone, ids(vec![c1[0].clone(), c3[0].clone()]));
+}

@@ -117,6 +117,7 @@ macro_rules! conformance_tests {
             subscription_changes_are_audited_without_secrets,
             event_retention_keeps_what_deliveries_need,
             unchanged_syncs_keep_last_seen_and_answers,
+            rate_givers_are_cores_choice_over_the_scope,
         );
     };
     (@each $run:path; $($case:ident),* $(,)?) => {
