@@ -49,3 +49,4 @@ mod sync;
 mod sync_status;
 mod validation;
 mod webhooks;
+mod wide_scope;

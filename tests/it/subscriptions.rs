@@ -50,6 +50,9 @@ impl Receiver {
                 let record = Arc::clone(&record);
                 let failures = Arc::clone(&failures);
                 async move {
+                    // Decided and recorded under one lock, so the record's order is the order
+                    // of the answers: concurrent deliveries cannot list a later one first.
+                    let mut record = record.lock().unwrap();
                     let fail = failures
                         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                         .is_ok();
@@ -65,7 +68,7 @@ impl Receiver {
                             .unwrap_or_default()
                             .to_owned()
                     };
-                    record.lock().unwrap().push(Received {
+                    record.push(Received {
                         id: h("webhook-id"),
                         timestamp: h("webhook-timestamp"),
                         signature: h("webhook-signature"),

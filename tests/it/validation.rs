@@ -375,3 +375,13 @@ both!(
         app.stop().await;
     }
 );
+
+both!(
+    the_benchmarks_baseline_is_not_served,
+    common::Options::default(),
+    |app: common::TestApp| async move {
+        // `coffer-bench` serves `/v2/minimal` as its baseline; the service never does.
+        assert_eq!(app.get("/v2/minimal").await.status, 404);
+        assert_eq!(app.get("/healthz").await.status, 200);
+    }
+);

@@ -252,6 +252,7 @@ pub async fn server_with(
             store: Some(store),
             listener: Some(listener),
             instance_id: Some("coffer-bench".into()),
+            baseline: true,
         },
         false,
     )

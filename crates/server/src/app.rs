@@ -151,8 +151,8 @@ pub fn state(parts: AppParts) -> AppState {
     }))
 }
 
-/// The router with its OpenAPI document.
-pub fn router(state: AppState) -> Router {
+/// The router with its OpenAPI document; with `baseline`, the benchmarks' `/v2/minimal` too.
+pub fn router(state: AppState, baseline: bool) -> Router {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
@@ -192,15 +192,17 @@ pub fn router(state: AppState) -> Router {
     };
     let api = Arc::new(crate::openapi::document(&api, &ctx));
     let cfg = Arc::clone(&state.config);
+    let mut router = router.route(
+        "/openapi.json",
+        axum::routing::get(move || {
+            let api = Arc::clone(&api);
+            async move { axum::Json(api.as_ref().clone()) }
+        }),
+    );
+    if baseline {
+        router = router.route("/v2/minimal", axum::routing::get(minimal));
+    }
     let router = router
-        .route(
-            "/openapi.json",
-            axum::routing::get(move || {
-                let api = Arc::clone(&api);
-                async move { axum::Json(api.as_ref().clone()) }
-            }),
-        )
-        .route("/v2/minimal", axum::routing::get(minimal))
         .merge(crate::console::router())
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -45,6 +45,9 @@ pub struct StartOptions {
     pub listener: Option<TcpListener>,
     /// This replica's id; a random one when absent.
     pub instance_id: Option<String>,
+    /// Also serve `GET /v2/minimal` (`{"ok":true}` behind every middleware): the benchmarks'
+    /// baseline, never part of the service.
+    pub baseline: bool,
 }
 
 /// A running service.
@@ -241,7 +244,7 @@ pub async fn start(
     if let Some(l) = metrics_listener {
         background.push(tokio::spawn(serve_metrics(l, state.clone(), rx.clone())));
     }
-    let router = app::router(state.clone());
+    let router = app::router(state.clone(), opts.baseline);
     let shutdown = shutdown_trigger(state.clone(), tx.clone(), until_signal, delay);
     let server = tokio::spawn(app::serve(listener, router, shutdown));
     tracing::info!(%addr, instance = %state.instance_id, "coffer is listening");

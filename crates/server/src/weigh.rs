@@ -18,7 +18,7 @@ fn opt(s: &Option<String>) -> usize {
     s.as_ref().map_or(0, |s| s.capacity())
 }
 
-fn wallet(w: &Wallet) -> usize {
+pub fn wallet(w: &Wallet) -> usize {
     std::mem::size_of::<Wallet>()
         + w.network.capacity()
         + w.address.capacity()

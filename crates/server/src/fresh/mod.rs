@@ -26,15 +26,17 @@ use crate::metrics;
 use crate::provider::{Role, SingleFlight};
 
 mod fetch;
+mod held;
 mod weight;
 use crate::providers::Providers;
+pub use held::HeldAccounts;
 
 /// What one provider contributed to a customer's view.
 #[derive(Debug, Clone)]
 pub struct ProviderView {
     pub provider_id: String,
     /// Accounts served (empty when `Missing`).
-    pub accounts: Vec<Account>,
+    pub accounts: HeldAccounts,
     /// When the served data was fetched from the provider; `None` if never.
     pub as_of: Option<DateTime<Utc>>,
     pub state: ProviderState,
@@ -69,7 +71,8 @@ pub struct CustomerView {
 static GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl CustomerView {
-    pub fn accounts(&self) -> impl Iterator<Item = &Account> {
+    /// The accounts, built from what the view holds (see [`HeldAccounts`]).
+    pub fn accounts(&self) -> impl Iterator<Item = Account> + '_ {
         self.providers.iter().flat_map(|p| p.accounts.iter())
     }
 
@@ -365,7 +368,7 @@ impl Freshness {
                 if let Some(m) = meta.filter(|m| !need.force && age(m.fetched_at) <= bound) {
                     return ProviderView {
                         provider_id: link.provider.clone(),
-                        accounts: stored_accounts,
+                        accounts: stored_accounts.into(),
                         as_of: Some(m.fetched_at),
                         state: ProviderState::Fresh,
                         rejected: m.rejected.clone(),
@@ -381,7 +384,7 @@ impl Freshness {
                 match fetched.await {
                     Ok((accounts, meta)) => ProviderView {
                         provider_id: link.provider.clone(),
-                        accounts,
+                        accounts: accounts.into(),
                         as_of: Some(meta.fetched_at),
                         state: ProviderState::Fresh,
                         rejected: meta.rejected,
@@ -423,14 +426,14 @@ impl Freshness {
         match meta {
             Some(m) if age(m.fetched_at) <= self.cfg.stale_if_error => ProviderView {
                 provider_id,
-                accounts: stored_accounts,
+                accounts: stored_accounts.into(),
                 as_of: Some(m.fetched_at),
                 state: ProviderState::Stale(e),
                 rejected: m.rejected.clone(),
             },
             other => ProviderView {
                 provider_id,
-                accounts: Vec::new(),
+                accounts: HeldAccounts::default(),
                 as_of: other.map(|m| m.fetched_at),
                 state: ProviderState::Missing(e),
                 rejected: Vec::new(),

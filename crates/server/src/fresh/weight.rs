@@ -1,17 +1,14 @@
 //! What a customer's view costs the L1 and last-known caches (`cache.max_bytes`), counted with
 //! the helpers of [`crate::weigh`].
 
-use coffer_core::Account;
-
-use crate::weigh::{ENTRY_OVERHEAD, account, saturate, string};
+use crate::weigh::{ENTRY_OVERHEAD, saturate, string};
 
 use super::{CustomerView, ProviderView};
 
 fn provider(p: &ProviderView) -> usize {
     std::mem::size_of::<ProviderView>()
         + p.provider_id.capacity()
-        + p.accounts.iter().map(account).sum::<usize>()
-        + (p.accounts.capacity() - p.accounts.len()) * std::mem::size_of::<Account>()
+        + p.accounts.weight()
         + p.rejected.iter().map(|r| r.capacity() + 24).sum::<usize>()
 }
 

@@ -119,8 +119,8 @@ pub async fn balance(
         let out = balance_out(&a, src.freshness, src.coverage, Some(at));
         return Ok(Json(out).into_response());
     }
-    if caller.is_admin() && q.customer_id.is_none() && !q.details {
-        return all_customer_totals(&state, q)
+    if let Some(scope) = source::store_scope(&caller, &q).filter(|_| !q.details) {
+        return all_customer_totals(&state, &scope, q)
             .await
             .map(|(out, _)| Json(out).into_response());
     }
@@ -128,7 +128,7 @@ pub async fn balance(
     check_strict(&q, &src.freshness)?;
     crate::metrics::answer_flags(src.freshness.stale, src.freshness.partial);
     reuse_or(&state, "balance", &src, &pairs, async {
-        let table = table_for(&state, &src).await;
+        let table = table_for(&state, &src).await?;
         check_target(&q, &table)?;
         let a = query::balance(&src.accounts, &q, &table).map_err(query_error)?;
         Ok(balance_out(
@@ -206,11 +206,11 @@ pub async fn list(
         let out = list_out(&src, &q, &table, Some(at))?;
         return Ok(Json(out).into_response());
     }
-    if source::pages_from_store(&caller, &q) {
-        // The admin's all-customer table, as `table_for` gives an answer with coverage.
-        let table = state.rates.table_for_all(state.store.as_ref()).await;
+    if let Some(scope) = source::pages_from_store(&caller, &q) {
+        // The scope's table, as `table_for` gives the same answer read whole.
+        let table = source::table_for_scope(&state, &scope).await?;
         check_target(&q, &table)?;
-        if let Some((src, matched)) = source::page_from_store(&state, &q, &table).await? {
+        if let Some((src, matched)) = source::page_from_store(&state, &scope, &q, &table).await? {
             crate::metrics::answer_flags(false, false);
             // Core pages the page and the one after it, exactly as it pages the whole
             // selection; only the count of all matches comes from the store.
@@ -223,7 +223,7 @@ pub async fn list(
     check_strict(&q, &src.freshness)?;
     crate::metrics::answer_flags(src.freshness.stale, src.freshness.partial);
     reuse_or(&state, "list", &src, &pairs, async {
-        let table = table_for(&state, &src).await;
+        let table = table_for(&state, &src).await?;
         check_target(&q, &table)?;
         list_out(&src, &q, &table, None)
     })
@@ -325,11 +325,7 @@ pub async fn get_account(
         .await?;
     let freshness = freshness_of(std::slice::from_ref(&view));
     check_strict(&q, &freshness)?;
-    let account = view
-        .accounts()
-        .find(|a| a.id == id)
-        .cloned()
-        .ok_or_else(not_found)?;
+    let account = view.accounts().find(|a| a.id == id).ok_or_else(not_found)?;
     let table = state
         .rates
         .table_for(state.store.as_ref(), std::slice::from_ref(&account))

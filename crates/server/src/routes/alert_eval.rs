@@ -143,7 +143,9 @@ async fn total(
             (accounts, table, q.clone())
         }
         None => {
-            let (src, _) = crate::routes::source::all_totals(state, &q.filter).await?;
+            let (src, _) =
+                crate::routes::source::all_totals(state, &coffer_store::Scope::All, &q.filter)
+                    .await?;
             let table = state.rates.table_for_all(state.store.as_ref()).await;
             // The store applied the filters to the per-currency sums.
             let unfiltered = Query {

@@ -84,6 +84,7 @@ pub async fn held(
             freshness,
             coverage,
             generation: None,
+            scope: None,
         },
         table,
     ))

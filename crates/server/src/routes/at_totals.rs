@@ -64,6 +64,7 @@ pub(crate) fn out_of(
         freshness,
         coverage,
         generation: None,
+        scope: None,
     };
     totals_out(&src, totals, q, table, Some(at))
 }

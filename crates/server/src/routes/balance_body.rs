@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use coffer_core::BalanceTypeCounts;
 use coffer_core::query::{self, ParamError, Query, QueryError};
 use coffer_core::rates::RateTable;
+use coffer_store::Scope;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -36,14 +37,13 @@ pub(crate) fn query_error(e: QueryError) -> ApiError {
 /// One customer's (or a reader's customers') answer uses the rates reported with its own
 /// accounts; an admin's all-customer answer uses one table for everybody (the providers' latest
 /// rates), whether it is built from every account or from per-currency sums, so both agree.
-pub(crate) async fn table_for(state: &AppState, src: &source::Sourced) -> RateTable {
-    if src.coverage.is_some() {
-        state.rates.table_for_all(state.store.as_ref()).await
-    } else {
-        state
+pub(crate) async fn table_for(state: &AppState, src: &source::Sourced) -> ApiResult<RateTable> {
+    match &src.scope {
+        Some(scope) => source::table_for_scope(state, scope).await,
+        None => Ok(state
             .rates
             .table_for(state.store.as_ref(), &src.accounts)
-            .await
+            .await),
     }
 }
 
@@ -121,15 +121,16 @@ pub struct DetailsOut {
     pub crypto_assets: Vec<AccountOut>,
 }
 
-/// An admin's all-customer balance without `details`: per-currency sums from the store, so the
-/// answer costs the same at a million accounts as at ten.
-/// Also gives the rate table the answer was converted with.
+/// A scope's balance without `details` (every customer for an admin, a reader's customers):
+/// per-currency sums from the store, so the answer costs the same at a million accounts as at
+/// ten. Also gives the rate table the answer was converted with.
 pub(crate) async fn all_customer_totals(
     state: &AppState,
+    scope: &Scope,
     q: Query,
 ) -> ApiResult<(BalanceOut, RateTable)> {
-    let (src, totals) = source::all_totals(state, &q.filter).await?;
-    let table = state.rates.table_for_all(state.store.as_ref()).await;
+    let (src, totals) = source::all_totals(state, scope, &q.filter).await?;
+    let table = source::table_for_scope(state, scope).await?;
     check_target(&q, &table)?;
     let out = totals_out(&src, &totals, &q, &table, None)?;
     Ok((out, table))

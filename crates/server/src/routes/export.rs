@@ -1,7 +1,8 @@
 //! `GET /v2/accounts?format=csv`: every matching account, a row each, with the JSON list's
-//! parameters, scope and numbers. An admin's all-customer export is streamed over the keyset
-//! (`Store::list_page`, a batch at a time, never the whole set in memory); the other answers
-//! (one customer, a reader's customers, `at=`) are held in memory by the JSON list already.
+//! parameters, scope and numbers. An export over a scope (all customers for an admin, a reader's
+//! customers) is streamed over the keyset (`Store::list_page`, a batch at a time, never the
+//! whole set in memory); the other answers (one customer, `at=`) are held in memory by the JSON
+//! list already.
 //! A batch is `server.max_page_size` accounts: the most one JSON page may hold.
 
 use std::collections::HashMap;
@@ -149,14 +150,14 @@ pub async fn list(state: &AppState, caller: &Caller, q: Query) -> ApiResult<Resp
         let rows = Rows::new(table, &q, Some(t)).all(&src.accounts, &q)?;
         return Ok(csv::response("accounts", t, csv::body(&COLUMNS, rows)?));
     }
-    if source::pages_from_store(caller, &q) {
-        let table = state.rates.table_for_all(state.store.as_ref()).await;
+    if let Some(scope) = source::pages_from_store(caller, &q) {
+        let table = source::table_for_scope(state, &scope).await?;
         check_target(&q, &table)?;
-        return streamed(state, q, table).await;
+        return streamed(state, scope, q, table).await;
     }
     let src = source::accounts(state, caller, &q).await?;
     check_strict(&q, &src.freshness)?;
-    let table = table_for(state, &src).await;
+    let table = table_for(state, &src).await?;
     check_target(&q, &table)?;
     let rows = Rows::new(table, &q, None).all(&src.accounts, &q)?;
     Ok(csv::response(
@@ -169,6 +170,7 @@ pub async fn list(state: &AppState, caller: &Caller, q: Query) -> ApiResult<Resp
 /// Where a streamed export is: the next batch starts strictly after `after`.
 struct Walk {
     state: AppState,
+    scope: Scope,
     q: Query,
     rows: Rows,
     /// The currencies that can match (for a `balance_in_base` sort's per-currency walks).
@@ -233,7 +235,7 @@ impl Walk {
             let (filter, table) = (&self.q.filter, &self.rows.table);
             let page = coffer_store::value_page(
                 store,
-                &Scope::All,
+                &self.scope,
                 filter,
                 &sort,
                 after,
@@ -244,7 +246,7 @@ impl Walk {
             );
             return Ok(page.await?);
         }
-        let page = store.list_page(&Scope::All, &self.q.filter, &sort, after, self.batch);
+        let page = store.list_page(&self.scope, &self.q.filter, &sort, after, self.batch);
         Ok(Some(page.await?))
     }
 
@@ -253,7 +255,7 @@ impl Walk {
         let all = self
             .state
             .store
-            .list_accounts(&Scope::All, &self.q.filter)
+            .list_accounts(&self.scope, &self.q.filter)
             .await?;
         let q = if self.first {
             unlimited(&self.q)
@@ -280,18 +282,24 @@ impl Walk {
     }
 }
 
-/// The admin's all-customer export, a batch at a time. The first batch is read before the
+/// A scope's export (every customer for an admin, a reader's customers), a batch at a time. The first batch is read before the
 /// answer starts, so a bad cursor or a failing store is still a proper error; a failure later
 /// ends the body early (the client sees a cut transfer, never a complete-looking short file).
-async fn streamed(state: &AppState, q: Query, table: RateTable) -> ApiResult<Response> {
+async fn streamed(
+    state: &AppState,
+    scope: Scope,
+    q: Query,
+    table: RateTable,
+) -> ApiResult<Response> {
     let currencies = if q.effective_sort().uses_rates() {
-        let totals = state.store.totals(&Scope::All, &q.filter).await?;
+        let totals = state.store.totals(&scope, &q.filter).await?;
         totals.by_currency.into_iter().map(|t| t.currency).collect()
     } else {
         Vec::new()
     };
     let mut walk = Walk {
         state: state.clone(),
+        scope,
         rows: Rows::new(table, &q, None),
         q,
         currencies,

@@ -67,12 +67,12 @@ pub async fn balance(state: &AppState, caller: &Caller, mut q: Query) -> ApiResu
         check_target(&q, &table)?;
         let a = query::balance(&src.accounts, &q, &table).map_err(query_error)?;
         (balance_out(&a, src.freshness, src.coverage, Some(t)), table)
-    } else if caller.is_admin() && q.customer_id.is_none() {
-        all_customer_totals(state, q).await?
+    } else if let Some(scope) = source::store_scope(caller, &q) {
+        all_customer_totals(state, &scope, q).await?
     } else {
         let src = source::accounts(state, caller, &q).await?;
         check_strict(&q, &src.freshness)?;
-        let table = table_for(state, &src).await;
+        let table = table_for(state, &src).await?;
         check_target(&q, &table)?;
         let a = query::balance(&src.accounts, &q, &table).map_err(query_error)?;
         (balance_out(&a, src.freshness, src.coverage, None), table)

@@ -1,8 +1,10 @@
 //! Where a query's accounts come from, respecting the caller's scope:
-//! - one customer (`customer_id`): the freshness loader (L1 → snapshot → providers);
-//! - a reader without `customer_id`: the loader, for each customer in its scope;
-//! - an admin without `customer_id`: the store only, never the providers (the sync worker keeps
-//!   it fresh); the list's pages are read from the store page by page ([`page_from_store`]).
+//! - one customer (`customer_id`, or a reader whose key names one customer): the freshness
+//!   loader (L1 → snapshot → providers);
+//! - a question over several customers (an admin without `customer_id`: all of them; a reader
+//!   whose key names several: those) is a [`store_scope`]: the store only, never the providers
+//!   (the sync worker keeps it fresh), with `coverage`; the list's pages are read from the store
+//!   page by page ([`page_from_store`]), the totals summed by the store ([`all_totals`]).
 
 use std::sync::Arc;
 
@@ -31,6 +33,41 @@ pub struct Sourced {
     /// For one customer whose data is all fresh: the view's generation. An answer computed from
     /// it may be reused for the same question while the view lives.
     pub generation: Option<u64>,
+    /// Read from the store for this scope in the present (`None`: from the freshness loader, or
+    /// at an instant, whose table is the one in force then). Its answer's rates are the scope's
+    /// ([`table_for_scope`]).
+    pub scope: Option<Scope>,
+}
+
+/// The scope a question without `at` is answered for from the store, or `None` when it is one
+/// customer's (the freshness loader answers it): an admin's question without `customer_id`
+/// covers every customer; a reader's covers the customers of its key, and one customer is that
+/// customer's question.
+pub fn store_scope(caller: &Caller, q: &Query) -> Option<Scope> {
+    if q.customer_id.is_some() {
+        return None;
+    }
+    if caller.is_admin() {
+        return Some(Scope::All);
+    }
+    match caller.customers.as_slice() {
+        [_] => None,
+        ids => Some(Scope::Customers(ids.to_vec())),
+    }
+}
+
+/// The rate table of an answer over a whole scope: for every customer one table for everybody
+/// (the providers' latest rates); for a reader's customers the manual rates and the rates their
+/// own accounts were reported with (as one customer's answer has), from the accounts the store
+/// says give them, not from every account.
+pub async fn table_for_scope(state: &AppState, scope: &Scope) -> ApiResult<RateTable> {
+    Ok(match scope {
+        Scope::All => state.rates.table_for_all(state.store.as_ref()).await,
+        Scope::Customers(_) => {
+            let givers = state.store.rate_givers(scope).await?;
+            state.rates.table_for(state.store.as_ref(), &givers).await
+        }
+    })
 }
 
 /// The accounts for `q`, as the caller may see them.
@@ -43,8 +80,8 @@ pub async fn accounts(state: &AppState, caller: &Caller, q: &Query) -> ApiResult
         let view = state.fresh.customer(id, need).await?;
         return Ok(from_views(vec![view]));
     }
-    if caller.is_admin() {
-        return all_from_store(state, &q.filter).await;
+    if let Some(scope) = store_scope(caller, q) {
+        return all_from_store(state, &scope, &q.filter).await;
     }
     let loads = stream::iter(caller.customers.iter().cloned())
         .map(|id| {
@@ -68,7 +105,7 @@ pub async fn accounts(state: &AppState, caller: &Caller, q: &Query) -> ApiResult
 
 fn from_views(views: Vec<Arc<CustomerView>>) -> Sourced {
     let freshness = freshness_of(&views);
-    let accounts = views.iter().flat_map(|v| v.accounts().cloned()).collect();
+    let accounts = views.iter().flat_map(|v| v.accounts()).collect();
     // Only a fresh answer is reusable: a stale one's warnings carry ages that grow.
     let generation = match views.as_slice() {
         [v] if !v.has_failures() && freshness.warnings.is_empty() => Some(v.generation),
@@ -79,20 +116,22 @@ fn from_views(views: Vec<Arc<CustomerView>>) -> Sourced {
         freshness,
         coverage: None,
         generation,
+        scope: None,
     }
 }
 
-/// All customers' totals for an admin's balance question without `details`: per-currency sums
-/// from the store (PostgreSQL keeps them in a rollup), one aggregate per (currency, kind) instead
-/// of every account, so the answer costs the same at a million accounts as at ten. The
+/// A scope's totals for a balance question without `details`: per-currency sums from the store
+/// (for all customers PostgreSQL keeps them in a rollup), one aggregate per (currency, kind)
+/// instead of every account, so the answer costs the same at a million accounts as at ten. The
 /// aggregates are shaped as accounts so the one query engine converts and groups them; the
 /// caller must query them without filters (the store applied them). Also gives the totals
 /// the aggregates stand for, in the same order.
 pub async fn all_totals(
     state: &AppState,
+    scope: &Scope,
     filter: &Filter,
 ) -> ApiResult<(Sourced, Vec<coffer_store::CurrencyTotal>)> {
-    let totals = state.store.totals(&Scope::All, filter).await?;
+    let totals = state.store.totals(scope, filter).await?;
     let fetched_at = totals.newest_as_of.unwrap_or_else(chrono::Utc::now);
     let (accounts, _) = aggregates(&totals.by_currency, fetched_at);
     Ok((
@@ -105,6 +144,7 @@ pub async fn all_totals(
                 newest_as_of: totals.newest_as_of,
             }),
             generation: None,
+            scope: Some(scope.clone()),
         },
         totals.by_currency,
     ))
@@ -143,28 +183,26 @@ pub fn aggregates(
     (accounts, counts)
 }
 
-/// Whether the list's page is read from the store one page at a time: an admin's all-customer
-/// list, unstacked (a stacked group sums every account of its currency) and not sorted by
+/// The scope whose list is read from the store one page at a time: a [`store_scope`]'s list,
+/// unstacked (a stacked group sums every account of its currency) and not sorted by
 /// `balance_in_base` after another key (a value sort first merges per-currency walks:
 /// `coffer_store::value_page`). Otherwise core pages the whole selection.
-pub fn pages_from_store(caller: &Caller, q: &Query) -> bool {
+pub fn pages_from_store(caller: &Caller, q: &Query) -> Option<Scope> {
     let sort = q.effective_sort();
     let value_first = sort
         .keys()
         .first()
         .is_some_and(|k| k.field == SortField::BalanceInBase);
-    caller.is_admin()
-        && q.customer_id.is_none()
-        && q.stack.is_none()
-        && (!sort.uses_rates() || value_first)
+    store_scope(caller, q).filter(|_| q.stack.is_none() && (!sort.uses_rates() || value_first))
 }
 
-/// One page of an admin's all-customer list from the store: the page's accounts and one more
+/// One page of a scope's list from the store: the page's accounts and one more
 /// (so core's engine, run on them, knows whether a next page exists and issues its cursor), and
 /// how many accounts match in all (from the totals, which the rollup answers cheaply). `None`
 /// when a value sort cannot be paged exactly from the store (see `value_page`).
 pub async fn page_from_store(
     state: &AppState,
+    scope: &Scope,
     q: &Query,
     table: &RateTable,
 ) -> ApiResult<Option<(Sourced, usize)>> {
@@ -173,7 +211,7 @@ pub async fn page_from_store(
         .saturating_add(1);
     let sort = q.effective_sort();
     let after = q.cursor.as_ref().map(|c| c.key());
-    let totals = state.store.totals(&Scope::All, &q.filter).await?;
+    let totals = state.store.totals(scope, &q.filter).await?;
     let accounts = if sort.uses_rates() {
         let target = q.currency.clone().unwrap_or_else(|| table.base().clone());
         let currencies: Vec<_> = totals
@@ -183,7 +221,7 @@ pub async fn page_from_store(
             .collect();
         let page = coffer_store::value_page(
             state.store.as_ref(),
-            &Scope::All,
+            scope,
             &q.filter,
             &sort,
             after,
@@ -200,7 +238,7 @@ pub async fn page_from_store(
     } else {
         state
             .store
-            .list_page(&Scope::All, &q.filter, &sort, after, limit)
+            .list_page(scope, &q.filter, &sort, after, limit)
             .await?
     };
     let matched: u64 = totals.by_currency.iter().map(|t| t.accounts).sum();
@@ -214,14 +252,15 @@ pub async fn page_from_store(
                 newest_as_of: totals.newest_as_of,
             }),
             generation: None,
+            scope: Some(scope.clone()),
         },
         usize::try_from(matched).unwrap_or(usize::MAX),
     )))
 }
 
-async fn all_from_store(state: &AppState, filter: &Filter) -> ApiResult<Sourced> {
-    let accounts = state.store.list_accounts(&Scope::All, filter).await?;
-    let totals = state.store.totals(&Scope::All, filter).await?;
+async fn all_from_store(state: &AppState, scope: &Scope, filter: &Filter) -> ApiResult<Sourced> {
+    let accounts = state.store.list_accounts(scope, filter).await?;
+    let totals = state.store.totals(scope, filter).await?;
     Ok(Sourced {
         accounts,
         freshness: Freshness::default(),
@@ -231,5 +270,6 @@ async fn all_from_store(state: &AppState, filter: &Filter) -> ApiResult<Sourced>
             newest_as_of: totals.newest_as_of,
         }),
         generation: None,
+        scope: Some(scope.clone()),
     })
 }

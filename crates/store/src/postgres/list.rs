@@ -83,7 +83,10 @@ fn push_search(qb: &mut QueryBuilder<Postgres>, f: &Filter) {
         };
         let (expr, needle) = match s.field {
             SearchField::Id => ("coffer_fold(accounts.id)", needle.clone()),
-            SearchField::MainWalletAddress => ("coffer_fold(accounts.wallets)", needle.clone()),
+            SearchField::MainWalletAddress => (
+                "coffer_fold(coffer_wallet_addresses(accounts.wallets))",
+                needle.clone(),
+            ),
             SearchField::Iban => ("coffer_fold_compact(accounts.iban)", compact(needle)),
             SearchField::CustomerId => ("coffer_fold(accounts.customer_id)", needle.clone()),
             _ => continue,
@@ -97,7 +100,7 @@ fn push_search(qb: &mut QueryBuilder<Postgres>, f: &Filter) {
     {
         qb.push(" AND (coffer_fold(accounts.id) ILIKE ")
             .push_bind(p.clone())
-            .push(" OR coffer_fold(accounts.wallets) ILIKE ")
+            .push(" OR coffer_fold(coffer_wallet_addresses(accounts.wallets)) ILIKE ")
             .push_bind(p)
             .push(" OR coffer_fold_compact(accounts.iban) ILIKE ")
             .push_bind(compact)
