@@ -316,3 +316,61 @@ both!(
         app.stop().await;
     }
 );
+
+both!(
+    stacked_pages_from_the_store_group_as_the_balance,
+    common::Options::default(),
+    |app: common::TestApp| async move {
+        two_customers(&app).await;
+        let reader = app.reader_key(&["l1", "l2"]).await;
+        // An admin's and a reader-of-both's stacked pages are read from the store a page at a
+        // time; each group is the balance answer's group for the same question, and the pages'
+        // accounts come in the currency-first order the unstacked list gives.
+        for key in [app.admin_key.clone(), reader] {
+            for filter in ["", "&is_crypto=true", "&search.balance.gt=100&currency=USD"] {
+                let balance = app
+                    .get_as(
+                        &key,
+                        &format!("/v2/accounts/balance?stack=currency{filter}"),
+                    )
+                    .await
+                    .body;
+                let want: BTreeMap<String, Value> = balance["groups"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|g| (g["currency"].as_str().unwrap().to_owned(), g.clone()))
+                    .collect();
+                let stacked = pages(
+                    &app,
+                    &key,
+                    &format!("/v2/accounts?stack=currency&limit=4{filter}"),
+                )
+                .await;
+                let mut seen = Vec::new();
+                for b in &stacked {
+                    assert_eq!(b["matched"], balance["accounts_count"], "{filter}: {b}");
+                    for g in b["data"].as_array().unwrap() {
+                        let mut group = g.clone();
+                        let accounts = group.as_object_mut().unwrap().remove("accounts").unwrap();
+                        let cur = g["currency"].as_str().unwrap();
+                        assert_eq!(group, want[cur], "{filter}: the group of {cur}");
+                        seen.extend(ids_in_order(accounts.as_array().unwrap()));
+                    }
+                }
+                let flat = pages(
+                    &app,
+                    &key,
+                    &format!("/v2/accounts?sort=currency&limit=9{filter}"),
+                )
+                .await;
+                let order: Vec<String> = flat
+                    .iter()
+                    .flat_map(|b| ids_in_order(b["data"].as_array().unwrap()))
+                    .collect();
+                assert_eq!(seen, order, "{filter}");
+            }
+        }
+        app.stop().await;
+    }
+);

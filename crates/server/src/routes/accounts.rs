@@ -27,7 +27,7 @@ use crate::state::AppState;
 pub use crate::routes::balance_body::{BalanceOut, DetailsOut, ExactOut};
 pub(crate) use crate::routes::balance_body::{
     all_customer_totals, balance_out, check_strict, check_target, param_error, query_error,
-    table_for,
+    stacked_groups, table_for,
 };
 
 type Pairs = Result<QueryExtract<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
@@ -203,19 +203,24 @@ pub async fn list(
     if let Some(at) = at::instant(&state, &q)? {
         let (src, table) = at::held(&state, &caller, &q, at).await?;
         check_target(&q, &table)?;
-        let out = list_out(&src, &q, &table, Some(at))?;
+        let out = list_out(&src, &q, &table, Some(at), None)?;
         return Ok(Json(out).into_response());
     }
     if let Some(scope) = source::pages_from_store(&caller, &q) {
         // The scope's table, as `table_for` gives the same answer read whole.
         let table = source::table_for_scope(&state, &scope).await?;
         check_target(&q, &table)?;
-        if let Some((src, matched)) = source::page_from_store(&state, &scope, &q, &table).await? {
+        if let Some(page) = source::page_from_store(&state, &scope, &q, &table).await? {
             crate::metrics::answer_flags(false, false);
             // Core pages the page and the one after it, exactly as it pages the whole
-            // selection; only the count of all matches comes from the store.
-            let mut out = list_out(&src, &q, &table, None)?;
-            out.matched = matched;
+            // selection; the count of all matches and a stacked page's groups (each over
+            // every matching account of its currency) come from the store's sums.
+            let groups = match q.stack {
+                Some(_) => Some(stacked_groups(&page.totals, &q, &table)?),
+                None => None,
+            };
+            let mut out = list_out(&page.src, &q, &table, None, groups.as_deref())?;
+            out.matched = page.matched;
             return Ok(Json(out).into_response());
         }
     }
@@ -225,16 +230,20 @@ pub async fn list(
     reuse_or(&state, "list", &src, &pairs, async {
         let table = table_for(&state, &src).await?;
         check_target(&q, &table)?;
-        list_out(&src, &q, &table, None)
+        list_out(&src, &q, &table, None, None)
     })
     .await
 }
 
+/// The list's answer from `src`'s accounts as core pages them. A stacked page's groups sum
+/// every matching account of their currency: `summed` gives them when `src` holds the page
+/// only (read from the store), else core sums them over `src`.
 fn list_out(
     src: &source::Sourced,
     q: &Query,
     table: &RateTable,
     at: Option<DateTime<Utc>>,
+    summed: Option<&[GroupOut]>,
 ) -> ApiResult<ListOut> {
     let page = query::list(&src.accounts, q, table).map_err(query_error)?;
     let target = page.currency.clone();
@@ -247,7 +256,13 @@ fn list_out(
             groups
                 .iter()
                 .map(|g| StackedGroupOut {
-                    group: dto::group(&g.group),
+                    group: summed
+                        .and_then(|all| {
+                            all.iter()
+                                .find(|o| o.currency == g.group.currency.to_string())
+                        })
+                        .cloned()
+                        .unwrap_or_else(|| dto::group(&g.group)),
                     accounts: g.accounts.iter().map(out).collect(),
                 })
                 .collect::<Vec<_>>(),

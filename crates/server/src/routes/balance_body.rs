@@ -136,6 +136,34 @@ pub(crate) async fn all_customer_totals(
     Ok((out, table))
 }
 
+/// The groups of a stacked answer over `totals` (a scope's per-currency sums): each sums every
+/// matching account of its currency, as the balance answer with `stack=currency` gives them for
+/// the same question. The stacked list read a page at a time from the store takes them from
+/// here, so its groups and the balance's are one computation.
+pub(crate) fn stacked_groups(
+    totals: &[coffer_store::CurrencyTotal],
+    q: &Query,
+    table: &RateTable,
+) -> ApiResult<Vec<GroupOut>> {
+    let (accounts, _) = source::aggregates(totals, Utc::now());
+    let src = source::Sourced {
+        accounts,
+        freshness: Default::default(),
+        coverage: None,
+        generation: None,
+        scope: None,
+    };
+    let q = Query {
+        stack: Some(coffer_core::query::Stack::Currency),
+        details: false,
+        cursor: None,
+        ..q.clone()
+    };
+    Ok(totals_out(&src, totals, &q, table, None)?
+        .groups
+        .unwrap_or_default())
+}
+
 /// The balance answer of per-currency aggregates (`source::aggregates` of `totals`, one per
 /// total): the store applied the filters, the aggregates are converted and grouped as they
 /// are, and the counts (by balance type too) are of accounts, not aggregates.

@@ -144,7 +144,7 @@ pub fn converted(c: &ConvertedAccount<'_>, target: &Currency) -> AccountOut {
     account(c.account, c.value_in_target, target)
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct GroupOut {
     pub currency: String,
     pub is_crypto: bool,

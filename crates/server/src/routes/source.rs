@@ -184,28 +184,38 @@ pub fn aggregates(
 }
 
 /// The scope whose list is read from the store one page at a time: a [`store_scope`]'s list,
-/// unstacked (a stacked group sums every account of its currency) and not sorted by
+/// stacked or not (a stacked group's sums come from the store's totals), not sorted by
 /// `balance_in_base` after another key (a value sort first merges per-currency walks:
-/// `coffer_store::value_page`). Otherwise core pages the whole selection.
+/// `coffer_store::value_page`; the stacked order puts the currency first). Otherwise core
+/// pages the whole selection.
 pub fn pages_from_store(caller: &Caller, q: &Query) -> Option<Scope> {
     let sort = q.effective_sort();
     let value_first = sort
         .keys()
         .first()
         .is_some_and(|k| k.field == SortField::BalanceInBase);
-    store_scope(caller, q).filter(|_| q.stack.is_none() && (!sort.uses_rates() || value_first))
+    store_scope(caller, q).filter(|_| !sort.uses_rates() || value_first)
 }
 
-/// One page of a scope's list from the store: the page's accounts and one more
-/// (so core's engine, run on them, knows whether a next page exists and issues its cursor), and
-/// how many accounts match in all (from the totals, which the rollup answers cheaply). `None`
-/// when a value sort cannot be paged exactly from the store (see `value_page`).
+/// One page of a scope's list, read from the store.
+pub struct StorePage {
+    /// The page's accounts and one more (so core's engine, run on them, knows whether a next
+    /// page exists and issues its cursor).
+    pub src: Sourced,
+    /// How many accounts match in all (from the totals, which the rollup answers cheaply).
+    pub matched: usize,
+    /// The matching accounts' per-currency sums (a stacked page's groups).
+    pub totals: Vec<coffer_store::CurrencyTotal>,
+}
+
+/// One page of a scope's list from the store; `None` when a value sort cannot be paged exactly
+/// from the store (see `value_page`).
 pub async fn page_from_store(
     state: &AppState,
     scope: &Scope,
     q: &Query,
     table: &RateTable,
-) -> ApiResult<Option<(Sourced, usize)>> {
+) -> ApiResult<Option<StorePage>> {
     let limit = usize::try_from(q.limit.max(1))
         .unwrap_or(usize::MAX)
         .saturating_add(1);
@@ -242,8 +252,8 @@ pub async fn page_from_store(
             .await?
     };
     let matched: u64 = totals.by_currency.iter().map(|t| t.accounts).sum();
-    Ok(Some((
-        Sourced {
+    Ok(Some(StorePage {
+        src: Sourced {
             accounts,
             freshness: Freshness::default(),
             coverage: Some(CoverageOut {
@@ -254,8 +264,9 @@ pub async fn page_from_store(
             generation: None,
             scope: Some(scope.clone()),
         },
-        usize::try_from(matched).unwrap_or(usize::MAX),
-    )))
+        matched: usize::try_from(matched).unwrap_or(usize::MAX),
+        totals: totals.by_currency,
+    }))
 }
 
 async fn all_from_store(state: &AppState, scope: &Scope, filter: &Filter) -> ApiResult<Sourced> {
