@@ -38,6 +38,8 @@ const QUESTIONS: &[(&str, &str)] = &[
     ("sort=balance", "< 20 ms"),
     ("sort=-balance", "< 20 ms"),
     ("sort=currency", "< 20 ms"),
+    ("stack=currency", "< 20 ms"),
+    ("stack=currency&is_crypto=true", "< 20 ms"),
     ("status=suspended&balance_gt=1000", "< 20 ms"),
     ("search.currency=BTC", "< 20 ms"),
     ("provider=bank", "< 20 ms"),
