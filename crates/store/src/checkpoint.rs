@@ -58,8 +58,18 @@ pub(crate) trait CheckpointIo: Send + Sync {
         from: Option<DateTime<Utc>>,
         to: DateTime<Utc>,
     ) -> Result<Vec<VersionLite>>;
-    /// Replaces the checkpoint at `at` (rows and mark, one transaction).
-    async fn write_checkpoint(&self, at: DateTime<Utc>, sums: &Sums) -> Result<()>;
+    /// Replaces the checkpoint at `at` (rows and mark, one transaction), continuing the one at
+    /// `after` (`None`: from before any version). `false`, and nothing written, when that one is
+    /// gone: pruning or a late write dropped it since it was read, so the versions read since
+    /// may not be those it was built on. No prune runs while the write does.
+    async fn write_checkpoint(
+        &self,
+        at: DateTime<Utc>,
+        sums: &Sums,
+        after: Option<DateTime<Utc>>,
+    ) -> Result<bool>;
+    /// Whether the checkpoint at `at` is (still) there.
+    async fn has_mark(&self, at: DateTime<Utc>) -> Result<bool>;
     /// The oldest version's `valid_from`: where history starts.
     async fn first_version(&self) -> Result<Option<DateTime<Utc>>>;
 }
@@ -214,14 +224,18 @@ pub(crate) async fn build(
             if start > until {
                 return Ok(0);
             }
-            io.write_checkpoint(start, &Sums::new()).await?;
+            io.write_checkpoint(start, &Sums::new(), None).await?;
             (start, Sums::new(), 1)
         }
     };
     while let Some(next) = at.checked_add_signed(step).filter(|n| *n <= until) {
         let versions = io.versions_since(Some(at), next).await?;
         apply_delta(&mut sums, &versions, Some(at), next)?;
-        io.write_checkpoint(next, &sums).await?;
+        if !io.write_checkpoint(next, &sums, Some(at)).await? {
+            // Pruned or invalidated under the build: the next run starts again from what is
+            // left, never from sums that mixed the history before and after.
+            break;
+        }
         at = next;
         written += 1;
     }
@@ -245,9 +259,18 @@ pub(crate) async fn totals_at(
     if c < at {
         let versions = io.versions_since(Some(c), at).await?;
         apply_delta(&mut sums, &versions, Some(c), at)?;
+        // A prune dropping the checkpoint after it was read may have removed versions read
+        // since: the answer is then computed from each account instead.
+        if !io.has_mark(c).await? {
+            return Ok(None);
+        }
     }
     totals(&sums, f).map(Some)
 }
+
+#[cfg(all(test, feature = "sqlite"))]
+#[path = "checkpoint_race.rs"]
+mod race;
 
 #[cfg(test)]
 mod tests {

@@ -111,8 +111,31 @@ impl CheckpointIo for PgStore {
             .collect()
     }
 
-    async fn write_checkpoint(&self, at: DateTime<Utc>, sums: &Sums) -> Result<()> {
+    async fn write_checkpoint(
+        &self,
+        at: DateTime<Utc>,
+        sums: &Sums,
+        after: Option<DateTime<Utc>>,
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
+        // Shared with other builders, exclusive of a prune (which takes it with a try and
+        // skips its round): a prune in progress is waited out, then seen below.
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+            .bind(crate::PRUNE_LOCK_KEY)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if let Some(prev) = after {
+            let there: Option<i32> =
+                sqlx::query_scalar("SELECT 1 FROM totals_checkpoint_marks WHERE at = $1 FOR SHARE")
+                    .bind(prev)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            if there.is_none() {
+                return Ok(false);
+            }
+        }
         sqlx::query("DELETE FROM totals_checkpoints WHERE at = $1")
             .bind(at)
             .execute(&mut *tx)
@@ -151,7 +174,16 @@ impl CheckpointIo for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn has_mark(&self, at: DateTime<Utc>) -> Result<bool> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM totals_checkpoint_marks WHERE at = $1)")
+            .bind(at)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)
     }
 
     async fn first_version(&self) -> Result<Option<DateTime<Utc>>> {

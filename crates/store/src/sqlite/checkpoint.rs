@@ -114,9 +114,26 @@ impl CheckpointIo for SqliteStore {
             .collect()
     }
 
-    async fn write_checkpoint(&self, at: DateTime<Utc>, sums: &Sums) -> Result<()> {
+    async fn write_checkpoint(
+        &self,
+        at: DateTime<Utc>,
+        sums: &Sums,
+        after: Option<DateTime<Utc>>,
+    ) -> Result<bool> {
         let at = rows::ts(at);
+        // One writer at a time: no prune runs inside this transaction.
         let mut tx = self.write().await?;
+        if let Some(prev) = after {
+            let there: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM totals_checkpoint_marks WHERE at = ?")
+                    .bind(rows::ts(prev))
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            if there.is_none() {
+                return Ok(false);
+            }
+        }
         sqlx::query("DELETE FROM totals_checkpoints WHERE at = ?")
             .bind(&at)
             .execute(&mut *tx)
@@ -145,7 +162,16 @@ impl CheckpointIo for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)
+        tx.commit().await.map_err(db_err)?;
+        Ok(true)
+    }
+
+    async fn has_mark(&self, at: DateTime<Utc>) -> Result<bool> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM totals_checkpoint_marks WHERE at = ?)")
+            .bind(rows::ts(at))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)
     }
 
     async fn first_version(&self) -> Result<Option<DateTime<Utc>>> {
