@@ -30,19 +30,22 @@ macro_rules! account_cols {
 
 /// When an account was last seen: an open account by its pair's last saved snapshot (a sync
 /// that found it unchanged does not write its row), a closed one by the fetch before the one
-/// that found it gone (set when it is closed). Read with `from_accounts!`.
+/// that found it gone (set when it is closed). A scalar subquery, evaluated for the rows a read
+/// returns (one primary-key probe each): as a join, a page of a search hashed every snapshot
+/// (200,000 at full size, 45 ms) to return a hundred rows.
 macro_rules! seen_at {
     () => {
         "CASE WHEN accounts.closed THEN accounts.fetched_at \
-         ELSE coalesce(snapshots.fetched_at, accounts.fetched_at) END"
+         ELSE coalesce((SELECT s.fetched_at FROM snapshots s \
+             WHERE s.customer_id = accounts.customer_id AND s.provider_id = accounts.provider_id), \
+             accounts.fetched_at) END"
     };
 }
 
-/// The accounts with their pairs' snapshots, for `seen_at!` (`USING` keeps `customer_id` and
-/// `provider_id` unqualified names of the account's columns).
+/// The table the account reads select from, with `seen_at!`.
 macro_rules! from_accounts {
     () => {
-        " FROM accounts LEFT JOIN snapshots USING (customer_id, provider_id)"
+        " FROM accounts"
     };
 }
 pub(super) use {account_cols, from_accounts, seen_at};
