@@ -58,16 +58,16 @@ pub(crate) trait CheckpointIo: Send + Sync {
         from: Option<DateTime<Utc>>,
         to: DateTime<Utc>,
     ) -> Result<Vec<VersionLite>>;
-    /// Replaces the checkpoint at `at` (rows and mark, one transaction), continuing the one at
-    /// `after` (`None`: from before any version). `false`, and nothing written, when that one is
-    /// gone: pruning or a late write dropped it since it was read, so the versions read since
-    /// may not be those it was built on. No prune runs while the write does.
+    /// Writes the checkpoint at `at` (rows and mark) from the one at `after` and its sums
+    /// (`None`: from before any version), reading the versions between them in the write's own
+    /// transaction, while no version can be written and no prune runs: so none is missed. The
+    /// sums written; `None`, and nothing written, when the checkpoint at `after` is gone
+    /// (pruning or a late write dropped it since it was read).
     async fn write_checkpoint(
         &self,
         at: DateTime<Utc>,
-        sums: &Sums,
-        after: Option<DateTime<Utc>>,
-    ) -> Result<bool>;
+        after: Option<(DateTime<Utc>, &Sums)>,
+    ) -> Result<Option<Sums>>;
     /// Whether the checkpoint at `at` is (still) there.
     async fn has_mark(&self, at: DateTime<Utc>) -> Result<bool>;
     /// The oldest version's `valid_from`: where history starts.
@@ -224,18 +224,19 @@ pub(crate) async fn build(
             if start > until {
                 return Ok(0);
             }
-            io.write_checkpoint(start, &Sums::new(), None).await?;
-            (start, Sums::new(), 1)
+            match io.write_checkpoint(start, None).await? {
+                Some(sums) => (start, sums, 1),
+                None => return Ok(0),
+            }
         }
     };
     while let Some(next) = at.checked_add_signed(step).filter(|n| *n <= until) {
-        let versions = io.versions_since(Some(at), next).await?;
-        apply_delta(&mut sums, &versions, Some(at), next)?;
-        if !io.write_checkpoint(next, &sums, Some(at)).await? {
+        let Some(built) = io.write_checkpoint(next, Some((at, &sums))).await? else {
             // Pruned or invalidated under the build: the next run starts again from what is
             // left, never from sums that mixed the history before and after.
             break;
-        }
+        };
+        sums = built;
         at = next;
         written += 1;
     }

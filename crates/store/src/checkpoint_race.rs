@@ -42,7 +42,8 @@ fn account(balance: i64, at: i64) -> Account {
     }
 }
 
-/// The store, with the prune run once, at `horizon`, just before the first versions are read.
+/// The store, with the prune run once, at `horizon`, after the build read its checkpoint and
+/// before it writes the next.
 struct PruneMidway<'a> {
     store: &'a SqliteStore,
     horizon: DateTime<Utc>,
@@ -62,18 +63,17 @@ impl CheckpointIo for PruneMidway<'_> {
         from: Option<DateTime<Utc>>,
         to: DateTime<Utc>,
     ) -> Result<Vec<VersionLite>> {
-        if !self.pruned.swap(true, Ordering::SeqCst) {
-            self.store.prune_history(self.horizon).await?.unwrap();
-        }
         self.store.versions_since(from, to).await
     }
     async fn write_checkpoint(
         &self,
         at: DateTime<Utc>,
-        sums: &Sums,
-        after: Option<DateTime<Utc>>,
-    ) -> Result<bool> {
-        self.store.write_checkpoint(at, sums, after).await
+        after: Option<(DateTime<Utc>, &Sums)>,
+    ) -> Result<Option<Sums>> {
+        if !self.pruned.swap(true, Ordering::SeqCst) {
+            self.store.prune_history(self.horizon).await?.unwrap();
+        }
+        self.store.write_checkpoint(at, after).await
     }
     async fn has_mark(&self, at: DateTime<Utc>) -> Result<bool> {
         self.store.has_mark(at).await

@@ -332,6 +332,13 @@ pub struct ChangesQuery {
 /// 1, so it meets no other lock of the database.
 pub const PRUNE_LOCK_KEY: i64 = 0x636f_6666_6572_0001;
 
+/// The advisory lock between the checkpoint builder and the writes of account versions on
+/// PostgreSQL: a write of versions holds it shared (from dropping the checkpoints it makes
+/// wrong until its commit), a checkpoint write holds it exclusive, so the versions the
+/// checkpoint reads are all that will ever be written at or before it, or the write that adds
+/// one drops it after.
+pub const CHECKPOINT_LOCK_KEY: i64 = 0x636f_6666_6572_0002;
+
 /// What one pruning removed (see [`Store::prune_history`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pruned {

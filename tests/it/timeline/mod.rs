@@ -53,32 +53,52 @@ pub async fn durable(
 }
 
 /// Moves every history row (observations, account versions, rate history and versions) an
-/// hour back, as if it had been written an hour earlier.
+/// hour back, as if it had been written an hour earlier. The checkpoints of the totals summed the
+/// history as it was, so they go in the same transaction, as the store drops them when a write
+/// changes the past (on PostgreSQL under the checkpoint lock a write of versions takes, so the
+/// service's own builder cannot build from half-moved history).
 pub async fn age(app: &common::TestApp) {
     let url = &app.database_url;
+    let drop_checkpoints = [
+        "DELETE FROM totals_checkpoint_marks",
+        "DELETE FROM totals_checkpoints",
+    ];
     if url.starts_with("sqlite") {
         let pool = sqlx::SqlitePool::connect(url).await.unwrap();
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.unwrap();
         // Text instants `YYYY-MM-DDTHH:MM:SS.ffffffZ`: shift the seconds, keep the fraction.
         let back = |col: &str| {
             format!("strftime('%Y-%m-%dT%H:%M:%S', {col}, '-1 hour') || substr({col}, 20)")
         };
-        for (table, col) in COLUMNS {
-            let sql = format!("UPDATE {table} SET {col} = {}", back(col));
+        let moves = COLUMNS
+            .iter()
+            .map(|(table, col)| format!("UPDATE {table} SET {col} = {}", back(col)));
+        for sql in moves.chain(drop_checkpoints.map(String::from)) {
             sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&pool)
+                .execute(&mut *tx)
                 .await
                 .unwrap();
         }
+        tx.commit().await.unwrap();
         pool.close().await;
     } else {
         let pool = sqlx::PgPool::connect(url).await.unwrap();
-        for (table, col) in COLUMNS {
-            let sql = format!("UPDATE {table} SET {col} = {col} - interval '1 hour'");
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+            .bind(coffer_store::CHECKPOINT_LOCK_KEY)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let moves = COLUMNS
+            .iter()
+            .map(|(table, col)| format!("UPDATE {table} SET {col} = {col} - interval '1 hour'"));
+        for sql in moves.chain(drop_checkpoints.map(String::from)) {
             sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&pool)
+                .execute(&mut *tx)
                 .await
                 .unwrap();
         }
+        tx.commit().await.unwrap();
         pool.close().await;
     }
 }

@@ -75,67 +75,39 @@ impl CheckpointIo for PgStore {
         from: Option<DateTime<Utc>>,
         to: DateTime<Utc>,
     ) -> Result<Vec<VersionLite>> {
-        let rows: Vec<LiteRow> = sqlx::query_as(
-            "SELECT customer_id, provider_id, account_id, valid_from, closed, currency,
-                 is_crypto, status, active, balance_type, balance::text AS balance
-             FROM account_versions
-             WHERE valid_from <= $2
-               AND ($1::timestamptz IS NULL OR account_id IN (SELECT account_id
-                    FROM account_versions WHERE valid_from > $1 AND valid_from <= $2))
-             ORDER BY account_id",
-        )
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(VersionLite {
-                    balance: rows::decimal(&r.balance, &format!("balance of {}", r.account_id))?,
-                    customer_id: r.customer_id,
-                    provider_id: r.provider_id.clone(),
-                    account_id: r.account_id,
-                    valid_from: r.valid_from,
-                    closed: r.closed,
-                    dim: Dim {
-                        currency: r.currency,
-                        is_crypto: r.is_crypto,
-                        provider_id: r.provider_id,
-                        status: r.status,
-                        active: r.active,
-                        balance_type: r.balance_type,
-                    },
-                })
-            })
-            .collect()
+        versions_between(&self.pool, from, to).await
     }
 
     async fn write_checkpoint(
         &self,
         at: DateTime<Utc>,
-        sums: &Sums,
-        after: Option<DateTime<Utc>>,
-    ) -> Result<bool> {
+        after: Option<(DateTime<Utc>, &Sums)>,
+    ) -> Result<Option<Sums>> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        // Shared with other builders, exclusive of a prune (which takes it with a try and
-        // skips its round): a prune in progress is waited out, then seen below.
-        sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+        // Writes of versions wait (CHECKPOINT_LOCK_KEY, theirs shared) and those under way
+        // commit first; the prune lock shared: a prune in progress is waited out, and a prune
+        // finding a build writing skips its round.
+        sqlx::query("SELECT pg_advisory_xact_lock($1), pg_advisory_xact_lock_shared($2)")
+            .bind(crate::CHECKPOINT_LOCK_KEY)
             .bind(crate::PRUNE_LOCK_KEY)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        if let Some(prev) = after {
+        if let Some((prev, _)) = after {
             let there: Option<i32> =
-                sqlx::query_scalar("SELECT 1 FROM totals_checkpoint_marks WHERE at = $1 FOR SHARE")
+                sqlx::query_scalar("SELECT 1 FROM totals_checkpoint_marks WHERE at = $1")
                     .bind(prev)
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(db_err)?;
             if there.is_none() {
-                return Ok(false);
+                return Ok(None);
             }
         }
+        let from = after.map(|(prev, _)| prev);
+        let versions = versions_between(&mut *tx, from, at).await?;
+        let mut sums = after.map(|(_, s)| s.clone()).unwrap_or_default();
+        crate::checkpoint::apply_delta(&mut sums, &versions, from, at)?;
         sqlx::query("DELETE FROM totals_checkpoints WHERE at = $1")
             .bind(at)
             .execute(&mut *tx)
@@ -175,7 +147,7 @@ impl CheckpointIo for PgStore {
             .await
             .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
-        Ok(true)
+        Ok(Some(sums))
     }
 
     async fn has_mark(&self, at: DateTime<Utc>) -> Result<bool> {
@@ -194,12 +166,61 @@ impl CheckpointIo for PgStore {
     }
 }
 
+/// [`CheckpointIo::versions_since`] on any connection (a checkpoint write reads them in its own
+/// transaction).
+async fn versions_between<'e>(
+    e: impl sqlx::PgExecutor<'e>,
+    from: Option<DateTime<Utc>>,
+    to: DateTime<Utc>,
+) -> Result<Vec<VersionLite>> {
+    let rows: Vec<LiteRow> = sqlx::query_as(
+        "SELECT customer_id, provider_id, account_id, valid_from, closed, currency,
+             is_crypto, status, active, balance_type, balance::text AS balance
+         FROM account_versions
+         WHERE valid_from <= $2
+           AND ($1::timestamptz IS NULL OR account_id IN (SELECT account_id
+                FROM account_versions WHERE valid_from > $1 AND valid_from <= $2))
+         ORDER BY account_id",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_all(e)
+    .await
+    .map_err(db_err)?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(VersionLite {
+                balance: rows::decimal(&r.balance, &format!("balance of {}", r.account_id))?,
+                customer_id: r.customer_id,
+                provider_id: r.provider_id.clone(),
+                account_id: r.account_id,
+                valid_from: r.valid_from,
+                closed: r.closed,
+                dim: Dim {
+                    currency: r.currency,
+                    is_crypto: r.is_crypto,
+                    provider_id: r.provider_id,
+                    status: r.status,
+                    active: r.active,
+                    balance_type: r.balance_type,
+                },
+            })
+        })
+        .collect()
+}
+
 /// Drops the checkpoints at or after `from` (`None`: all of them), inside a write's
 /// transaction: versions written at `from` change every total from then on.
 pub(super) async fn invalidate(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     from: Option<DateTime<Utc>>,
 ) -> std::result::Result<(), sqlx::Error> {
+    // Held until the write commits: a checkpoint being written is waited for (and dropped below
+    // if this write makes it wrong); one written after reads these versions.
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+        .bind(crate::CHECKPOINT_LOCK_KEY)
+        .execute(&mut **tx)
+        .await?;
     sqlx::query("DELETE FROM totals_checkpoint_marks WHERE $1::timestamptz IS NULL OR at >= $1")
         .bind(from)
         .execute(&mut **tx)

@@ -78,52 +78,18 @@ impl CheckpointIo for SqliteStore {
         from: Option<DateTime<Utc>>,
         to: DateTime<Utc>,
     ) -> Result<Vec<VersionLite>> {
-        let rows: Vec<LiteRow> = sqlx::query_as(
-            "SELECT customer_id, provider_id, account_id, valid_from, closed, currency,
-                 is_crypto, status, active, balance_type, balance
-             FROM account_versions
-             WHERE valid_from <= ?2
-               AND (?1 IS NULL OR account_id IN (SELECT account_id FROM account_versions
-                    WHERE valid_from > ?1 AND valid_from <= ?2))
-             ORDER BY account_id",
-        )
-        .bind(from.map(rows::ts))
-        .bind(rows::ts(to))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(VersionLite {
-                    balance: rows::decimal(&r.balance, &format!("balance of {}", r.account_id))?,
-                    valid_from: rows::parse_ts(&r.valid_from)?,
-                    customer_id: r.customer_id,
-                    provider_id: r.provider_id.clone(),
-                    account_id: r.account_id,
-                    closed: r.closed,
-                    dim: Dim {
-                        currency: r.currency,
-                        is_crypto: r.is_crypto,
-                        provider_id: r.provider_id,
-                        status: r.status,
-                        active: r.active,
-                        balance_type: r.balance_type,
-                    },
-                })
-            })
-            .collect()
+        versions_between(&self.pool, from, to).await
     }
 
     async fn write_checkpoint(
         &self,
         at: DateTime<Utc>,
-        sums: &Sums,
-        after: Option<DateTime<Utc>>,
-    ) -> Result<bool> {
-        let at = rows::ts(at);
-        // One writer at a time: no prune runs inside this transaction.
+        after: Option<(DateTime<Utc>, &Sums)>,
+    ) -> Result<Option<Sums>> {
+        // One writer at a time: no version is written and no prune runs inside this
+        // transaction, so the versions it reads are all there are.
         let mut tx = self.write().await?;
-        if let Some(prev) = after {
+        if let Some((prev, _)) = after {
             let there: Option<i64> =
                 sqlx::query_scalar("SELECT 1 FROM totals_checkpoint_marks WHERE at = ?")
                     .bind(rows::ts(prev))
@@ -131,15 +97,20 @@ impl CheckpointIo for SqliteStore {
                     .await
                     .map_err(db_err)?;
             if there.is_none() {
-                return Ok(false);
+                return Ok(None);
             }
         }
+        let from = after.map(|(prev, _)| prev);
+        let versions = versions_between(&mut *tx, from, at).await?;
+        let mut sums = after.map(|(_, s)| s.clone()).unwrap_or_default();
+        crate::checkpoint::apply_delta(&mut sums, &versions, from, at)?;
+        let at = rows::ts(at);
         sqlx::query("DELETE FROM totals_checkpoints WHERE at = ?")
             .bind(&at)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        for (d, (balance, n)) in sums {
+        for (d, (balance, n)) in &sums {
             sqlx::query(
                 "INSERT INTO totals_checkpoints (at, currency, is_crypto, provider_id, status,
                      active, balance_type, balance, accounts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -163,7 +134,7 @@ impl CheckpointIo for SqliteStore {
             .await
             .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
-        Ok(true)
+        Ok(Some(sums))
     }
 
     async fn has_mark(&self, at: DateTime<Utc>) -> Result<bool> {
@@ -181,6 +152,49 @@ impl CheckpointIo for SqliteStore {
             .map_err(db_err)?;
         rows::opt_ts(t.as_deref())
     }
+}
+
+/// [`CheckpointIo::versions_since`] on any connection (a checkpoint write reads them in its own
+/// transaction).
+async fn versions_between<'e>(
+    e: impl sqlx::SqliteExecutor<'e>,
+    from: Option<DateTime<Utc>>,
+    to: DateTime<Utc>,
+) -> Result<Vec<VersionLite>> {
+    let rows: Vec<LiteRow> = sqlx::query_as(
+        "SELECT customer_id, provider_id, account_id, valid_from, closed, currency,
+             is_crypto, status, active, balance_type, balance
+         FROM account_versions
+         WHERE valid_from <= ?2
+           AND (?1 IS NULL OR account_id IN (SELECT account_id FROM account_versions
+                WHERE valid_from > ?1 AND valid_from <= ?2))
+         ORDER BY account_id",
+    )
+    .bind(from.map(rows::ts))
+    .bind(rows::ts(to))
+    .fetch_all(e)
+    .await
+    .map_err(db_err)?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(VersionLite {
+                balance: rows::decimal(&r.balance, &format!("balance of {}", r.account_id))?,
+                valid_from: rows::parse_ts(&r.valid_from)?,
+                customer_id: r.customer_id,
+                provider_id: r.provider_id.clone(),
+                account_id: r.account_id,
+                closed: r.closed,
+                dim: Dim {
+                    currency: r.currency,
+                    is_crypto: r.is_crypto,
+                    provider_id: r.provider_id,
+                    status: r.status,
+                    active: r.active,
+                    balance_type: r.balance_type,
+                },
+            })
+        })
+        .collect()
 }
 
 /// Drops the checkpoints at or after `from` (`None`: all of them), inside a write's
