@@ -96,6 +96,22 @@ both!(
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
+        // Processing the delivery makes c1's P100 pair due at once, and the worker syncs it
+        // again: the counts below are read once that is over, not in between.
+        eventually(
+            "the webhook processed and its pair synced again",
+            DEADLINE,
+            || async {
+                let inbox = app.ok("/v2/webhooks/inbox").await;
+                let processed = inbox["data"]
+                    .as_array()
+                    .is_some_and(|d| !d.is_empty() && d.iter().all(|e| e["state"] == "processed"));
+                let s = status().await;
+                let p = provider(&s, "p100");
+                processed && p["pairs"]["due"] == 0 && p["pairs"]["leased"] == 0
+            },
+        )
+        .await;
 
         let s = status().await;
         let (p, b) = (provider(&s, "p100"), provider(&s, "bank"));
