@@ -42,10 +42,10 @@ fn start(db: &std::path::Path) -> (Demo, String) {
     let demo = Demo(child);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
+        // Drains the demo's output to the end: closing the pipe once the line is found made
+        // the demo's next `println!` fail (EPIPE) and the demo exit under the stream.
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
+            let _ = tx.send(line);
         }
     });
     let started = Instant::now();
