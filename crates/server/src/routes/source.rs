@@ -12,8 +12,6 @@ use coffer_core::Account;
 use coffer_core::query::{Filter, Query, SortField};
 use coffer_core::rates::RateTable;
 use coffer_store::Scope;
-use futures::StreamExt;
-use futures::stream;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -21,9 +19,6 @@ use crate::fresh::{CustomerView, Need};
 use crate::routes::answer::{Freshness, freshness_of};
 use crate::routes::dto::CoverageOut;
 use crate::state::AppState;
-
-/// Customers loaded at once for a reader's multi-customer answer.
-const FAN_OUT: usize = 8;
 
 pub struct Sourced {
     pub accounts: Vec<Account>,
@@ -83,17 +78,10 @@ pub async fn accounts(state: &AppState, caller: &Caller, q: &Query) -> ApiResult
     if let Some(scope) = store_scope(caller, q) {
         return all_from_store(state, &scope, &q.filter).await;
     }
-    let loads = stream::iter(caller.customers.iter().cloned())
-        .map(|id| {
-            let fresh = Arc::clone(&state.fresh);
-            async move { fresh.customer(&id, need).await }
-        })
-        .buffer_unordered(FAN_OUT)
-        .collect::<Vec<_>>()
-        .await;
-    let mut views = Vec::with_capacity(loads.len());
-    for l in loads {
-        match l {
+    // A reader whose key names one customer (several are a store scope): that customer's view.
+    let mut views = Vec::with_capacity(1);
+    for id in caller.customers.iter() {
+        match state.fresh.customer(id, need).await {
             Ok(v) => views.push(v),
             // A customer deleted since the key was made is simply not there any more.
             Err(crate::fresh::LoadError::NotFound) => {}
