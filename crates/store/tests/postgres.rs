@@ -530,3 +530,81 @@ async fn a_batch_written_pair_by_pair_is_announced_too() {
     s.close().await;
     other.close().await;
 }
+
+/// A balance range that keeps most accounts is summed as the rollup minus the accounts it
+/// leaves out (chosen by the balance column's statistics), a narrow one over the accounts it
+/// keeps: both are the sums of the matching accounts, exactly, down to an account at a bound.
+/// The rollup is then skewed on purpose to show which form answered.
+#[tokio::test]
+async fn a_wide_balance_range_is_the_rollup_minus_the_rest() {
+    use coffer_core::query::BalanceRange;
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let s = store(&db).await;
+    let mut every = Vec::new();
+    for c in 0..4 {
+        let c = format!("c{c}");
+        s.create_customer(&customer(&c, &[])).await.unwrap();
+        let accounts: Vec<_> = (0..100)
+            .map(|i| {
+                let cur = ["EUR", "USD", "BTC"][i % 3];
+                let balance = format!("{i}.0987236{}", i % 10);
+                account(&c, "p100", &format!("{c}-{i}"), cur, &balance, 0)
+            })
+            .collect();
+        s.save_snapshot(&meta(&c, "p100", 0), &accounts)
+            .await
+            .unwrap();
+        every.extend(accounts);
+    }
+    sqlx::query("ANALYZE accounts")
+        .execute(s.pool())
+        .await
+        .unwrap();
+    let ranged = |gt: Option<&str>, lte: Option<&str>| Filter {
+        balance: BalanceRange {
+            gt: gt.map(d),
+            lte: lte.map(d),
+            ..BalanceRange::default()
+        },
+        ..Filter::default()
+    };
+    let wide = ranged(Some("9.09872369"), None);
+    let wide_both = ranged(Some("3.09872363"), Some("97.09872367"));
+    let narrow = ranged(Some("90"), None);
+    let sums = |f: &Filter| {
+        let mut by: std::collections::BTreeMap<String, (rust_decimal::Decimal, u64)> =
+            Default::default();
+        for a in every.iter().filter(|a| f.matches(a)) {
+            let e = by.entry(a.currency.code().to_owned()).or_default();
+            e.0 += a.balance;
+            e.1 += 1;
+        }
+        by
+    };
+    let got = |t: coffer_store::Totals| {
+        t.by_currency
+            .into_iter()
+            .map(|t| (t.currency.code().to_owned(), (t.balance, t.accounts)))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    for f in [&wide, &wide_both, &narrow] {
+        let t = s.totals(&Scope::All, f).await.unwrap();
+        assert_eq!(got(t), sums(f), "{f:?}");
+    }
+    // Skewed by 1,000 EUR: only the rollup's forms see it.
+    sqlx::query(
+        "UPDATE totals_rollup SET balance = balance + 1000 \
+         WHERE ctid = (SELECT ctid FROM totals_rollup WHERE currency = 'EUR' AND accounts > 0 LIMIT 1)",
+    )
+    .execute(s.pool())
+    .await
+    .unwrap();
+    for (f, skewed) in [(&wide, true), (&wide_both, true), (&narrow, false)] {
+        let eur = got(s.totals(&Scope::All, f).await.unwrap())["EUR"].0;
+        let want = sums(f)["EUR"].0 + if skewed { d("1000") } else { d("0") };
+        assert_eq!(eur, want, "{f:?}: the rollup read: {skewed}");
+    }
+    s.close().await;
+}

@@ -11,7 +11,7 @@ use super::account_rows::{AccountRow, account_cols, accounts, from_accounts, see
 use super::filter::push_filter;
 use crate::error::db_err;
 use crate::rows::{self, HistoryCols};
-use crate::{CurrencyTotal, CustomerAccounts, HistoryEntry, Result, Scope, StoreError, Totals};
+use crate::{CustomerAccounts, HistoryEntry, Result, Scope, StoreError, Totals};
 
 #[derive(sqlx::FromRow)]
 struct MetaRow {
@@ -30,16 +30,6 @@ struct HistoryRow {
     status: String,
     closed: bool,
     recorded_at: DateTime<Utc>,
-}
-
-#[derive(sqlx::FromRow)]
-struct TotalRow {
-    currency: String,
-    is_crypto: bool,
-    balance: String,
-    accounts: i64,
-    available: i64,
-    unspecified: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -179,50 +169,7 @@ impl PgStore {
             })
             .await?
         } else {
-            // Unscoped and without a balance range, the rollup answers (a few hundred rows);
-            // otherwise SUM over the matching open accounts (exact on NUMERIC).
-            let rollup = *scope == Scope::All && f.balance.is_empty();
-            // The counts per balance type beside the sum: one row per (currency, kind), its
-            // balance summed by SQL once, exactly.
-            let mut qb = QueryBuilder::new(
-                "SELECT currency, is_crypto, sum(balance)::text AS balance, \
-                 sum(accounts)::bigint AS accounts, \
-                 coalesce(sum(accounts) FILTER (WHERE balance_type = 'available'), 0)::bigint \
-                     AS available, \
-                 coalesce(sum(accounts) FILTER (WHERE balance_type = 'unspecified'), 0)::bigint \
-                     AS unspecified FROM ",
-            );
-            if rollup {
-                qb.push("totals_rollup");
-                push_filter(&mut qb, scope, f, false);
-            } else {
-                qb.push(
-                    "(SELECT currency, is_crypto, balance, balance_type, 1 AS accounts \
-                     FROM accounts",
-                );
-                push_filter(&mut qb, scope, f, true);
-                qb.push(") AS matching");
-            }
-            qb.push(" GROUP BY currency, is_crypto HAVING sum(accounts) <> 0 ORDER BY currency, is_crypto");
-            let rows: Vec<TotalRow> = qb
-                .build_query_as()
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db_err)?;
-            rows.into_iter()
-                .map(|r| {
-                    Ok(CurrencyTotal {
-                        balance: rows::decimal(&r.balance, &format!("total of {}", r.currency))?,
-                        currency: coffer_core::Currency::new(&r.currency),
-                        is_crypto: r.is_crypto,
-                        accounts: u64::try_from(r.accounts).unwrap_or(0),
-                        balance_types: coffer_core::BalanceTypeCounts {
-                            available: u64::try_from(r.available).unwrap_or(0),
-                            unspecified: u64::try_from(r.unspecified).unwrap_or(0),
-                        },
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?
+            self.sums(scope, f).await?
         };
         let span = self.span(scope, f).await?;
         Ok(Totals {

@@ -23,6 +23,7 @@ mod rates;
 mod status;
 mod subscriptions;
 mod sync;
+mod totals;
 mod webhooks;
 mod write;
 
