@@ -196,7 +196,7 @@ pub(crate) fn totals(sums: &Sums, f: &Filter) -> Result<Vec<CurrencyTotal>> {
 }
 
 /// The step's instant at or before `t` (steps counted from the Unix epoch).
-fn floor(t: DateTime<Utc>, step: TimeDelta) -> DateTime<Utc> {
+pub(crate) fn floor(t: DateTime<Utc>, step: TimeDelta) -> DateTime<Utc> {
     let step_us = step.num_microseconds().unwrap_or(i64::MAX).max(1);
     let us = t.timestamp_micros();
     DateTime::from_timestamp_micros(us - us.rem_euclid(step_us)).unwrap_or(t)

@@ -23,6 +23,7 @@ mod error;
 mod events;
 mod history;
 mod list;
+mod observed;
 mod plan;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -42,6 +43,7 @@ pub use by_value::value_page;
 pub use checkpoint::servable as checkpoint_servable;
 pub use events::{Event, EventFilter, EventType, NewEvent};
 pub use history::{HeldWindow, RateWindow};
+pub use observed::{ObservedSummary, is_gap, summarize};
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;
 #[cfg(feature = "sqlite")]
@@ -225,6 +227,16 @@ pub trait Store: Send + Sync + 'static {
         let mut h = self.held_at(scope, at, None).await?;
         h.accounts.clear();
         Ok(h)
+    }
+    /// The summary of [`Store::observed_at`]`(&Scope::All, at)` ([`summarize`] with
+    /// `max_gap`) from the backend's marks of it, when it keeps them and one answers; `None`:
+    /// read every pair instead.
+    async fn observed_summary(
+        &self,
+        _at: DateTime<Utc>,
+        _max_gap: Duration,
+    ) -> Result<Option<ObservedSummary>> {
+        Ok(None)
     }
 
     // Rates.

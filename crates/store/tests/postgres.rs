@@ -608,3 +608,116 @@ async fn a_wide_balance_range_is_the_rollup_minus_the_rest() {
     }
     s.close().await;
 }
+
+/// The marks of the observations answer what every pair's last observation says
+/// (`summarize(observed_at)`), at instants on, between and before the marks: more pairs per
+/// provider than a mark lists (so its list is refilled as listed pairs are observed again),
+/// ties at one second, gaps, rejected balances, pairs observed late or never, a link added and
+/// one removed after the marks were built, and a late observation that drops the marks after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn observation_marks_answer_as_every_pair() {
+    use chrono::{DateTime, TimeDelta, Utc};
+    let Some(db) = TestDb::create().await else {
+        return;
+    };
+    let s = store(&db).await;
+    let pool = s.pool().clone();
+    let t0: DateTime<Utc> = "2026-11-02T00:00:00Z".parse().unwrap();
+    // 1,500 customers at p1 (more than a mark lists), every third at p2.
+    sqlx::query(
+        "INSERT INTO customers (id, name, created_at)
+         SELECT 'c' || lpad(i::text, 4, '0'), NULL, $1 FROM generate_series(0, 1499) i;
+         ",
+    )
+    .bind(t0)
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO customer_links (customer_id, provider, external_id)
+         SELECT 'c' || lpad(i::text, 4, '0'), 'p1', 'x' || i FROM generate_series(0, 1499) i
+         UNION ALL
+         SELECT 'c' || lpad(i::text, 4, '0'), 'p2', 'y' || i FROM generate_series(0, 1499) i
+         WHERE i % 3 = 0",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    // p1: most hours, at one of 50 seconds of the hour (ties), some rejected; p2: a seventh
+    // observed once at hour 0 only (gaps later), the rest from hour i % 10 on, an eleventh never.
+    sqlx::query(
+        "INSERT INTO observations (customer_id, provider_id, fetched_at, rejected)
+         SELECT 'c' || lpad(i::text, 4, '0'), 'p1',
+                $1 + make_interval(hours => h, secs => (i % 50) * 60),
+                CASE WHEN (i * h) % 13 = 0 THEN '[\"bad\"]' ELSE '[]' END
+         FROM generate_series(0, 1499) i, generate_series(0, 11) h WHERE (i + h) % 3 <> 0
+         UNION ALL
+         SELECT 'c' || lpad(i::text, 4, '0'), 'p2', $1 + make_interval(hours => h, secs => i % 7),
+                '[]'
+         FROM generate_series(0, 1499, 3) i, generate_series(0, 11) h
+         WHERE i % 11 <> 0 AND ((i % 7 = 0 AND h = 0) OR (i % 7 <> 0 AND h >= i % 10))",
+    )
+    .bind(t0)
+    .execute(&pool)
+    .await
+    .unwrap();
+    s.build_checkpoints(t0 + TimeDelta::hours(9), Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let marks: i64 = sqlx::query_scalar("SELECT count(*) FROM observation_marks")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(marks, 11, "hour -1 to hour 9");
+    // After the build: a new customer linked and never observed, a link removed.
+    s.create_customer(&customer("late", &[("p1", "late-1")]))
+        .await
+        .unwrap();
+    s.update_customer(&customer("c0011", &[("p1", "x11")]))
+        .await
+        .unwrap();
+    let check = |at: DateTime<Utc>, gap: Duration| {
+        let s = s.clone();
+        async move {
+            let got = s.observed_summary(at, gap).await.unwrap();
+            let h = s.observed_at(&Scope::All, at).await.unwrap();
+            let want = coffer_store::summarize(&h, at, TimeDelta::from_std(gap).unwrap());
+            if let Some(got) = &got {
+                assert_eq!(got, &want, "at {at}, gap {gap:?}");
+            }
+            got.is_some()
+        }
+    };
+    let (mut asked, mut answered) = (0, 0);
+    let mut at = t0 - TimeDelta::minutes(90);
+    while at <= t0 + TimeDelta::hours(12) {
+        for gap in [Duration::from_secs(5400), Duration::from_secs(86_400)] {
+            asked += 1;
+            answered += usize::from(check(at, gap).await);
+        }
+        at += TimeDelta::seconds(7 * 60 + 13);
+    }
+    for at in [t0, t0 + TimeDelta::hours(3), t0 + TimeDelta::seconds(3 * 3600 + 49 * 60)] {
+        assert!(check(at, Duration::from_secs(5400)).await, "at {at}");
+    }
+    assert!(answered * 10 >= asked * 7, "{answered} of {asked} from marks");
+    // A late observation at hour 4 drops the marks from then on; the rest still answer.
+    let a = account("c0002", "p1", "late-acct", "EUR", "0.09872368", 0);
+    let mut m = meta("c0002", "p1", 0);
+    m.fetched_at = t0 + TimeDelta::minutes(4 * 60 + 30);
+    s.save_snapshot(&m, &[a]).await.unwrap();
+    let marks: Vec<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT at FROM observation_marks ORDER BY at")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(marks.last(), Some(&(t0 + TimeDelta::hours(4))));
+    for at in [t0 + TimeDelta::hours(4), t0 + TimeDelta::minutes(4 * 60 + 45)] {
+        check(at, Duration::from_secs(5400)).await;
+    }
+    s.build_checkpoints(t0 + TimeDelta::hours(9), Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert!(check(t0 + TimeDelta::minutes(4 * 60 + 45), Duration::from_secs(5400)).await);
+    s.close().await;
+}

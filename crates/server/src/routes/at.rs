@@ -4,12 +4,12 @@
 //! (customer, provider) pair is served from its last observation at or before the instant,
 //! converted with the rate table in force then (the one `GET /v2/rates?at=` shows).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use coffer_core::query::Query;
 use coffer_core::rates::RateTable;
-use coffer_store::{HeldAt, Scope};
+use coffer_store::{HeldAt, ObservedSummary, Scope};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -148,18 +148,32 @@ pub(crate) fn freshness_at(
     at: DateTime<Utc>,
     max_gap: std::time::Duration,
 ) -> Freshness {
-    let max_gap = chrono::TimeDelta::from_std(max_gap).unwrap_or(chrono::TimeDelta::MAX);
+    freshness_of(&coffer_store::summarize(h, at, gap(max_gap)), at, max_gap)
+}
+
+fn gap(max_gap: std::time::Duration) -> chrono::TimeDelta {
+    chrono::TimeDelta::from_std(max_gap).unwrap_or(chrono::TimeDelta::MAX)
+}
+
+/// [`freshness_at`] from the summary of the observations (every pair's, or a store's marks).
+pub(crate) fn freshness_of(
+    s: &ObservedSummary,
+    at: DateTime<Utc>,
+    max_gap: std::time::Duration,
+) -> Freshness {
+    let max_gap = gap(max_gap);
     let mut out = Freshness::default();
-    let mut per_provider: BTreeMap<String, (Option<DateTime<Utc>>, &'static str)> = BTreeMap::new();
-    for o in &h.observations {
+    let mut per_provider: BTreeMap<String, (Option<DateTime<Utc>>, &'static str)> = s
+        .providers
+        .iter()
+        .map(|(p, t)| (p.clone(), (Some(*t), "fresh")))
+        .collect();
+    for o in &s.notable {
         let age = at - o.observed_at;
-        let gap = age > max_gap;
-        let e = per_provider
-            .entry(o.provider_id.clone())
-            .or_insert((Some(o.observed_at), "fresh"));
-        e.0 = e.0.map(|t| t.min(o.observed_at));
-        if gap {
-            e.1 = "stale";
+        if coffer_store::is_gap(at, o.observed_at, max_gap) {
+            if let Some(e) = per_provider.get_mut(&o.provider_id) {
+                e.1 = "stale";
+            }
             out.warnings.push(Warning {
                 code: "gap",
                 provider: Some(o.provider_id.clone()),
@@ -185,7 +199,7 @@ pub(crate) fn freshness_at(
             });
         }
     }
-    for (customer, provider) in &h.unobserved {
+    for (customer, provider) in &s.unobserved {
         out.partial = true;
         per_provider
             .entry(provider.clone())
@@ -214,14 +228,18 @@ pub(crate) fn freshness_at(
 }
 
 pub(crate) fn coverage_at(h: &HeldAt) -> CoverageOut {
-    let customers: BTreeSet<&str> = h
-        .observations
-        .iter()
-        .map(|o| o.customer_id.as_str())
-        .collect();
+    coverage_of(&coffer_store::summarize(
+        h,
+        DateTime::<Utc>::MAX_UTC,
+        chrono::TimeDelta::MAX,
+    ))
+}
+
+/// [`coverage_at`] from the summary of the observations.
+pub(crate) fn coverage_of(s: &ObservedSummary) -> CoverageOut {
     CoverageOut {
-        customers: u64::try_from(customers.len()).unwrap_or(u64::MAX),
-        oldest_as_of: h.observations.iter().map(|o| o.observed_at).min(),
-        newest_as_of: h.observations.iter().map(|o| o.observed_at).max(),
+        customers: s.customers,
+        oldest_as_of: s.providers.iter().map(|(_, t)| *t).min(),
+        newest_as_of: s.newest,
     }
 }

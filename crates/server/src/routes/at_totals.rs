@@ -4,7 +4,7 @@
 //! versions since), else from every account held then (`at::held`), summed here the same way:
 //! both give the same answer byte for byte (the store's conformance suite compares the sums,
 //! tests/checkpoints.rs the answers). Warnings and coverage come from every pair's observation
-//! at the instant either way.
+//! at the instant either way: summarised by the store's marks when it keeps them.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use coffer_core::query::{Filter, Query};
 use coffer_core::rates::RateTable;
 use coffer_core::{Account, BalanceTypeCounts};
-use coffer_store::{CurrencyTotal, Scope};
+use coffer_store::{CurrencyTotal, ObservedSummary, Scope};
 use rust_decimal::Decimal;
 
 use crate::auth::Caller;
@@ -32,11 +32,11 @@ pub async fn balance(
 ) -> ApiResult<(BalanceOut, RateTable)> {
     let (totals, freshness, coverage, table) = match state.store.totals_at(at, &q.filter).await? {
         Some(totals) => {
-            let h = state.store.observed_at(&Scope::All, at).await?;
+            let s = observed(state, at).await?;
             let table = state.rates.table_at(state.store.as_ref(), at).await?;
-            let mut freshness = at::freshness_at(&h, at, state.config.max_gap());
+            let mut freshness = at::freshness_of(&s, at, state.config.max_gap());
             at::unsettled(&mut freshness, at, state.config.settle());
-            (totals, freshness, Some(at::coverage_at(&h)), table)
+            (totals, freshness, Some(at::coverage_of(&s)), table)
         }
         None => {
             let (src, table) = at::held(state, caller, q, at).await?;
@@ -46,6 +46,18 @@ pub async fn balance(
     };
     let out = out_of(q, at, &totals, freshness, coverage, &table)?;
     Ok((out, table))
+}
+
+/// The summary of every pair's observation at `at`: from the store's marks when they answer,
+/// else from every pair (the same summary: the store's conformance suite compares them).
+pub(crate) async fn observed(state: &AppState, at: DateTime<Utc>) -> ApiResult<ObservedSummary> {
+    let max_gap = state.config.max_gap();
+    if let Some(s) = state.store.observed_summary(at, max_gap).await? {
+        return Ok(s);
+    }
+    let h = state.store.observed_at(&Scope::All, at).await?;
+    let gap = chrono::TimeDelta::from_std(max_gap).unwrap_or(chrono::TimeDelta::MAX);
+    Ok(coffer_store::summarize(&h, at, gap))
 }
 
 /// The balance answer of per-currency sums at `at`, converted with the table in force then.

@@ -274,14 +274,8 @@ async fn all_point(
     held: &mut Option<coffer_store::HeldWindow>,
     (from, to): (DateTime<Utc>, DateTime<Utc>),
 ) -> ApiResult<AllPoint> {
-    let (totals, h) = match state.store.totals_at(t, &q.filter).await? {
-        Some(totals) => {
-            let h = state
-                .store
-                .observed_at(&coffer_store::Scope::All, t)
-                .await?;
-            (totals, h)
-        }
+    let (totals, s) = match state.store.totals_at(t, &q.filter).await? {
+        Some(totals) => (totals, at_totals::observed(state, t).await?),
         None => {
             if held.is_none() {
                 let w = state
@@ -291,10 +285,13 @@ async fn all_point(
                 *held = Some(w);
             }
             let h = held.as_ref().map(|w| w.at(t)).unwrap_or_default();
-            (at_totals::sum(&h.accounts, &q.filter)?, h)
+            let gap = chrono::TimeDelta::from_std(state.config.max_gap())
+                .unwrap_or(chrono::TimeDelta::MAX);
+            let s = coffer_store::summarize(&h, t, gap);
+            (at_totals::sum(&h.accounts, &q.filter)?, s)
         }
     };
-    let mut f = at::freshness_at(&h, t, state.config.max_gap());
+    let mut f = at::freshness_of(&s, t, state.config.max_gap());
     at::unsettled(&mut f, t, state.config.settle());
     let oldest = f.as_of.iter().filter_map(|p| p.as_of).min();
     let out = at_totals::out_of(q, t, &totals, f, None, table).map_err(|e| at_point(e, t))?;

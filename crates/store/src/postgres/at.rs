@@ -214,6 +214,9 @@ pub(super) async fn write_versions(
         .bind(o.iter().map(|x| x.3.clone()).collect::<Vec<_>>())
         .execute(&mut **tx)
         .await?;
+        if let Some(from) = o.iter().map(|x| x.2).min() {
+            super::checkpoint::invalidate_observed(tx, from).await?;
+        }
     }
     if !w.versions.is_empty() {
         let v = &w.versions;

@@ -229,5 +229,20 @@ pub(super) async fn invalidate(
         .bind(from)
         .execute(&mut **tx)
         .await?;
-    Ok(())
+    // Versions come with their observation, and a deletion takes observations too.
+    super::observed::invalidate(tx, from).await
+}
+
+/// Drops the marks of the observations at or after `from`, inside the write of an
+/// observation at `from`, under the checkpoint lock shared as [`invalidate`] (no mark in
+/// steady state: they are built only for settled instants).
+pub(super) async fn invalidate_observed(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    from: DateTime<Utc>,
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+        .bind(crate::CHECKPOINT_LOCK_KEY)
+        .execute(&mut **tx)
+        .await?;
+    super::observed::invalidate(tx, Some(from)).await
 }

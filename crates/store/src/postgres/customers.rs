@@ -324,8 +324,11 @@ async fn add_links(
     }
     let (providers, externals) = columns(links);
     sqlx::query(
-        "INSERT INTO customer_links (customer_id, provider, external_id)
-         SELECT $1, p, e FROM UNNEST($2::text[], $3::text[]) AS t(p, e)
+        // A new generation for these links (writes of links serialise on its one row, so
+        // generations are committed in order: what an observation mark read of them).
+        "WITH g AS (UPDATE link_generation SET gen = gen + 1 RETURNING gen)
+         INSERT INTO customer_links (customer_id, provider, external_id, gen)
+         SELECT $1, p, e, (SELECT gen FROM g) FROM UNNEST($2::text[], $3::text[]) AS t(p, e)
          ON CONFLICT ON CONSTRAINT customer_links_pkey DO NOTHING",
     )
     .bind(id)

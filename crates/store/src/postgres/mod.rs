@@ -18,6 +18,7 @@ mod history;
 mod keys;
 mod list;
 mod notify;
+mod observed;
 mod prune;
 mod rates;
 mod status;
@@ -286,7 +287,20 @@ impl Store for PgStore {
     }
 
     async fn build_checkpoints(&self, until: DateTime<Utc>, step: Duration) -> Result<u32> {
-        crate::checkpoint::build(self, until, step).await
+        let built = crate::checkpoint::build(self, until, step).await?;
+        // Marks of the observations at the same instants (the answers' freshness).
+        if let Ok(step) = chrono::TimeDelta::from_std(step) {
+            self.build_observation_marks(until, step).await?;
+        }
+        Ok(built)
+    }
+
+    async fn observed_summary(
+        &self,
+        at: DateTime<Utc>,
+        max_gap: Duration,
+    ) -> Result<Option<crate::ObservedSummary>> {
+        self.observed_summary_impl(at, max_gap).await
     }
 
     async fn totals_at(

@@ -49,6 +49,7 @@ const MANUAL_RATES: &str = "DELETE FROM manual_rate_versions m USING (
 
 const CHECKPOINT_MARKS: &str = "DELETE FROM totals_checkpoint_marks WHERE at < $1";
 const CHECKPOINTS: &str = "DELETE FROM totals_checkpoints WHERE at < $1";
+const OBSERVATION_MARKS: &str = "DELETE FROM observation_marks WHERE at < $1";
 
 impl PgStore {
     pub(super) async fn prune_history_impl(
@@ -82,6 +83,7 @@ impl PgStore {
         // must not start from one (crate::checkpoint).
         run(CHECKPOINT_MARKS.to_owned()).await?;
         run(CHECKPOINTS.to_owned()).await?;
+        run(OBSERVATION_MARKS.to_owned()).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(Some(Pruned {
             observations,
