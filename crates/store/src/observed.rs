@@ -88,23 +88,22 @@ pub(crate) struct MarkProvider {
     pub listed_to: Option<DateTime<Utc>>,
 }
 
-/// One pair observed since a mark: its last observation since, and whether the pair and its
-/// customer had one at or before the mark.
+/// One pair observed since a mark: its last observation since, and (when building the next
+/// mark) whether the pair had one at or before the mark.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Since {
     pub obs: Observation,
     pub pair_seen: bool,
-    pub customer_seen: bool,
 }
 
 /// The summary at `at` from the mark before it and the pairs observed since (`since`, one per
-/// pair), with the unobserved pairs read for it; `None` when the mark cannot tell (a provider's
+/// pair), with the customers first observed since and the unobserved pairs read for it; `None` when the mark cannot tell (a provider's
 /// listed pairs all observed since, or more pairs gap than it lists), and the caller reads
 /// every pair instead.
 pub(crate) fn from_mark(
     m: &Mark,
     since: &[Since],
-    unobserved: Vec<(String, String)>,
+    (new_customers, unobserved): (u64, Vec<(String, String)>),
     at: DateTime<Utc>,
     max_gap: TimeDelta,
 ) -> Option<ObservedSummary> {
@@ -144,7 +143,6 @@ pub(crate) fn from_mark(
     for o in m.rejected.iter().filter(stays) {
         notable.insert(key(o), o.clone());
     }
-    let mut customers = BTreeSet::new();
     for s in since {
         let o = &s.obs;
         let e = providers
@@ -154,15 +152,12 @@ pub(crate) fn from_mark(
         if is_gap(at, o.observed_at, max_gap) || !o.rejected.is_empty() {
             notable.insert(key(o), o.clone());
         }
-        if !s.customer_seen {
-            customers.insert(o.customer_id.as_str());
-        }
     }
     let mut unobserved = unobserved;
     unobserved.sort();
     Some(ObservedSummary {
         providers: providers.into_iter().collect(),
-        customers: m.customers + u64::try_from(customers.len()).unwrap_or(u64::MAX),
+        customers: m.customers + new_customers,
         newest: since
             .iter()
             .map(|s| s.obs.observed_at)
@@ -178,11 +173,13 @@ fn key(o: &Observation) -> (String, String) {
 }
 
 /// The mark after `m` given the pairs observed since (`since`, one per pair, up to the new
-/// mark's instant), and the next-oldest pairs per provider after its `listed_to` (`more`, read
-/// by the caller once it knows how many are missing: [`missing`]).
+/// mark's instant), the customers observed by then, and the next-oldest pairs per provider
+/// after its `listed_to` (`more`, read by the caller once it knows what is missing:
+/// [`missing`]).
 pub(crate) fn next_mark(
     m: &Mark,
     since: &[Since],
+    customers: u64,
     more: &BTreeMap<String, (Vec<Observation>, Option<DateTime<Utc>>)>,
     rejected_cap: usize,
 ) -> Mark {
@@ -225,13 +222,8 @@ pub(crate) fn next_mark(
     if !rejected_complete {
         rejected.clear();
     }
-    let customers: BTreeSet<&str> = since
-        .iter()
-        .filter(|s| !s.customer_seen)
-        .map(|s| s.obs.customer_id.as_str())
-        .collect();
     Mark {
-        customers: m.customers + u64::try_from(customers.len()).unwrap_or(u64::MAX),
+        customers,
         newest: since
             .iter()
             .map(|s| s.obs.observed_at)
@@ -244,30 +236,56 @@ pub(crate) fn next_mark(
     }
 }
 
-/// Per provider, how many more of its oldest pairs the mark after `m` must list (after those
-/// observed since are dropped from its list), and after which instant to look for them.
+/// What the mark after `m` must add to a provider's list of oldest pairs (after those observed
+/// since are dropped from it): pairs last observed after `after`, at least `at_least` of them,
+/// and every one up to `through` (two steps after the oldest left; `None`: none is left, so two
+/// steps after the first found).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Need {
+    pub after: Option<DateTime<Utc>>,
+    pub at_least: usize,
+    pub through: Option<DateTime<Utc>>,
+}
+
+/// Per provider, what the mark after `m` (at `m_at`, `None` for none) must add to its list;
+/// providers whose list still holds enough are left out.
 pub(crate) fn missing(
     m: &Mark,
+    m_at: Option<DateTime<Utc>>,
     since: &[Since],
-) -> BTreeMap<String, (usize, Option<DateTime<Utc>>)> {
+    step: TimeDelta,
+) -> BTreeMap<String, Need> {
     let moved: BTreeSet<(&str, &str)> = since
         .iter()
         .map(|s| (s.obs.customer_id.as_str(), s.obs.provider_id.as_str()))
         .collect();
-    let mut kept: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut kept: BTreeMap<&str, (usize, DateTime<Utc>)> = BTreeMap::new();
     for o in &m.oldest {
         if !moved.contains(&(o.customer_id.as_str(), o.provider_id.as_str())) {
-            *kept.entry(&o.provider_id).or_default() += 1;
+            let e = kept.entry(&o.provider_id).or_insert((0, o.observed_at));
+            e.0 += 1;
+            e.1 = e.1.min(o.observed_at);
         }
     }
     let mut providers: BTreeSet<&str> = m.providers.keys().map(String::as_str).collect();
     providers.extend(since.iter().map(|s| s.obs.provider_id.as_str()));
+    let twice = step + step;
     providers
         .into_iter()
         .filter_map(|p| {
-            let n = kept.get(p).copied().unwrap_or(0);
-            let after = m.providers.get(p).and_then(|mp| mp.listed_to);
-            (n < LISTED).then(|| (p.to_owned(), (LISTED - n, after)))
+            let (n, first) = kept.get(p).map_or((0, None), |(n, f)| (*n, Some(*f)));
+            // With no pair of the provider by the mark, its pairs were first observed after it.
+            let after = m.providers.get(p).and_then(|mp| mp.listed_to).or(m_at);
+            let through = first.and_then(|f| f.checked_add_signed(twice));
+            let enough = n >= LISTED && through.is_some_and(|t| after.is_some_and(|a| a >= t));
+            (!enough).then(|| {
+                let need = Need {
+                    after,
+                    at_least: LISTED.saturating_sub(n),
+                    through,
+                };
+                (p.to_owned(), need)
+            })
         })
         .collect()
 }

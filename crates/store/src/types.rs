@@ -332,6 +332,13 @@ pub struct ChangesQuery {
 /// 1, so it meets no other lock of the database.
 pub const PRUNE_LOCK_KEY: i64 = 0x636f_6666_6572_0001;
 
+/// The advisory lock that makes one replica the pruner of a round ([`Store::prune_history`]
+/// tries it and skips the round without it). Apart from [`PRUNE_LOCK_KEY`], which the
+/// checkpoint builder holds shared for each step: a pruner waits out that step rather than
+/// skip its round for a build (at start-up the builder catches up for minutes, and a skipped
+/// round waits `history.prune_interval`, an hour by default).
+pub const PRUNER_LOCK_KEY: i64 = 0x636f_6666_6572_0003;
+
 /// The advisory lock between the checkpoint builder and the writes of account versions on
 /// PostgreSQL: a write of versions holds it shared (from dropping the checkpoints it makes
 /// wrong until its commit), a checkpoint write holds it exclusive, so the versions the

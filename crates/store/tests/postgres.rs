@@ -643,32 +643,45 @@ async fn observation_marks_answer_as_every_pair() {
     .execute(&pool)
     .await
     .unwrap();
-    // p1: most hours, at one of 50 seconds of the hour (ties), some rejected; p2: a seventh
-    // observed once at hour 0 only (gaps later), the rest from hour i % 10 on, an eleventh never.
+    // p1: on a cycle of six hours (as a sync observes pairs in turn; the oldest are observed
+    // again first), some in between too, at one of 50 seconds of the hour (ties), some rejected;
+    // p2: a seventh observed once at hour 0 only (gaps later), the rest from hour i % 10 on,
+    // an eleventh never.
     sqlx::query(
         "INSERT INTO observations (customer_id, provider_id, fetched_at, rejected)
          SELECT 'c' || lpad(i::text, 4, '0'), 'p1',
                 $1 + make_interval(hours => h, secs => (i % 50) * 60),
                 CASE WHEN (i * h) % 13 = 0 THEN '[\"bad\"]' ELSE '[]' END
-         FROM generate_series(0, 1499) i, generate_series(0, 11) h WHERE (i + h) % 3 <> 0
+         FROM generate_series(0, 1499) i, generate_series(0, 15) h
+         WHERE h % 6 = i % 6 OR (i + h) % 17 = 0
          UNION ALL
          SELECT 'c' || lpad(i::text, 4, '0'), 'p2', $1 + make_interval(hours => h, secs => i % 7),
                 '[]'
-         FROM generate_series(0, 1499, 3) i, generate_series(0, 11) h
+         FROM generate_series(0, 1499, 3) i, generate_series(0, 15) h
          WHERE i % 11 <> 0 AND ((i % 7 = 0 AND h = 0) OR (i % 7 <> 0 AND h >= i % 10))",
     )
     .bind(t0)
     .execute(&pool)
     .await
     .unwrap();
-    s.build_checkpoints(t0 + TimeDelta::hours(9), Duration::from_secs(3600))
+    s.build_checkpoints(t0 + TimeDelta::hours(12), Duration::from_secs(3600))
         .await
         .unwrap();
     let marks: i64 = sqlx::query_scalar("SELECT count(*) FROM observation_marks")
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(marks, 11, "hour -1 to hour 9");
+    assert_eq!(marks, 14, "hour -1 to hour 12");
+    // p1's list is partial (not every pair listed) in the marks after the first cycle.
+    let partial: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM observation_mark_providers p JOIN observation_mark_lists l
+             ON l.at = p.at AND l.provider_id = p.provider_id AND l.kind = 'o'
+         WHERE p.provider_id = 'p1' AND cardinality(l.customers) < p.pairs",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(partial >= 6, "{partial} marks list part of p1");
     // After the build: a new customer linked and never observed, a link removed.
     s.create_customer(&customer("late", &[("p1", "late-1")]))
         .await
@@ -688,19 +701,30 @@ async fn observation_marks_answer_as_every_pair() {
             got.is_some()
         }
     };
-    let (mut asked, mut answered) = (0, 0);
+    // With a day's gap the marks answer every instant after the first; with 90 minutes most
+    // of p1's pairs are gaps, more than a mark lists, and the answer reads every pair instead.
+    let (mut asked, mut answered, mut short) = (0, 0, 0);
     let mut at = t0 - TimeDelta::minutes(90);
-    while at <= t0 + TimeDelta::hours(12) {
-        for gap in [Duration::from_secs(5400), Duration::from_secs(86_400)] {
+    while at <= t0 + TimeDelta::hours(16) {
+        if at >= t0 - TimeDelta::hours(1) {
             asked += 1;
-            answered += usize::from(check(at, gap).await);
+            answered += usize::from(check(at, Duration::from_secs(86_400)).await);
         }
+        short += usize::from(check(at, Duration::from_secs(5400)).await);
         at += TimeDelta::seconds(7 * 60 + 13);
     }
-    for at in [t0, t0 + TimeDelta::hours(3), t0 + TimeDelta::seconds(3 * 3600 + 49 * 60)] {
-        assert!(check(at, Duration::from_secs(5400)).await, "at {at}");
+    assert_eq!(answered, asked, "a day's gap: every instant from the marks");
+    assert!(
+        short > 0 && short < asked,
+        "90 minutes: {short} of {asked} from the marks"
+    );
+    for at in [
+        t0,
+        t0 + TimeDelta::hours(3),
+        t0 + TimeDelta::seconds(3 * 3600 + 49 * 60),
+    ] {
+        assert!(check(at, Duration::from_secs(86_400)).await, "at {at}");
     }
-    assert!(answered * 10 >= asked * 7, "{answered} of {asked} from marks");
     // A late observation at hour 4 drops the marks from then on; the rest still answer.
     let a = account("c0002", "p1", "late-acct", "EUR", "0.09872368", 0);
     let mut m = meta("c0002", "p1", 0);
@@ -712,12 +736,21 @@ async fn observation_marks_answer_as_every_pair() {
             .await
             .unwrap();
     assert_eq!(marks.last(), Some(&(t0 + TimeDelta::hours(4))));
-    for at in [t0 + TimeDelta::hours(4), t0 + TimeDelta::minutes(4 * 60 + 45)] {
-        check(at, Duration::from_secs(5400)).await;
+    for at in [
+        t0 + TimeDelta::hours(4),
+        t0 + TimeDelta::minutes(4 * 60 + 45),
+    ] {
+        check(at, Duration::from_secs(86_400)).await;
     }
-    s.build_checkpoints(t0 + TimeDelta::hours(9), Duration::from_secs(3600))
+    s.build_checkpoints(t0 + TimeDelta::hours(12), Duration::from_secs(3600))
         .await
         .unwrap();
-    assert!(check(t0 + TimeDelta::minutes(4 * 60 + 45), Duration::from_secs(5400)).await);
+    assert!(
+        check(
+            t0 + TimeDelta::minutes(4 * 60 + 45),
+            Duration::from_secs(86_400)
+        )
+        .await
+    );
     s.close().await;
 }

@@ -89,10 +89,16 @@ pub async fn age(app: &common::TestApp) {
             .execute(&mut *tx)
             .await
             .unwrap();
+        // PostgreSQL's own derived data too: each customer's first observation moves with
+        // it, and the marks of the observations go with the checkpoints.
         let moves = COLUMNS
             .iter()
+            .chain(&[("customer_first_seen", "first_at")])
             .map(|(table, col)| format!("UPDATE {table} SET {col} = {col} - interval '1 hour'"));
-        for sql in moves.chain(drop_checkpoints.map(String::from)) {
+        let drops = drop_checkpoints
+            .iter()
+            .chain(&["DELETE FROM observation_marks"]);
+        for sql in moves.chain(drops.map(|s| (*s).to_owned())) {
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .execute(&mut *tx)
                 .await

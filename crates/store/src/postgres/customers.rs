@@ -260,6 +260,7 @@ impl PgStore {
             "balance_history",
             "observations",
             "account_versions",
+            "customer_first_seen",
         ] {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM {table} WHERE customer_id = $1"

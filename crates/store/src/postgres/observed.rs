@@ -44,7 +44,6 @@ struct SinceRow {
     observed_at: DateTime<Utc>,
     rejected: String,
     pair_seen: bool,
-    customer_seen: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -78,10 +77,12 @@ impl PgStore {
         let Some((head, mark)) = read_mark(&mut tx, at).await? else {
             return Ok(None);
         };
-        let since = since(&mut tx, Some(head.at), at).await?;
-        let (unobserved, _) = unobserved(&mut tx, Some(&head), at, &since).await?;
+        let since = since(&mut tx, Some(head.at), at, false).await?;
+        let new_customers = customers_between(&mut tx, Some(head.at), at).await?;
+        let (unobserved, _) = unobserved(&mut tx, Some(&head), &since).await?;
         tx.commit().await.map_err(db_err)?;
-        Ok(observed::from_mark(&mark, &since, unobserved, at, max_gap))
+        let read = (new_customers, unobserved);
+        Ok(observed::from_mark(&mark, &since, read, at, max_gap))
     }
 
     /// Builds the missing marks on the step's instants up to `until`, forward from the newest.
@@ -110,7 +111,7 @@ impl PgStore {
             }
         };
         while let Some(at) = next.filter(|n| *n <= until) {
-            if !self.write_observation_mark(prev, at).await? {
+            if !self.write_observation_mark(prev, at, step).await? {
                 break;
             }
             written += 1;
@@ -127,6 +128,7 @@ impl PgStore {
         &self,
         prev: Option<DateTime<Utc>>,
         at: DateTime<Utc>,
+        step: TimeDelta,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1), pg_advisory_xact_lock_shared($2)")
@@ -148,18 +150,64 @@ impl PgStore {
                 },
             ),
         };
-        let since = since(&mut tx, prev, at).await?;
+        let since = since(&mut tx, prev, at, true).await?;
         let mut more = BTreeMap::new();
-        for (p, (n, after)) in observed::missing(&mark, &since) {
-            let after = after.or(prev);
-            more.insert(p.clone(), next_oldest(&mut tx, &p, after, at, n).await?);
+        for (p, need) in observed::missing(&mark, prev, &since, step) {
+            more.insert(p.clone(), refill(&mut tx, &p, need, at, step).await?);
         }
-        let next = observed::next_mark(&mark, &since, &more, REJECTED_CAP);
-        let (unobserved, gen_now) = unobserved(&mut tx, head.as_ref(), at, &since).await?;
+        let customers = mark.customers + customers_between(&mut tx, prev, at).await?;
+        let next = observed::next_mark(&mark, &since, customers, &more, REJECTED_CAP);
+        let (unobserved, gen_now) = unobserved(&mut tx, head.as_ref(), &since).await?;
         write_mark(&mut tx, at, &next, &unobserved, gen_now).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(true)
     }
+}
+
+/// What a provider's list gains (see [`observed::Need`]), and its new `listed_to`.
+async fn refill(
+    tx: &mut PgConnection,
+    provider: &str,
+    need: observed::Need,
+    to: DateTime<Utc>,
+    step: TimeDelta,
+) -> Result<(Vec<Observation>, Option<DateTime<Utc>>)> {
+    let mut listed = Vec::new();
+    let mut after = need.after;
+    let through = match need.through {
+        Some(t) => t,
+        None => {
+            // None of its listed pairs is left: the first found is the oldest.
+            let (first, upto) = next_oldest(tx, provider, after, to, 1).await?;
+            let Some(t) = first.first().map(|o| o.observed_at) else {
+                return Ok((first, upto));
+            };
+            listed = first;
+            after = upto;
+            t.checked_add_signed(step + step).unwrap_or(to)
+        }
+    };
+    let bound = through.min(to);
+    if after.is_none_or(|a| a < bound) {
+        listed.extend(last_between(tx, provider, after, bound, to).await?);
+        after = Some(bound);
+    }
+    let have = listed.len();
+    if have < need.at_least && after.is_none_or(|a| a < to) {
+        let (more, upto) = next_oldest(tx, provider, after, to, need.at_least - have).await?;
+        listed.extend(more);
+        after = upto;
+    }
+    Ok((listed, after))
+}
+
+#[derive(sqlx::FromRow)]
+struct ListRow {
+    kind: String,
+    provider_id: String,
+    customers: Vec<String>,
+    observed_at: Vec<DateTime<Utc>>,
+    rejected: Vec<String>,
 }
 
 /// The newest mark at or before `at`.
@@ -189,17 +237,15 @@ async fn read_mark(tx: &mut PgConnection, at: DateTime<Utc>) -> Result<Option<(H
     .fetch_all(&mut *tx)
     .await
     .map_err(db_err)?;
-    let pairs = |kind: &'static str| {
-        sqlx::query_as::<_, ObsRow>(
-            "SELECT customer_id, provider_id, observed_at, rejected FROM observation_mark_pairs
-             WHERE at = $1 AND kind = $2 ORDER BY provider_id, observed_at, customer_id",
-        )
-        .bind(c)
-        .bind(kind)
-    };
-    let oldest = pairs("o").fetch_all(&mut *tx).await.map_err(db_err)?;
-    let rejected = pairs("r").fetch_all(&mut *tx).await.map_err(db_err)?;
-    let mark = Mark {
+    let lists: Vec<ListRow> = sqlx::query_as(
+        "SELECT kind::text AS kind, provider_id, customers, observed_at, rejected
+         FROM observation_mark_lists WHERE at = $1 AND kind IN ('o', 'r')",
+    )
+    .bind(c)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    let mut mark = Mark {
         customers: u64::try_from(customers).unwrap_or(0),
         newest,
         providers: providers
@@ -209,33 +255,46 @@ async fn read_mark(tx: &mut PgConnection, at: DateTime<Utc>) -> Result<Option<(H
                 (p, MarkProvider { pairs, listed_to })
             })
             .collect(),
-        oldest: oldest
-            .into_iter()
-            .map(ObsRow::into_obs)
-            .collect::<Result<_>>()?,
-        rejected: rejected
-            .into_iter()
-            .map(ObsRow::into_obs)
-            .collect::<Result<_>>()?,
         rejected_complete,
+        ..Mark::default()
     };
+    for l in lists {
+        let into = if l.kind == "o" {
+            &mut mark.oldest
+        } else {
+            &mut mark.rejected
+        };
+        for ((customer_id, observed_at), rejected) in
+            l.customers.into_iter().zip(l.observed_at).zip(l.rejected)
+        {
+            into.push(Observation {
+                rejected: rows::strings(&rejected)?,
+                customer_id,
+                provider_id: l.provider_id.clone(),
+                observed_at,
+            });
+        }
+    }
+    // Each provider's list ascending, as written.
+    mark.oldest
+        .sort_by(|a, b| (&a.provider_id, a.observed_at).cmp(&(&b.provider_id, b.observed_at)));
     Ok(Some((Head { at: c, links_gen }, mark)))
 }
 
 /// Per pair observed in `(from, to]` (`from` `None`: up to `to`), its last observation there
-/// and whether it and its customer had one at or before `from`.
+/// and, with `seen`, whether the pair had one at or before `from` (a probe per pair: the
+/// builder's, not an answer's).
 async fn since(
     tx: &mut PgConnection,
     from: Option<DateTime<Utc>>,
     to: DateTime<Utc>,
+    seen: bool,
 ) -> Result<Vec<Since>> {
     let rows: Vec<SinceRow> = sqlx::query_as(
         "SELECT d.customer_id, d.provider_id, d.fetched_at AS observed_at, d.rejected,
-             ($1::timestamptz IS NOT NULL AND EXISTS (SELECT 1 FROM observations o
+             ($3 AND $1::timestamptz IS NOT NULL AND EXISTS (SELECT 1 FROM observations o
                  WHERE o.customer_id = d.customer_id AND o.provider_id = d.provider_id
-                   AND o.fetched_at <= $1)) AS pair_seen,
-             ($1::timestamptz IS NOT NULL AND EXISTS (SELECT 1 FROM observations o
-                 WHERE o.customer_id = d.customer_id AND o.fetched_at <= $1)) AS customer_seen
+                   AND o.fetched_at <= $1)) AS pair_seen
          FROM (SELECT DISTINCT ON (customer_id, provider_id) customer_id, provider_id,
                    fetched_at, rejected
                FROM observations
@@ -244,6 +303,7 @@ async fn since(
     )
     .bind(from)
     .bind(to)
+    .bind(seen)
     .fetch_all(&mut *tx)
     .await
     .map_err(db_err)?;
@@ -257,11 +317,57 @@ async fn since(
                     observed_at: r.observed_at,
                 },
                 pair_seen: r.pair_seen,
-                customer_seen: r.customer_seen || r.pair_seen,
             })
         })
         .collect()
 }
+
+/// Customers first observed in `(from, to]` (`customer_first_seen`, migration 0021).
+async fn customers_between(
+    tx: &mut PgConnection,
+    from: Option<DateTime<Utc>>,
+    to: DateTime<Utc>,
+) -> Result<u64> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM customer_first_seen
+         WHERE first_at > coalesce($1, '-infinity'::timestamptz) AND first_at <= $2",
+    )
+    .bind(from)
+    .bind(to)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Every pair of `provider` whose last observation at or before `to` is in `(after, through]`.
+async fn last_between(
+    tx: &mut PgConnection,
+    provider: &str,
+    after: Option<DateTime<Utc>>,
+    through: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Observation>> {
+    let rows: Vec<ObsRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "{LAST} AND o.fetched_at > coalesce($2, '-infinity'::timestamptz) AND o.fetched_at <= $4
+         ORDER BY o.fetched_at"
+    )))
+    .bind(provider)
+    .bind(after)
+    .bind(to)
+    .bind(through)
+    .fetch_all(&mut *tx)
+    .await
+    .map_err(db_err)?;
+    rows.into_iter().map(ObsRow::into_obs).collect()
+}
+
+/// A pair's observation that is its last at or before $3, of provider $1.
+const LAST: &str = "SELECT o.customer_id, o.provider_id, o.fetched_at AS observed_at, o.rejected
+     FROM observations o
+     WHERE o.provider_id = $1 AND NOT EXISTS (SELECT 1 FROM observations l
+         WHERE l.customer_id = o.customer_id AND l.provider_id = o.provider_id
+           AND l.fetched_at > o.fetched_at AND l.fetched_at <= $3)";
 
 /// Up to `n` more of `provider`'s pairs by their last observation at or before `to`, the
 /// oldest first, after `after` (every pair tied with the last one too), and the instant up to
@@ -319,14 +425,13 @@ async fn next_oldest(
     Ok((listed, Some(last)))
 }
 
-/// The pairs linked now and not observed by `at`: those the mark listed, and those linked
-/// after it was built (a larger link generation) that it could not know, less the pairs
-/// observed since. With the link generation read first, so a mark written with it has seen
-/// every link up to it.
+/// The pairs linked now and not observed by the mark's instant or since: those the mark listed,
+/// and those linked after it was built (a larger link generation) that it could not know, less
+/// the pairs observed since. With the link generation read first, so a mark written with it has
+/// seen every link up to it.
 async fn unobserved(
     tx: &mut PgConnection,
     head: Option<&Head>,
-    at: DateTime<Utc>,
     since: &[Since],
 ) -> Result<(Vec<(String, String)>, i64)> {
     let gen_now: i64 = sqlx::query_scalar("SELECT gen FROM link_generation")
@@ -339,8 +444,9 @@ async fn unobserved(
              WHERE o.customer_id = l.customer_id AND o.provider_id = l.provider
                AND o.fetched_at <= coalesce($1, '-infinity'::timestamptz))
          UNION
-         SELECT l.customer_id, l.provider FROM observation_mark_pairs u
-         JOIN customer_links l ON l.customer_id = u.customer_id AND l.provider = u.provider_id
+         SELECT l.customer_id, l.provider
+         FROM observation_mark_lists u CROSS JOIN LATERAL unnest(u.customers) AS c(customer_id)
+         JOIN customer_links l ON l.customer_id = c.customer_id AND l.provider = u.provider_id
          WHERE u.at = $1 AND u.kind = 'u'",
     )
     .bind(head.map(|h| h.at))
@@ -350,7 +456,6 @@ async fn unobserved(
     .map_err(db_err)?;
     let seen: std::collections::BTreeSet<(&str, &str)> = since
         .iter()
-        .filter(|s| s.obs.observed_at <= at)
         .map(|s| (s.obs.customer_id.as_str(), s.obs.provider_id.as_str()))
         .collect();
     let mut out: Vec<(String, String)> = rows
@@ -360,6 +465,27 @@ async fn unobserved(
     out.sort();
     out.dedup();
     Ok((out, gen_now))
+}
+
+/// One list row per (kind, provider): its pairs' customers, instants and rejected balances.
+type Lists = BTreeMap<(&'static str, String), (Vec<String>, Vec<DateTime<Utc>>, Vec<String>)>;
+
+fn lists(m: &Mark, unobserved: &[(String, String)]) -> Result<Lists> {
+    let mut out: Lists = BTreeMap::new();
+    let listed = m.oldest.iter().map(|o| ("o", o));
+    for (kind, o) in listed.chain(m.rejected.iter().map(|o| ("r", o))) {
+        let e = out.entry((kind, o.provider_id.clone())).or_default();
+        e.0.push(o.customer_id.clone());
+        e.1.push(o.observed_at);
+        e.2.push(
+            serde_json::to_string(&o.rejected)
+                .map_err(|e| StoreError::Other(format!("rejected balances: {e}")))?,
+        );
+    }
+    for (c, p) in unobserved {
+        out.entry(("u", p.clone())).or_default().0.push(c.clone());
+    }
+    Ok(out)
 }
 
 async fn write_mark(
@@ -413,43 +539,21 @@ async fn write_mark(
     .execute(&mut **tx)
     .await
     .map_err(db_err)?;
-    let mut kinds = Vec::new();
-    let mut cols: (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
-    let mut when = Vec::new();
-    let mut rejected = Vec::new();
-    let listed = m.oldest.iter().map(|o| ("o", o));
-    for (kind, o) in listed.chain(m.rejected.iter().map(|o| ("r", o))) {
-        kinds.push(kind.to_owned());
-        cols.0.push(o.customer_id.clone());
-        cols.1.push(o.provider_id.clone());
-        when.push(Some(o.observed_at));
-        rejected.push(
-            serde_json::to_string(&o.rejected)
-                .map_err(|e| StoreError::Other(format!("rejected balances: {e}")))?,
-        );
+    for ((kind, provider), (customers, when, rejected)) in lists(m, unobserved)? {
+        sqlx::query(
+            "INSERT INTO observation_mark_lists (at, kind, provider_id, customers, observed_at,
+                 rejected) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(at)
+        .bind(kind)
+        .bind(provider)
+        .bind(customers)
+        .bind(when)
+        .bind(rejected)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
     }
-    for (c, p) in unobserved {
-        kinds.push("u".to_owned());
-        cols.0.push(c.clone());
-        cols.1.push(p.clone());
-        when.push(None);
-        rejected.push("[]".to_owned());
-    }
-    sqlx::query(
-        "INSERT INTO observation_mark_pairs (at, kind, customer_id, provider_id, observed_at,
-             rejected)
-         SELECT $1, * FROM UNNEST($2::text[], $3::text[], $4::text[], $5::timestamptz[],
-             $6::text[])",
-    )
-    .bind(at)
-    .bind(kinds)
-    .bind(cols.0)
-    .bind(cols.1)
-    .bind(when)
-    .bind(rejected)
-    .execute(&mut **tx)
-    .await
-    .map_err(db_err)?;
     Ok(())
 }
 

@@ -58,13 +58,19 @@ impl PgStore {
     ) -> Result<Option<Pruned>> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(crate::PRUNE_LOCK_KEY)
+            .bind(crate::PRUNER_LOCK_KEY)
             .fetch_one(&mut *tx)
             .await
             .map_err(db_err)?;
         if !locked {
             return Ok(None);
         }
+        // A checkpoint step in progress finishes first; the next one waits for this prune.
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(crate::PRUNE_LOCK_KEY)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         let mut run = async |sql: String| -> Result<u64> {
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(horizon)
