@@ -4,8 +4,8 @@
 //!
 //! [`summarize`] computes it from every pair's last observation ([`crate::Store::observed_at`]),
 //! the definition. A backend may keep marks of it at fixed instants ([`Mark`]) and answer with
-//! [`from_mark`]: the mark plus the observations since, which the module's tests and the
-//! PostgreSQL conformance case compare with [`summarize`].
+//! [`from_mark`]: the mark plus the observations since, which the PostgreSQL test
+//! `observation_marks_answer_as_every_pair` compares with [`summarize`] at many instants.
 
 use std::collections::{BTreeMap, BTreeSet};
 

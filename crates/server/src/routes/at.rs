@@ -151,7 +151,8 @@ pub(crate) fn freshness_at(
     freshness_of(&coffer_store::summarize(h, at, gap(max_gap)), at, max_gap)
 }
 
-fn gap(max_gap: std::time::Duration) -> chrono::TimeDelta {
+/// `history.max_gap` as the store's gap rule takes it (saturated: no gap when too large).
+pub(crate) fn gap(max_gap: std::time::Duration) -> chrono::TimeDelta {
     chrono::TimeDelta::from_std(max_gap).unwrap_or(chrono::TimeDelta::MAX)
 }
 

@@ -49,15 +49,15 @@ pub async fn balance(
 }
 
 /// The summary of every pair's observation at `at`: from the store's marks when they answer,
-/// else from every pair (the same summary: the store's conformance suite compares them).
+/// else from every pair (the same summary: the PostgreSQL test
+/// `observation_marks_answer_as_every_pair` compares them).
 pub(crate) async fn observed(state: &AppState, at: DateTime<Utc>) -> ApiResult<ObservedSummary> {
     let max_gap = state.config.max_gap();
     if let Some(s) = state.store.observed_summary(at, max_gap).await? {
         return Ok(s);
     }
     let h = state.store.observed_at(&Scope::All, at).await?;
-    let gap = chrono::TimeDelta::from_std(max_gap).unwrap_or(chrono::TimeDelta::MAX);
-    Ok(coffer_store::summarize(&h, at, gap))
+    Ok(coffer_store::summarize(&h, at, at::gap(max_gap)))
 }
 
 /// The balance answer of per-currency sums at `at`, converted with the table in force then.

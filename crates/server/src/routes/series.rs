@@ -285,9 +285,7 @@ async fn all_point(
                 *held = Some(w);
             }
             let h = held.as_ref().map(|w| w.at(t)).unwrap_or_default();
-            let gap = chrono::TimeDelta::from_std(state.config.max_gap())
-                .unwrap_or(chrono::TimeDelta::MAX);
-            let s = coffer_store::summarize(&h, t, gap);
+            let s = coffer_store::summarize(&h, t, at::gap(state.config.max_gap()));
             (at_totals::sum(&h.accounts, &q.filter)?, s)
         }
     };
