@@ -110,7 +110,10 @@ pub(crate) fn from_mark(
     if !m.rejected_complete {
         return None;
     }
-    let moved = moved(since);
+    let moved: BTreeSet<(&str, &str)> = since
+        .iter()
+        .map(|s| (s.obs.customer_id.as_str(), s.obs.provider_id.as_str()))
+        .collect();
     let stays =
         |o: &&Observation| !moved.contains(&(o.customer_id.as_str(), o.provider_id.as_str()));
     let mut providers: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
@@ -165,14 +168,6 @@ pub(crate) fn from_mark(
     })
 }
 
-/// The pairs observed since the mark: their listed observations are no longer their last.
-fn moved(since: &[Since]) -> BTreeSet<(&str, &str)> {
-    since
-        .iter()
-        .map(|s| (s.obs.customer_id.as_str(), s.obs.provider_id.as_str()))
-        .collect()
-}
-
 fn key(o: &Observation) -> (String, String) {
     (o.customer_id.clone(), o.provider_id.clone())
 }
@@ -188,7 +183,10 @@ pub(crate) fn next_mark(
     more: &BTreeMap<String, (Vec<Observation>, Option<DateTime<Utc>>)>,
     rejected_cap: usize,
 ) -> Mark {
-    let moved = moved(since);
+    let moved: BTreeSet<(&str, &str)> = since
+        .iter()
+        .map(|s| (s.obs.customer_id.as_str(), s.obs.provider_id.as_str()))
+        .collect();
     let stays =
         |o: &&Observation| !moved.contains(&(o.customer_id.as_str(), o.provider_id.as_str()));
     let mut providers = m.providers.clone();
@@ -257,7 +255,10 @@ pub(crate) fn missing(
     since: &[Since],
     step: TimeDelta,
 ) -> BTreeMap<String, Need> {
-    let moved = moved(since);
+    let moved: BTreeSet<(&str, &str)> = since
+        .iter()
+        .map(|s| (s.obs.customer_id.as_str(), s.obs.provider_id.as_str()))
+        .collect();
     let mut kept: BTreeMap<&str, (usize, DateTime<Utc>)> = BTreeMap::new();
     for o in &m.oldest {
         if !moved.contains(&(o.customer_id.as_str(), o.provider_id.as_str())) {
