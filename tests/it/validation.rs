@@ -385,3 +385,56 @@ both!(
         assert_eq!(app.get("/healthz").await.status, 200);
     }
 );
+
+both!(
+    a_total_past_a_decimal_in_the_asked_currency_names_currency,
+    common::Options::default(),
+    |app: common::TestApp| async move {
+        use coffer_sim::{P100Balance, P100Customer, P100Status};
+        // Two balances that each fit a decimal once converted, and whose sum does not.
+        let fiat = |id: &str, name: &str| P100Balance {
+            id: id.into(),
+            amount: "5".parse().unwrap(),
+            name: name.into(),
+            rate: 1.into(),
+            status: Some(P100Status::Active),
+            ..Default::default()
+        };
+        app.sim.put_p100_data(
+            "gen-000001",
+            P100Customer {
+                user_id: "p100-internal-1".into(),
+                fiat_balances: vec![fiat("bal-eur", "eur"), fiat("bal-usd", "usd")],
+                crypto_balances: vec![],
+            },
+        );
+        app.customer("big", Some("gen-000001"), None).await;
+        // An admin may set any positive rate: one JPY worth 1e-28 EUR.
+        let put = app
+            .put(
+                "/v2/rates",
+                json!({"rates": {"JPY": "0.0000000000000000000000000001"}}),
+            )
+            .await;
+        assert_eq!(put.status, 200, "{}", put.body);
+        let fits = app.ok("/v2/accounts/balance?customer_id=big").await;
+        assert_eq!(fits["total_balance"], "10.00", "{fits}");
+        let r = app
+            .get("/v2/accounts/balance?customer_id=big&currency=JPY")
+            .await;
+        assert_param(&r, "currency", "the present total");
+        assert!(
+            r.body["message"].as_str().unwrap().contains("overflows"),
+            "{}",
+            r.body
+        );
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let r = app
+            .get(&format!(
+                "/v2/accounts/balance/history?customer_id=big&currency=JPY&interval=1d&from={now}"
+            ))
+            .await;
+        assert_param(&r, "currency", "a series point");
+        app.stop().await;
+    }
+);

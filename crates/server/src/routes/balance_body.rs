@@ -30,8 +30,21 @@ pub(crate) fn param_error(e: ParamError) -> ApiError {
 pub(crate) fn query_error(e: QueryError) -> ApiError {
     match e {
         QueryError::Param(p) => param_error(p),
-        other => ApiError::Internal(other.to_string()),
+        QueryError::Overflow { what } => overflow(&what),
     }
+}
+
+/// A sum past a decimal's 28 significant digits. Real balances in their own currency never get
+/// there; amounts converted into a currency whose rate is tiny (an admin may set any positive
+/// rate) do, so the answer names the target currency instead of failing as a server error.
+pub(crate) fn overflow(what: &str) -> ApiError {
+    ApiError::param(
+        "currency",
+        format!(
+            "the {what} overflows a decimal (more than 28 significant digits) in this currency; \
+             ask in a currency of larger units, or correct the rate that makes its unit so small"
+        ),
+    )
 }
 
 /// One customer's (or a reader's customers') answer uses the rates reported with its own
