@@ -348,6 +348,47 @@ both!(
     }
 );
 
+both!(
+    a_failed_refresh_is_marked_and_left_to_polling_at_once,
+    pending_link_opts(),
+    |app: common::TestApp| async move {
+        app.sim.put_p100_data(EXT, eur_user("1.00"));
+        app.customer("w4", Some(EXT), None).await;
+        eventually("the first sync", DEADLINE, || async {
+            !app.ok("/v2/customers/w4").await["sync"][0]["last_success"].is_null()
+        })
+        .await;
+        let first = app.ok("/v2/customers/w4").await["sync"][0]["last_success"].clone();
+        // The refresh meets one error; the next call answers the new balance.
+        app.sim.put_p100_data(EXT, eur_user("0.09872368"));
+        app.sim.set_fault_times(
+            Provider::P100,
+            Target::customer(EXT),
+            Fault::P100(P100Error::P412),
+            1,
+        );
+        let event = json!({"event_type": "crypto_withdrawal.status_changed",
+            "data": {"externalUserId": EXT, "cryptoWithdrawalId": "w1", "status": "DONE"}});
+        let id = p100(&app, &event).await;
+        let e = settled(&app, id).await;
+        assert_eq!(e["state"], "failed", "{e}");
+        assert!(
+            e["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("refresh failed: "),
+            "{e}"
+        );
+        // Not due for an hour after its sync, yet polled at once.
+        eventually("the pair synced again", DEADLINE, || async {
+            app.ok("/v2/customers/w4").await["sync"][0]["last_success"] != first
+        })
+        .await;
+        assert_eq!(eur_balance(&app, "w4").await, "0.09872368".parse().unwrap());
+        app.stop().await;
+    }
+);
+
 mod restart {
     use super::*;
 

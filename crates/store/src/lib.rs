@@ -53,7 +53,9 @@ pub use subscriptions::{
     AttemptOutcome, Delivery, DeliveryState, LeasedDelivery, NewSubscription, Subscription,
 };
 pub use types::*;
-pub use webhooks::{NewWebhook, WebhookEntry, WebhookFilter, WebhookOutcome, WebhookState};
+pub use webhooks::{
+    NewWebhook, WebhookEntry, WebhookFilter, WebhookOutcome, WebhookState, WebhookWrite,
+};
 
 /// Store errors, typed so the API can map them to 404, 409 and 503.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -356,6 +358,16 @@ pub trait Store: Send + Sync + 'static {
     /// Records how processing ended and releases the lease; `false` (nothing written) when
     /// `owner` no longer holds it.
     async fn finish_webhook(&self, id: i64, owner: &str, outcome: &WebhookOutcome) -> Result<bool>;
+    /// Records processed deliveries with what their refreshes fetched, one answer per write in
+    /// order, as [`Store::save_snapshot`], [`Store::sync_due_now`] then
+    /// [`Store::finish_webhook`] would for each (a snapshot that cannot be saved is logged and
+    /// its outcome still recorded), and announces the customers whose snapshots were written
+    /// to every replica. PostgreSQL writes the batch in one transaction with the sync batch's
+    /// set-based statements; the default writes one delivery after the other.
+    async fn finish_webhooks(&self, owner: &str, batch: &[WebhookWrite]) -> Vec<Result<bool>> {
+        let refs: Vec<&WebhookWrite> = batch.iter().collect();
+        webhooks::finish_webhooks_each(self, owner, &refs).await
+    }
     /// Deliveries matching the filter, ascending by id.
     async fn list_webhooks(&self, filter: &WebhookFilter) -> Result<Vec<WebhookEntry>>;
     /// Re-queues a delivery (pending, no lease, outcome cleared); `NotFound` when unknown.

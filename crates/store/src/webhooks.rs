@@ -93,3 +93,54 @@ pub struct WebhookFilter {
     pub after: Option<i64>,
     pub limit: u32,
 }
+
+/// One processed delivery, for [`crate::Store::finish_webhooks`]: its outcome with the snapshot
+/// its refresh fetched, written together.
+#[derive(Debug, Clone)]
+pub struct WebhookWrite {
+    pub id: i64,
+    pub outcome: WebhookOutcome,
+    /// The pair's refreshed snapshot, when the refresh succeeded.
+    pub snapshot: Option<(crate::SnapshotMeta, Vec<coffer_core::Account>)>,
+    /// A pair to make due now (`customer_id`, `provider_id`): a refresh that failed is left to
+    /// polling, at once.
+    pub due_now: Option<(String, String)>,
+}
+
+/// [`crate::Store::finish_webhooks`] one delivery at a time, then one announcement of the
+/// customers whose snapshots were written.
+pub(crate) async fn finish_webhooks_each<S: crate::Store + ?Sized>(
+    store: &S,
+    owner: &str,
+    batch: &[&WebhookWrite],
+) -> Vec<Result<bool>> {
+    let mut out = Vec::with_capacity(batch.len());
+    let mut saved: Vec<&str> = Vec::new();
+    for w in batch {
+        if let Some((meta, accounts)) = &w.snapshot {
+            // The outcome is still recorded: the refresh answered, and the next sync writes
+            // the pair again.
+            match store.save_snapshot(meta, accounts).await {
+                Ok(_) => saved.push(&meta.customer_id),
+                Err(e) => {
+                    tracing::warn!(id = w.id, customer = %meta.customer_id, provider = %meta.provider_id, error = %e, "refreshed snapshot not saved");
+                }
+            }
+        }
+        if let Some((customer, provider)) = &w.due_now
+            && let Err(e) = store.sync_due_now(customer, provider).await
+        {
+            out.push(Err(e));
+            continue;
+        }
+        out.push(store.finish_webhook(w.id, owner, &w.outcome).await);
+    }
+    saved.sort_unstable();
+    saved.dedup();
+    for customer in saved {
+        if let Err(e) = store.notify_changed(Some(customer)).await {
+            tracing::debug!(error = %e, "refresh not announced to other replicas");
+        }
+    }
+    out
+}

@@ -6,6 +6,7 @@
 pub mod admin;
 mod event;
 pub mod process;
+mod writer;
 
 use axum::Json;
 use axum::body::Body;

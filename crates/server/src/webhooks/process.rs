@@ -3,17 +3,23 @@
 //! once by a delivery this replica kept; deliveries kept by other replicas, or left by one
 //! that stopped, are found by polling every `webhooks.poll_interval`. Each delivery is its own
 //! task, up to `webhooks.concurrency` at once: leasing a batch and waiting for all of it made a
-//! burst of 1,000 take 63 rounds of the provider's latency (docs/benchmarks.md).
+//! burst of 1,000 take 63 rounds of the provider's latency (docs/benchmarks.md). What the
+//! tasks fetched is written by a few writer tasks, whatever has accumulated as one batch
+//! (`Store::finish_webhooks`, [`super::writer`]), as the sync worker writes its pairs.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use coffer_store::{StoreError, WebhookEntry, WebhookOutcome, WebhookState};
-use tokio::sync::{Semaphore, watch};
+use coffer_store::{StoreError, WebhookEntry, WebhookOutcome, WebhookState, WebhookWrite};
+use tokio::sync::{Mutex, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::event::{Event, classify};
+use super::writer::{Processed, write_batches};
 use crate::state::AppState;
+
+/// Batches written at once: one fills while another is written.
+const WRITERS: usize = 2;
 
 /// Runs until `shutdown` turns true; the deliveries being processed are finished first.
 ///
@@ -35,6 +41,19 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
     // processing a burst, the deliveries still arriving waited for one before their 200
     // (docs/benchmarks.md, "Webhook inbox").
     let db = Arc::new(Semaphore::new(db_share(&state)));
+    // Bounded: when the database falls behind, processing waits instead of piling up results.
+    let (writes, queue) = mpsc::channel::<Processed>(batch as usize * WRITERS);
+    let queue = Arc::new(Mutex::new(queue));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|_| {
+            tokio::spawn(write_batches(
+                state.clone(),
+                Arc::clone(&queue),
+                Arc::clone(&db),
+                batch as usize,
+            ))
+        })
+        .collect();
     let mut tasks = JoinSet::new();
     loop {
         while tasks.try_join_next().is_some() {}
@@ -58,7 +77,13 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
         for entry in leased {
             let state = state.clone();
             let db = Arc::clone(&db);
-            tasks.spawn(async move { finish(&state, &entry, &db).await });
+            let writes = writes.clone();
+            tasks.spawn(async move {
+                if let Some(p) = process(&state, entry, &db).await {
+                    // Only fails when the writers are gone: the lease expires.
+                    let _ = writes.send(p).await;
+                }
+            });
         }
         if full {
             // More may be waiting: lease again while there is room.
@@ -71,7 +96,12 @@ pub async fn run(state: AppState, mut shutdown: watch::Receiver<bool>) {
             _ = shutdown.changed() => {},
         }
     }
+    // Drain: the deliveries in flight, then what the writers were handed.
     while tasks.join_next().await.is_some() {}
+    drop(writes);
+    for w in writers {
+        let _ = w.await;
+    }
     tracing::info!("webhook processor stopped");
 }
 
@@ -97,37 +127,18 @@ async fn lease(state: &AppState, n: u32, lease: std::time::Duration) -> Vec<Webh
     }
 }
 
-/// Processes one leased delivery and records its outcome. A store that cannot be reached
-/// leaves the delivery leased: it is processed again once the lease expires.
-async fn finish(state: &AppState, entry: &WebhookEntry, db: &Semaphore) {
-    let outcome = match handle(state, entry, db).await {
-        Ok(o) => o,
+/// Processes one leased delivery; what it found is handed to the writers. A store that
+/// cannot be reached leaves the delivery leased: it is processed again once the lease expires.
+async fn process(state: &AppState, entry: WebhookEntry, db: &Semaphore) -> Option<Processed> {
+    match handle(state, &entry, db).await {
+        Ok(write) => Some(Processed {
+            provider_id: entry.provider_id,
+            write,
+        }),
         Err(e) => {
             tracing::warn!(id = entry.id, error = %e, "webhook not processed; retried after its lease");
-            return;
+            None
         }
-    };
-    let label = match outcome.state {
-        WebhookState::Processed => "processed",
-        WebhookState::Failed => "failed",
-        WebhookState::Ignored | WebhookState::Pending => "ignored",
-    };
-    let recorded = {
-        let _db = db.acquire().await;
-        state
-            .store
-            .finish_webhook(entry.id, &state.instance_id, &outcome)
-            .await
-    };
-    match recorded {
-        Ok(true) => crate::metrics::webhook(&entry.provider_id, label),
-        Ok(false) => {
-            tracing::debug!(
-                id = entry.id,
-                "webhook lease lost; another replica records it"
-            );
-        }
-        Err(e) => tracing::warn!(id = entry.id, error = %e, "webhook outcome not recorded"),
     }
 }
 
@@ -140,33 +151,50 @@ fn ignored(reason: String, external_id: Option<String>) -> WebhookOutcome {
     }
 }
 
+/// An outcome alone: nothing fetched, nothing else to write.
+fn only(id: i64, outcome: WebhookOutcome) -> WebhookWrite {
+    WebhookWrite {
+        id,
+        outcome,
+        snapshot: None,
+        due_now: None,
+    }
+}
+
 async fn handle(
     state: &AppState,
     entry: &WebhookEntry,
     db: &Semaphore,
-) -> Result<WebhookOutcome, StoreError> {
-    let external_id = match classify(entry.body.as_bytes()) {
-        Event::Ignored(reason) => return Ok(ignored(reason, None)),
+) -> Result<WebhookWrite, StoreError> {
+    let (external_id, activated) = match classify(entry.body.as_bytes()) {
+        Event::Ignored(reason) => return Ok(only(entry.id, ignored(reason, None))),
         Event::UserStatus {
             status,
             external_id,
         } if status != "ACTIVE" => {
-            return Ok(ignored(
-                format!("user status `{status}`"),
-                Some(external_id),
+            return Ok(only(
+                entry.id,
+                ignored(format!("user status `{status}`"), Some(external_id)),
             ));
         }
-        Event::UserStatus { external_id, .. } | Event::ForUser { external_id, .. } => external_id,
+        Event::UserStatus { external_id, .. } => (external_id, true),
+        Event::ForUser { external_id, .. } => (external_id, false),
     };
     let provider = &entry.provider_id;
     let customer = {
         let _db = db.acquire().await;
         let Some(customer) = state.store.customer_by_link(provider, &external_id).await? else {
-            return Ok(ignored("no link to this user".into(), Some(external_id)));
+            return Ok(only(
+                entry.id,
+                ignored("no link to this user".into(), Some(external_id)),
+            ));
         };
-        // A pending link (the user not ACTIVE yet) waits out a backoff: make it syncable now,
-        // so polling takes it at once even if this refresh fails.
-        state.store.sync_due_now(&customer, provider).await?;
+        if activated {
+            // A pending link (the user not ACTIVE yet) waits out a backoff: make it syncable
+            // now, so polling takes it at once even if this refresh fails or this replica
+            // stops before its outcome is written.
+            state.store.sync_due_now(&customer, provider).await?;
+        }
         customer
     };
     // No connection is held while the provider answers.
@@ -174,27 +202,29 @@ async fn handle(
         .fresh
         .fetch_snapshot(&customer, provider, &external_id, Some(Instant::now()))
         .await;
-    if let Ok((accounts, meta)) = &refreshed {
-        let _db = db.acquire().await;
-        // Announced to the other replicas; this replica's L1 is dropped below.
-        state
-            .fresh
-            .save_fetched(&customer, provider, accounts, meta)
-            .await;
-    }
-    state.fresh.invalidate(&customer).await;
     Ok(match refreshed {
-        Ok(_) => WebhookOutcome {
-            state: WebhookState::Processed,
-            reason: None,
-            customer_id: Some(customer),
-            external_id: Some(external_id),
+        Ok((accounts, meta)) => WebhookWrite {
+            id: entry.id,
+            outcome: WebhookOutcome {
+                state: WebhookState::Processed,
+                reason: None,
+                customer_id: Some(customer),
+                external_id: Some(external_id),
+            },
+            snapshot: Some((meta, accounts)),
+            due_now: None,
         },
-        Err(e) => WebhookOutcome {
-            state: WebhookState::Failed,
-            reason: Some(format!("refresh failed: {}", e.kind.as_str())),
-            customer_id: Some(customer),
-            external_id: Some(external_id),
+        // Left to polling, at once.
+        Err(e) => WebhookWrite {
+            id: entry.id,
+            outcome: WebhookOutcome {
+                state: WebhookState::Failed,
+                reason: Some(format!("refresh failed: {}", e.kind.as_str())),
+                customer_id: Some(customer.clone()),
+                external_id: Some(external_id),
+            },
+            snapshot: None,
+            due_now: Some((customer, provider.clone())),
         },
     })
 }

@@ -22,10 +22,10 @@ use crate::events::{self, NewEvent, PairBefore};
 use crate::plan::{self, Existing, Writes};
 use crate::{Result, SnapshotMeta, Store, StoreError, SyncOutcome, SyncWrite};
 
-type Snap<'a> = (&'a SnapshotMeta, &'a [Account]);
+pub(super) type Snap<'a> = (&'a SnapshotMeta, &'a [Account]);
 
 /// One notification per payload.
-const NOTIFY_MANY: &str = "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p";
+pub(super) const NOTIFY_MANY: &str = "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p";
 
 impl PgStore {
     pub(super) async fn finish_syncs_impl(&self, batch: &[SyncWrite]) -> Vec<Result<()>> {
@@ -156,7 +156,7 @@ fn distinct(items: &[&SyncWrite]) -> bool {
 
 /// Writes the snapshots (sorted by pair); returns the customers whose data changed, and adds
 /// their outbox events to `events`.
-async fn save_snapshots(
+pub(super) async fn save_snapshots(
     tx: &mut Transaction<'static, Postgres>,
     snaps: &[Snap<'_>],
     events: &mut Vec<NewEvent>,

@@ -25,6 +25,7 @@ mod status;
 mod subscriptions;
 mod sync;
 mod totals;
+mod webhook_batch;
 mod webhooks;
 mod write;
 
@@ -436,6 +437,14 @@ impl Store for PgStore {
         outcome: &crate::WebhookOutcome,
     ) -> Result<bool> {
         self.finish_webhook_impl(id, owner, outcome).await
+    }
+
+    async fn finish_webhooks(
+        &self,
+        owner: &str,
+        batch: &[crate::WebhookWrite],
+    ) -> Vec<Result<bool>> {
+        self.finish_webhooks_impl(owner, batch).await
     }
 
     async fn list_webhooks(&self, f: &crate::WebhookFilter) -> Result<Vec<crate::WebhookEntry>> {

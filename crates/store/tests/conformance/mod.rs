@@ -32,6 +32,7 @@ mod status;
 mod subscriptions;
 mod sync;
 mod unchanged;
+mod webhook_batch;
 mod webhooks;
 
 pub use alerts::*;
@@ -51,6 +52,7 @@ pub use status::*;
 pub use subscriptions::*;
 pub use sync::*;
 pub use unchanged::*;
+pub use webhook_batch::*;
 pub use webhooks::*;
 
 /// Generates one `#[tokio::test]` per conformance case; `$run` is an async fn taking the case
@@ -96,6 +98,8 @@ macro_rules! conformance_tests {
             webhook_listing_filters_and_pages,
             webhook_retention_keeps_what_is_unfinished,
             webhook_batches_are_kept_like_single_deliveries,
+            webhook_batches_write_like_one_by_one,
+            webhook_batch_with_a_pair_twice_keeps_the_newest,
             links_are_found_by_external_id_and_made_due,
             audit_log_chains_every_change,
             a_failed_change_appends_nothing,
