@@ -110,10 +110,7 @@ pub(crate) fn from_mark(
     if !m.rejected_complete {
         return None;
     }
-    let moved: BTreeSet<(&str, &str)> = since
-        .iter()
-        .map(|s| (s.obs.customer_id.as_str(), s.obs.provider_id.as_str()))
-        .collect();
+    let moved = moved(since);
     let stays =
         |o: &&Observation| !moved.contains(&(o.customer_id.as_str(), o.provider_id.as_str()));
     let mut providers: BTreeMap<String, DateTime<Utc>> = BTreeMap::new();
@@ -168,6 +165,14 @@ pub(crate) fn from_mark(
     })
 }
 
+/// The pairs observed since the mark: their listed observations are no longer their last.
+fn moved(since: &[Since]) -> BTreeSet<(&str, &str)> {
+    since
+        .iter()
+        .map(|s| (s.obs.customer_id.as_str(), s.obs.provider_id.as_str()))
+        .collect()
+}
+
 fn key(o: &Observation) -> (String, String) {
     (o.customer_id.clone(), o.provider_id.clone())
 }
@@ -183,10 +188,7 @@ pub(crate) fn next_mark(
     more: &BTreeMap<String, (Vec<Observation>, Option<DateTime<Utc>>)>,
     rejected_cap: usize,
 ) -> Mark {
-    let moved: BTreeSet<(&str, &str)> = since
-        .iter()
-        .map(|s| (s.obs.customer_id.as_str(), s.obs.provider_id.as_str()))
-        .collect();
+    let moved = moved(since);
     let stays =
         |o: &&Observation| !moved.contains(&(o.customer_id.as_str(), o.provider_id.as_str()));
     let mut providers = m.providers.clone();
@@ -255,10 +257,7 @@ pub(crate) fn missing(
     since: &[Since],
     step: TimeDelta,
 ) -> BTreeMap<String, Need> {
-    let moved: BTreeSet<(&str, &str)> = since
-        .iter()
-        .map(|s| (s.obs.customer_id.as_str(), s.obs.provider_id.as_str()))
-        .collect();
+    let moved = moved(since);
     let mut kept: BTreeMap<&str, (usize, DateTime<Utc>)> = BTreeMap::new();
     for o in &m.oldest {
         if !moved.contains(&(o.customer_id.as_str(), o.provider_id.as_str())) {

@@ -84,15 +84,7 @@ impl CheckpointIo for PgStore {
         after: Option<(DateTime<Utc>, &Sums)>,
     ) -> Result<Option<Sums>> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        // Writes of versions wait (CHECKPOINT_LOCK_KEY, theirs shared) and those under way
-        // commit first; the prune lock shared: a prune in progress is waited out, and a prune
-        // finding a build writing skips its round.
-        sqlx::query("SELECT pg_advisory_xact_lock($1), pg_advisory_xact_lock_shared($2)")
-            .bind(crate::CHECKPOINT_LOCK_KEY)
-            .bind(crate::PRUNE_LOCK_KEY)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        super::locks::lock_step(&mut tx).await?;
         if let Some((prev, _)) = after {
             let there: Option<i32> =
                 sqlx::query_scalar("SELECT 1 FROM totals_checkpoint_marks WHERE at = $1")

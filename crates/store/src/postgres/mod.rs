@@ -17,6 +17,7 @@ mod filter;
 mod history;
 mod keys;
 mod list;
+mod locks;
 mod notify;
 mod observed;
 mod prune;

@@ -131,12 +131,7 @@ impl PgStore {
         step: TimeDelta,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1), pg_advisory_xact_lock_shared($2)")
-            .bind(crate::CHECKPOINT_LOCK_KEY)
-            .bind(crate::PRUNE_LOCK_KEY)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        super::locks::lock_step(&mut tx).await?;
         let (head, mark) = match prev {
             Some(p) => match read_mark(&mut tx, p).await? {
                 Some((head, mark)) if head.at == p => (Some(head), mark),
