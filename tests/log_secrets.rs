@@ -106,7 +106,7 @@ async fn no_secret_in_logs_or_error_bodies() {
             store: None, // connected (and logged) by `start` itself
             listener: Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
             instance_id: None,
-            baseline: false,
+            extra_routes: None,
         },
         false,
     )

@@ -80,7 +80,7 @@ async fn one_request_is_one_trace_including_provider_calls() {
             store: Some(store),
             listener: Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()),
             instance_id: None,
-            baseline: false,
+            extra_routes: None,
         },
         false,
     )

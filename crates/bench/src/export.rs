@@ -4,13 +4,13 @@
 //! `server.max_page_size` accounts, never the set). The accounts are the list scenario's
 //! (`list::fill`, set-based), with its manual rates, so every row is converted.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
 use coffer_sim::SimConfig;
 use tokio::runtime::Handle;
 
+use crate::harness;
 use crate::list::{fill, mib, rss, set_rates};
 use crate::setup::{self, ADMIN_KEY};
 
@@ -28,20 +28,9 @@ pub struct ExportArgs {
 }
 
 pub async fn export(url: &str, _client: Handle, args: &ExportArgs) -> anyhow::Result<()> {
-    println!(
-        "\n== (g) the account export at {} accounts ==",
-        args.accounts
-    );
-    println!(
-        "load average (1, 5, 15 min) at start: {}",
-        setup::load_average()
-    );
-    anyhow::ensure!(
-        url.starts_with("postgres"),
-        "the export scenario needs PostgreSQL"
-    );
-    setup::recreate_database(url).await?;
-    let store = setup::store(url, 16).await?;
+    let heading = format!("(g) the account export at {} accounts", args.accounts);
+    harness::begin(&heading, url, Some("export"))?;
+    let store = harness::database(url, 16).await?;
     let t = Instant::now();
     fill(url, args.accounts).await?;
     set_rates(store.as_ref()).await?;
@@ -50,13 +39,10 @@ pub async fn export(url: &str, _client: Handle, args: &ExportArgs) -> anyhow::Re
         args.accounts,
         t.elapsed().as_secs_f64()
     );
-    let sim = coffer_sim::start(SimConfig::default()).await?;
-    let running = setup::server(&sim, setup::config(&sim, url), Arc::clone(&store)).await?;
+    let served = harness::serve(url, &store, SimConfig::default(), |_| {}).await?;
     println!("load average before the export: {}", setup::load_average());
-    let result = download(&running.url(), args).await;
-    running.stop().await;
-    drop(sim);
-    result
+    let result = download(&served.url(), args).await;
+    served.finish(result).await
 }
 
 /// Reads the export chunk by chunk (never holding it), counting rows and sampling memory.

@@ -6,11 +6,12 @@
 
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use clap::Parser;
 use coffer_sim::SimConfig;
 
+use crate::harness;
 use crate::load::{ms, quantile};
-use crate::setup::{self, ADMIN_KEY};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct HistoryArgs {
@@ -158,22 +159,9 @@ async fn measure(
     let mut lat = Vec::with_capacity(n);
     let mut bytes = 0;
     for i in 0..n {
-        let p = path(i);
-        let t0 = Instant::now();
-        let resp = client
-            .get(format!("{base}{p}"))
-            .header("x-api-key", ADMIN_KEY)
-            .timeout(Duration::from_secs(600))
-            .send()
-            .await?;
-        let status = resp.status();
-        let body = resp.bytes().await?;
-        lat.push(t0.elapsed());
-        anyhow::ensure!(
-            status.is_success(),
-            "{p}: HTTP {status}: {}",
-            String::from_utf8_lossy(&body[..body.len().min(400)])
-        );
+        let url = format!("{base}{}", path(i));
+        let (took, body) = harness::timed_get(client, &url, Duration::from_secs(600)).await?;
+        lat.push(took);
         bytes = body.len();
     }
     lat.sort();
@@ -193,16 +181,12 @@ async fn measure(
 
 /// (e).
 pub async fn history(url: &str, args: &HistoryArgs) -> anyhow::Result<()> {
-    println!("\n== (e) history: answers at past instants and series ==");
-    anyhow::ensure!(
-        url.starts_with("postgres"),
-        "the history scenario needs PostgreSQL"
-    );
+    let heading = "(e) history: answers at past instants and series";
+    harness::begin(heading, url, Some("history"))?;
     let n = args.customers;
-    setup::recreate_database(url).await?;
-    let store = setup::store(url, 16).await?;
+    let store = harness::database(url, 16).await?;
     let t = Instant::now();
-    crate::scenarios::bulk_customers(url, n).await?;
+    crate::customers::bulk_customers(url, n).await?;
     println!(
         "inserted {n} customers and {} links in {:.1} s",
         2 * n,
@@ -236,19 +220,30 @@ pub async fn history(url: &str, args: &HistoryArgs) -> anyhow::Result<()> {
         t.elapsed().as_secs_f64()
     );
 
-    let sim = coffer_sim::start(SimConfig {
+    let sim = SimConfig {
         customers: 1,
         ..SimConfig::default()
+    };
+    let served = harness::serve(url, &store, sim, |config| {
+        // One observation per pair per day: a gap is more than two days.
+        config.history.max_gap = Some(Duration::from_secs(2 * 86400));
+        // An all-customer answer at an instant without a checkpoint reads every account: at
+        // full size longer than the default 30 s deadline, which would measure the deadline.
+        config.server.request_timeout = Duration::from_secs(900);
     })
     .await?;
-    let mut config = setup::config(&sim, url);
-    // One observation per pair per day: a gap is more than two days.
-    config.history.max_gap = Some(Duration::from_secs(2 * 86400));
-    // An all-customer answer at an instant without a checkpoint reads every account: at full
-    // size longer than the default 30 s deadline, which would measure the deadline.
-    config.server.request_timeout = Duration::from_secs(900);
-    let running = setup::server(&sim, config, store).await?;
-    let base = running.url();
+    let result = answers(&served.url(), args, (start, now)).await;
+    served.finish(result).await
+}
+
+/// Answers at instants spread over the window, and series over it, for one customer and for
+/// all of them.
+async fn answers(
+    base: &str,
+    args: &HistoryArgs,
+    (start, now): (DateTime<Utc>, DateTime<Utc>),
+) -> anyhow::Result<()> {
+    let n = args.customers;
     let client = reqwest::Client::new();
     let r = args.requests;
     // Instants spread over the window after its first day (every pair observed by then), by
@@ -264,7 +259,7 @@ pub async fn history(url: &str, args: &HistoryArgs) -> anyhow::Result<()> {
         })
         .collect();
     let customer = |i: usize| format!("sync-{:06}", (i * 7919) % n);
-    measure(&client, &base, "one customer at=", 5, 4 * r, |i| {
+    measure(&client, base, "one customer at=", 5, 4 * r, |i| {
         format!(
             "/v2/accounts/balance?customer_id={}&at={}",
             customer(i),
@@ -279,7 +274,7 @@ pub async fn history(url: &str, args: &HistoryArgs) -> anyhow::Result<()> {
         ("all customers at= status=active", "&search.status=active"),
         ("all customers at= provider=p100", "&search.provider=p100"),
     ] {
-        measure(&client, &base, what, 50, r, |i| {
+        measure(&client, base, what, 50, r, |i| {
             format!("/v2/accounts/balance?at={}{filter}", instants[i])
         })
         .await?;
@@ -288,7 +283,7 @@ pub async fn history(url: &str, args: &HistoryArgs) -> anyhow::Result<()> {
         (start + chrono::TimeDelta::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     measure(
         &client,
-        &base,
+        base,
         "30-point daily series, one customer",
         20,
         4 * r,
@@ -302,13 +297,11 @@ pub async fn history(url: &str, args: &HistoryArgs) -> anyhow::Result<()> {
     .await?;
     measure(
         &client,
-        &base,
+        base,
         "30-point daily series, all customers",
         200,
         r,
         |_| format!("/v2/accounts/balance/history?from={from}&interval=1d"),
     )
-    .await?;
-    running.stop().await;
-    Ok(())
+    .await
 }

@@ -17,8 +17,9 @@ use coffer_sim::{Provider, SimConfig};
 use futures::StreamExt as _;
 use tokio::runtime::Handle;
 
+use crate::customers::create_customers;
+use crate::harness;
 use crate::load::{LoadClient, MakeRequest, Until, ms, quantile};
-use crate::scenarios::create_customers;
 use crate::setup::{self, ADMIN_KEY, P100};
 
 /// The token the benchmark's P100 signs its webhooks with.
@@ -65,61 +66,50 @@ struct Sent {
 }
 
 pub async fn inbox(url: &str, client: Handle, args: &InboxArgs) -> anyhow::Result<()> {
-    println!(
-        "\n== (h) webhook inbox: a burst of {} deliveries, P100 at {} ms ==",
+    let heading = format!(
+        "(h) webhook inbox: a burst of {} deliveries, P100 at {} ms",
         args.deliveries, args.latency_ms
     );
-    println!(
-        "load average (1, 5, 15 min) at start: {}",
-        setup::load_average()
-    );
-    anyhow::ensure!(
-        url.starts_with("postgres"),
-        "the inbox scenario needs PostgreSQL"
-    );
+    harness::begin(&heading, url, Some("inbox"))?;
     let n = args.deliveries;
-    setup::recreate_database(url).await?;
-    let store = setup::store(url, args.pool).await?;
+    let store = harness::database(url, args.pool).await?;
     // Both providers answer at once while every pair gets its first snapshot.
-    let sim = coffer_sim::start(SimConfig {
+    let sim = SimConfig {
         customers: n,
         accounts_per_customer: 3,
         latency_p100: Duration::ZERO,
         latency_corebanq: Duration::ZERO,
         ..SimConfig::default()
-    })
-    .await?;
-    let mut providers = setup::providers(&sim, Duration::from_secs(5))?;
-    providers.set_webhook_secret(P100, TOKEN.into());
-    let mut config = setup::config(&sim, url);
-    if let Some(c) = args.concurrency {
-        config.webhooks.concurrency = c;
-    }
-    if let Some(b) = args.batch {
-        config.webhooks.batch = b;
-    }
-    let (batch, concurrency) = (config.webhooks.batch, config.webhooks.concurrency);
-    let running = setup::server_with(config, Arc::clone(&store), providers).await?;
+    };
+    let (mut batch, mut concurrency) = (0, 0);
+    let configure = |config: &mut coffer_server::config::Config| {
+        if let Some(c) = args.concurrency {
+            config.webhooks.concurrency = c;
+        }
+        if let Some(b) = args.batch {
+            config.webhooks.batch = b;
+        }
+        (batch, concurrency) = (config.webhooks.batch, config.webhooks.concurrency);
+    };
+    let token = |p: &mut coffer_server::providers::Providers| -> anyhow::Result<()> {
+        p.set_webhook_secret(P100, TOKEN.into());
+        Ok(())
+    };
+    let served = harness::serve_with(url, &store, sim, configure, token).await?;
     let ids = (0..n)
         .map(|i| (customer(i), coffer_sim::generate::customer_id(i)))
         .collect();
     create_customers(&store, ids, 32).await?;
-    first_snapshots(&running.url(), &client, n).await?;
+    first_snapshots(&served.url(), &client, n).await?;
+    let sim = &served.sim;
     sim.set_latency(Provider::P100, Duration::from_millis(args.latency_ms));
     sim.reset_calls();
     println!(
         "{n} customers linked to both providers, each with a snapshot; pool {}, webhooks.batch {}, webhooks.concurrency {}",
         args.pool, batch, concurrency,
     );
-
-    let result = measure(url, &running.url(), &client, &sim, args).await;
-    println!(
-        "load average (1, 5, 15 min) at end: {}",
-        setup::load_average()
-    );
-    running.stop().await;
-    sim.shutdown().await;
-    result
+    let result = measure(url, &served.url(), &client, sim, args).await;
+    served.finish(result).await
 }
 
 fn customer(i: usize) -> String {

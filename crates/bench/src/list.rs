@@ -8,7 +8,6 @@
 //! the covered-customers count are then rebuilt from them, and a manual rate set for every
 //! currency into EUR.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -16,6 +15,7 @@ use coffer_sim::SimConfig;
 use coffer_store::PgStore;
 use tokio::runtime::Handle;
 
+use crate::harness;
 use crate::load::{ms, quantile};
 use crate::setup::{self, ADMIN_KEY};
 
@@ -195,17 +195,9 @@ impl Client {
 }
 
 pub async fn list(url: &str, _client: Handle, args: &ListArgs) -> anyhow::Result<()> {
-    println!("\n== (f) the unified list at {} accounts ==", args.accounts);
-    println!(
-        "load average (1, 5, 15 min) at start: {}",
-        setup::load_average()
-    );
-    anyhow::ensure!(
-        url.starts_with("postgres"),
-        "the list scenario needs PostgreSQL"
-    );
-    setup::recreate_database(url).await?;
-    let store = setup::store(url, 16).await?;
+    let heading = format!("(f) the unified list at {} accounts", args.accounts);
+    harness::begin(&heading, url, Some("list"))?;
+    let store = harness::database(url, 16).await?;
     let t = Instant::now();
     fill(url, args.accounts).await?;
     // Manual rates for every currency, so the value sort merges eight converted walks.
@@ -215,11 +207,16 @@ pub async fn list(url: &str, _client: Handle, args: &ListArgs) -> anyhow::Result
         args.accounts,
         t.elapsed().as_secs_f64()
     );
-    let sim = coffer_sim::start(SimConfig::default()).await?;
-    let running = setup::server(&sim, setup::config(&sim, url), Arc::clone(&store)).await?;
+    let served = harness::serve(url, &store, SimConfig::default(), |_| {}).await?;
+    let result = measure(&served.url(), args).await;
+    served.finish(result).await
+}
+
+/// Pages 1 and 20 of each question, then the walk through everything.
+async fn measure(base: &str, args: &ListArgs) -> anyhow::Result<()> {
     let c = Client {
         http: reqwest::Client::new(),
-        base: running.url(),
+        base: base.to_owned(),
     };
     println!(
         "load average before the requests: {}",
@@ -242,8 +239,6 @@ pub async fn list(url: &str, _client: Handle, args: &ListArgs) -> anyhow::Result
     if args.walk_limit > 0 {
         walk(&c, args.walk_limit).await?;
     }
-    running.stop().await;
-    drop(sim);
     Ok(())
 }
 

@@ -48,6 +48,23 @@ impl Stats {
         quantile(&self.latencies, q)
     }
 
+    /// `12345 req/s p50 … p99 … p99.9 …`, as the `RESULT` lines quote a run.
+    pub fn summary(&self) -> String {
+        format!(
+            "{:.0} req/s p50 {} p99 {} p99.9 {}",
+            self.rps(),
+            ms(self.quantile(0.5)),
+            ms(self.quantile(0.99)),
+            ms(self.quantile(0.999)),
+        )
+    }
+
+    /// Fails unless every request succeeded: a figure over failed requests measures nothing.
+    pub fn ensure_ok(&self, what: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(self.errors == 0, "{what} failed: {:?}", self.first_error);
+        Ok(())
+    }
+
     pub fn print(&self) {
         println!(
             "{:<34} conc {:>3}  {:>9.0} req/s  p50 {:>9}  p99 {:>9}  p99.9 {:>9}  max {:>9}  ok {:>8}  errors {}",

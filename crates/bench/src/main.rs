@@ -16,14 +16,18 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod cached;
+mod cold;
+mod customers;
 mod export;
+mod harness;
 mod history;
 mod inbox;
 mod list;
 mod load;
 mod memory;
-mod scenarios;
 mod setup;
+mod sync;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -56,13 +60,13 @@ struct Cli {
 enum Scenario {
     /// (a) cached `GET /v2/accounts/balance` for one customer with 10 accounts, and (b)
     /// `GET /v2/minimal` as the baseline, in the same run; prints the (a)/(b) ratio.
-    Cached(scenarios::CachedArgs),
+    Cached(cached::CachedArgs),
     /// (c) cold requests, each for a never-fetched customer, with the providers at 50 ms (P100)
     /// and 80 ms (Corebanq).
-    Cold(scenarios::ColdArgs),
+    Cold(cold::ColdArgs),
     /// (d) background sync throughput: N customers linked to both providers, providers at 20 ms;
     /// then the all-customer totals latency at that size.
-    Sync(scenarios::SyncArgs),
+    Sync(sync::SyncArgs),
     /// (e) memory: resident bytes per cached account, and the caches held to `cache.max_bytes`
     /// while 100,000 customers x 10 accounts are each asked once.
     Memory(memory::MemoryArgs),
@@ -117,22 +121,22 @@ fn main() -> anyhow::Result<()> {
     let url = cli.database_url.clone();
     let result = server_rt.block_on(async move {
         match cli.scenario {
-            Scenario::Cached(a) => scenarios::cached(&url, client, &a).await,
-            Scenario::Cold(a) => scenarios::cold(&url, client, &a).await,
-            Scenario::Sync(a) => scenarios::sync(&url, client, &a).await,
+            Scenario::Cached(a) => cached::cached(&url, client, &a).await,
+            Scenario::Cold(a) => cold::cold(&url, client, &a).await,
+            Scenario::Sync(a) => sync::sync(&url, client, &a).await,
             Scenario::Memory(a) => memory::memory(&url, client, &a).await,
             Scenario::History(a) => history::history(&url, &a).await,
             Scenario::List(a) => list::list(&url, client, &a).await,
             Scenario::Export(a) => export::export(&url, client, &a).await,
             Scenario::Inbox(a) => inbox::inbox(&url, client, &a).await,
             Scenario::All(all) => {
-                scenarios::cached(&url, client.clone(), &scenarios::CachedArgs::default()).await?;
-                scenarios::cold(&url, client.clone(), &scenarios::ColdArgs::default()).await?;
-                let sync = scenarios::SyncArgs {
+                cached::cached(&url, client.clone(), &cached::CachedArgs::default()).await?;
+                cold::cold(&url, client.clone(), &cold::ColdArgs::default()).await?;
+                let args = sync::SyncArgs {
                     customers: all.customers,
-                    ..scenarios::SyncArgs::default()
+                    ..sync::SyncArgs::default()
                 };
-                scenarios::sync(&url, client, &sync).await
+                sync::sync(&url, client, &args).await
             }
         }
     });

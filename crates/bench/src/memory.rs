@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use coffer_server::run::Running;
 use coffer_sim::SimConfig;
 use tokio::runtime::Handle;
 
+use crate::customers::create_customers;
+use crate::harness::{self, Served};
 use crate::load::{LoadClient, MakeRequest, Until};
-use crate::scenarios::create_customers;
-use crate::setup::{self, ADMIN_KEY};
+use crate::setup::ADMIN_KEY;
 
 #[derive(Debug, Parser)]
 pub struct MemoryArgs {
@@ -56,21 +56,20 @@ async fn serve(
     url: &str,
     customers: usize,
     max_bytes: bytesize::ByteSize,
-) -> anyhow::Result<(Running, coffer_sim::SimHandle)> {
-    setup::recreate_database(url).await?;
-    let store = setup::store(url, 32).await?;
-    let sim = coffer_sim::start(SimConfig {
+) -> anyhow::Result<Served> {
+    let store = harness::database(url, 32).await?;
+    let sim = SimConfig {
         customers,
         accounts_per_customer: 5,
         latency_p100: Duration::ZERO,
         latency_corebanq: Duration::ZERO,
         ..SimConfig::default()
+    };
+    let served = harness::serve(url, &store, sim, |config| {
+        config.cache.max_bytes = max_bytes;
+        config.cache.ttl = Duration::from_secs(3600);
     })
     .await?;
-    let mut config = setup::config(&sim, url);
-    config.cache.max_bytes = max_bytes;
-    config.cache.ttl = Duration::from_secs(3600);
-    let running = setup::server(&sim, config, Arc::clone(&store)).await?;
     let t = Instant::now();
     let ids = (0..customers)
         .map(|i| (format!("mem-{i:06}"), coffer_sim::generate::customer_id(i)))
@@ -80,7 +79,7 @@ async fn serve(
         "created {customers} customers in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    Ok((running, sim))
+    Ok(served)
 }
 
 /// Asks customers `from..from + n` once each; fails on any error.
@@ -109,12 +108,12 @@ async fn ask(
         )
         .await;
     s.print();
-    anyhow::ensure!(s.errors == 0, "requests failed: {:?}", s.first_error);
-    Ok(())
+    s.ensure_ok("requests")
 }
 
-fn weighed(running: &Running) -> String {
-    running
+fn weighed(served: &Served) -> String {
+    served
+        .running
         .state
         .cache_bytes()
         .iter()
@@ -124,31 +123,44 @@ fn weighed(running: &Running) -> String {
 }
 
 pub async fn memory(url: &str, client: Handle, args: &MemoryArgs) -> anyhow::Result<()> {
-    println!("\n== (e) memory: bytes per cached account, and the byte budget held ==");
+    let heading = "(e) memory: bytes per cached account, and the byte budget held";
+    harness::begin(heading, url, None)?;
     let lc = LoadClient::new(client, args.concurrency)?;
+    let served = serve(url, args.measure, bytesize::ByteSize::gib(4)).await?;
+    let result = per_account(&served, &lc, args).await;
+    served.stop().await;
+    result?;
+    let served = serve(url, args.customers, args.max_bytes).await?;
+    let result = bound(&served, &lc, args).await;
+    served.finish(result).await
+}
 
-    let (running, sim) = serve(url, args.measure, bytesize::ByteSize::gib(4)).await?;
+/// Phase 1: the growth of the resident memory per cached account.
+async fn per_account(served: &Served, lc: &LoadClient, args: &MemoryArgs) -> anyhow::Result<()> {
+    let state = &served.running.state;
     let before = rss();
-    ask(&lc, &running.url(), 0, args.measure, args.concurrency).await?;
-    running.state.settle_caches().await;
+    ask(lc, &served.url(), 0, args.measure, args.concurrency).await?;
+    state.settle_caches().await;
     let grown = rss().saturating_sub(before);
     let accounts = (args.measure * 10) as u64;
-    let views = running.state.cache_bytes()[0].1;
+    let views = state.cache_bytes()[0].1;
     println!(
         "RESULT memory per account: {} customers x 10 accounts asked once: resident +{} = {} bytes per cached account; weighed (views) {} bytes per account; caches: {}",
         args.measure,
         mib(grown),
         grown / accounts,
         views / accounts,
-        weighed(&running)
+        weighed(served)
     );
-    running.stop().await;
-    drop(sim);
+    Ok(())
+}
 
-    let (running, sim) = serve(url, args.customers, args.max_bytes).await?;
+/// Phase 2: the resident memory under the budget, and a working set's hit ratio.
+async fn bound(served: &Served, lc: &LoadClient, args: &MemoryArgs) -> anyhow::Result<()> {
+    let (state, base) = (&served.running.state, served.url());
     let overhead = rss();
-    ask(&lc, &running.url(), 0, args.customers, args.concurrency).await?;
-    running.state.settle_caches().await;
+    ask(lc, &base, 0, args.customers, args.concurrency).await?;
+    state.settle_caches().await;
     let peak = rss();
     let hits = |text: &str, outcome: &str| -> u64 {
         text.lines()
@@ -160,25 +172,11 @@ pub async fn memory(url: &str, client: Handle, args: &MemoryArgs) -> anyhow::Res
             .sum()
     };
     let start = args.customers - args.working_set;
-    ask(
-        &lc,
-        &running.url(),
-        start,
-        args.working_set,
-        args.concurrency,
-    )
-    .await?;
-    let text = running.state.metrics.render();
+    ask(lc, &base, start, args.working_set, args.concurrency).await?;
+    let text = state.metrics.render();
     let (h0, m0) = (hits(&text, "hit"), hits(&text, "miss"));
-    ask(
-        &lc,
-        &running.url(),
-        start,
-        args.working_set,
-        args.concurrency,
-    )
-    .await?;
-    let text = running.state.metrics.render();
+    ask(lc, &base, start, args.working_set, args.concurrency).await?;
+    let text = state.metrics.render();
     let (h1, m1) = (hits(&text, "hit") - h0, hits(&text, "miss") - m0);
     let budget = args.max_bytes.as_u64();
     println!(
@@ -193,13 +191,11 @@ pub async fn memory(url: &str, client: Handle, args: &MemoryArgs) -> anyhow::Res
         } else {
             "OVER"
         },
-        weighed(&running),
+        weighed(served),
         args.working_set,
         h1,
         m1,
         100.0 * h1 as f64 / (h1 + m1).max(1) as f64,
     );
-    running.stop().await;
-    drop(sim);
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! Starting what a benchmark measures: a fresh database, the provider simulators, and the
-//! server in-process through the same `run::start` as `coffer serve` (so the full middleware
-//! stack, auth, loader and store are what is measured).
+//! The parts of what a benchmark measures (`harness.rs` puts them together for a scenario): a
+//! fresh database, the providers built against the simulators, and the server in-process
+//! through the same `run::start` as `coffer serve` (so the full middleware stack, auth, loader
+//! and store are what is measured); and the machine's figures every report prints.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -227,16 +228,18 @@ pub fn config(sim: &SimHandle, database_url: &str) -> Config {
     config
 }
 
-/// Starts the server on a loopback port and waits until it answers `/healthz`.
-pub async fn server(
-    sim: &SimHandle,
-    config: Config,
-    store: Arc<dyn Store>,
-) -> anyhow::Result<Running> {
-    server_with(config, store, providers(sim, Duration::from_secs(5))?).await
+/// The baseline the cached scenario compares with: `GET /v2/minimal`, `{"ok":true}` behind
+/// the server's whole middleware stack. Mounted by the bench only; the service has no such
+/// route.
+fn baseline() -> axum::Router {
+    async fn minimal() -> axum::Json<serde_json::Value> {
+        axum::Json(serde_json::json!({"ok": true}))
+    }
+    axum::Router::new().route("/v2/minimal", axum::routing::get(minimal))
 }
 
-/// [`server`] with these providers (e.g. with a webhook token set).
+/// Starts the server with these providers on a loopback port, the bench's baseline route
+/// mounted beside the API, and waits until it answers `/healthz`.
 pub async fn server_with(
     config: Config,
     store: Arc<dyn Store>,
@@ -252,7 +255,7 @@ pub async fn server_with(
             store: Some(store),
             listener: Some(listener),
             instance_id: Some("coffer-bench".into()),
-            baseline: true,
+            extra_routes: Some(baseline()),
         },
         false,
     )

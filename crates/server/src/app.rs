@@ -151,8 +151,9 @@ pub fn state(parts: AppParts) -> AppState {
     }))
 }
 
-/// The router with its OpenAPI document; with `baseline`, the benchmarks' `/v2/minimal` too.
-pub fn router(state: AppState, baseline: bool) -> Router {
+/// The router with its OpenAPI document, and `extra` routes (the benchmarks' baseline) behind
+/// the same middleware.
+pub fn router(state: AppState, extra: Option<Router>) -> Router {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
@@ -192,23 +193,18 @@ pub fn router(state: AppState, baseline: bool) -> Router {
     };
     let api = Arc::new(crate::openapi::document(&api, &ctx));
     let cfg = Arc::clone(&state.config);
-    let mut router = router.route(
-        "/openapi.json",
-        axum::routing::get(move || {
-            let api = Arc::clone(&api);
-            async move { axum::Json(api.as_ref().clone()) }
-        }),
-    );
-    if baseline {
-        router = router.route("/v2/minimal", axum::routing::get(minimal));
-    }
     let router = router
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let api = Arc::clone(&api);
+                async move { axum::Json(api.as_ref().clone()) }
+            }),
+        )
         .merge(crate::console::router())
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::audit::reads,
-        ))
-        .with_state(state);
+        .with_state(state.clone())
+        .merge(extra.unwrap_or_default())
+        .layer(middleware::from_fn_with_state(state, crate::audit::reads));
     with_middleware(router, &cfg.server, cfg.log.access)
 }
 
@@ -246,11 +242,6 @@ fn with_middleware(router: Router, cfg: &crate::config::ServerConfig, access_log
             span
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-}
-
-/// A minimal JSON handler behind the same middleware: the benchmark's baseline.
-async fn minimal() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({"ok": true}))
 }
 
 fn cors(origins: &[String]) -> CorsLayer {

@@ -45,9 +45,10 @@ pub struct StartOptions {
     pub listener: Option<TcpListener>,
     /// This replica's id; a random one when absent.
     pub instance_id: Option<String>,
-    /// Also serve `GET /v2/minimal` (`{"ok":true}` behind every middleware): the benchmarks'
-    /// baseline, never part of the service.
-    pub baseline: bool,
+    /// Routes served beside the API, behind the same middleware: the benchmarks mount their
+    /// baseline here (`coffer-bench`'s `GET /v2/minimal`), so the service itself has no route
+    /// that is not its own.
+    pub extra_routes: Option<axum::Router>,
 }
 
 /// A running service.
@@ -244,7 +245,7 @@ pub async fn start(
     if let Some(l) = metrics_listener {
         background.push(tokio::spawn(serve_metrics(l, state.clone(), rx.clone())));
     }
-    let router = app::router(state.clone(), opts.baseline);
+    let router = app::router(state.clone(), opts.extra_routes);
     let shutdown = shutdown_trigger(state.clone(), tx.clone(), until_signal, delay);
     let server = tokio::spawn(app::serve(listener, router, shutdown));
     tracing::info!(%addr, instance = %state.instance_id, "coffer is listening");

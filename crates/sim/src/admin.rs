@@ -1,7 +1,9 @@
-//! The admin API each simulator serves under `/_sim` (for its own provider). It shares its
-//! state with [`crate::SimHandle`]; see the crate docs for the routes and their JSON.
+//! The admin API each simulator serves under `/_sim` (for its own provider), written once on
+//! [`SimProvider`]. It shares its state with [`crate::SimHandle`]; see the crate docs for the
+//! routes and their JSON.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -9,33 +11,42 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use bytes::Bytes;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::fault::{Fault, Provider, Target};
+use crate::fault::{Fault, Target};
 use crate::generate;
-use crate::model::CorebanqAccount;
-use crate::state::{FaultEntry, Stored, read};
-use crate::{AppState, corebanq, p100};
+use crate::provider::{AdminQuery, AnySim, Sim, SimProvider};
+use crate::state::{FaultEntry, read};
 
-pub(crate) fn router() -> Router<AppState> {
+/// The state of a provider's admin routes.
+type App<P> = State<Arc<Sim<P>>>;
+
+pub(crate) fn router<P: SimProvider>() -> Router<Arc<Sim<P>>> {
     Router::new()
-        .route("/calls", get(get_calls).delete(reset_calls))
+        .route("/calls", get(get_calls::<P>).delete(reset_calls::<P>))
         .route(
             "/faults",
-            get(get_faults).put(put_fault).delete(clear_faults),
+            get(get_faults::<P>)
+                .put(put_fault::<P>)
+                .delete(clear_faults::<P>),
         )
-        .route("/latency", get(get_latency).put(put_latency))
-        .route("/customers", get(get_customers))
+        .route("/latency", get(get_latency::<P>).put(put_latency::<P>))
+        .route("/customers", get(get_customers::<P>))
         .route(
             "/customers/{id}",
-            get(get_customer).put(put_customer).delete(delete_customer),
+            get(get_customer::<P>)
+                .put(put_customer::<P>)
+                .delete(delete_customer::<P>),
         )
-        .route("/customers/{id}/balances/{balance_id}", put(put_balance))
-        .route("/reset", axum::routing::post(reset))
+        .route(
+            "/customers/{id}/balances/{balance_id}",
+            put(put_balance::<P>),
+        )
+        .route("/reset", post(reset::<P>))
 }
 
 fn bad_request(message: impl Into<String>) -> Response {
@@ -59,9 +70,9 @@ struct CallsQuery {
     customer: Option<String>,
 }
 
-async fn get_calls(State(app): State<AppState>, Query(q): Query<CallsQuery>) -> Response {
-    let calls = &app.shared.provider(app.provider).calls;
-    let provider = app.provider;
+async fn get_calls<P: SimProvider>(State(sim): App<P>, Query(q): Query<CallsQuery>) -> Response {
+    let calls = &sim.controls.calls;
+    let provider = P::PROVIDER;
     match q.customer {
         Some(c) => Json(json!({
             "provider": provider, "customer": c, "calls": calls.get(&c), "total": calls.total()
@@ -74,8 +85,8 @@ async fn get_calls(State(app): State<AppState>, Query(q): Query<CallsQuery>) -> 
     .into_response()
 }
 
-async fn reset_calls(State(app): State<AppState>) -> StatusCode {
-    app.shared.provider(app.provider).calls.reset();
+async fn reset_calls<P: SimProvider>(State(sim): App<P>) -> StatusCode {
+    sim.controls.calls.reset();
     StatusCode::NO_CONTENT
 }
 
@@ -95,16 +106,15 @@ impl From<&FaultEntry> for FaultView {
     }
 }
 
-async fn get_faults(State(app): State<AppState>) -> Response {
-    let table = read(&app.shared.provider(app.provider).faults);
+async fn get_faults<P: SimProvider>(State(sim): App<P>) -> Response {
+    let table = read(&sim.controls.faults);
     let customers: BTreeMap<&String, FaultView> = table
         .customers
         .iter()
         .map(|(k, v)| (k, FaultView::from(&**v)))
         .collect();
     let global = table.global.as_deref().map(FaultView::from);
-    Json(json!({"provider": app.provider, "global": global, "customers": customers}))
-        .into_response()
+    Json(json!({"provider": P::PROVIDER, "global": global, "customers": customers})).into_response()
 }
 
 #[derive(Deserialize)]
@@ -121,20 +131,18 @@ struct FaultRequest {
     times: Option<u64>,
 }
 
-async fn put_fault(State(app): State<AppState>, body: Bytes) -> Response {
+async fn put_fault<P: SimProvider>(State(sim): App<P>, body: Bytes) -> Response {
     let req: FaultRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return bad_request(format!("invalid fault request: {e}")),
     };
     let target = req.customer.map_or(Target::Global, Target::Customer);
-    app.shared
-        .provider(app.provider)
-        .set_fault(target, req.fault, req.times);
+    sim.controls.set_fault(target, req.fault, req.times);
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn clear_faults(State(app): State<AppState>) -> StatusCode {
-    app.shared.provider(app.provider).clear_faults();
+async fn clear_faults<P: SimProvider>(State(sim): App<P>) -> StatusCode {
+    sim.controls.clear_faults();
     StatusCode::NO_CONTENT
 }
 
@@ -144,30 +152,30 @@ struct LatencyBody {
     latency: Duration,
 }
 
-async fn get_latency(State(app): State<AppState>) -> Json<LatencyBody> {
+async fn get_latency<P: SimProvider>(State(sim): App<P>) -> Json<LatencyBody> {
     Json(LatencyBody {
-        latency: app.shared.provider(app.provider).latency(),
+        latency: sim.controls.latency(),
     })
 }
 
-async fn put_latency(State(app): State<AppState>, body: Bytes) -> Response {
+async fn put_latency<P: SimProvider>(State(sim): App<P>, body: Bytes) -> Response {
     match serde_json::from_slice::<LatencyBody>(&body) {
         Ok(b) => {
-            app.shared.provider(app.provider).set_latency(b.latency);
+            sim.controls.set_latency(b.latency);
             StatusCode::NO_CONTENT.into_response()
         }
         Err(e) => bad_request(format!("expected {{\"latency\": \"250ms\"}}: {e}")),
     }
 }
 
-async fn get_customers(State(app): State<AppState>) -> Response {
-    let cfg = &app.shared.config;
-    let (stored, removed) = app.shared.stored_ids(app.provider);
+async fn get_customers<P: SimProvider>(State(sim): App<P>) -> Response {
+    let cfg = &sim.config;
+    let (stored, removed) = sim.stored_ids();
     let range = (cfg.customers > 0).then(|| {
         json!({"first": generate::customer_id(0), "last": generate::customer_id(cfg.customers - 1)})
     });
     Json(json!({
-        "provider": app.provider,
+        "provider": P::PROVIDER,
         "seed": cfg.seed,
         "generated": cfg.customers,
         "accounts_per_customer": cfg.accounts_per_customer,
@@ -179,31 +187,20 @@ async fn get_customers(State(app): State<AppState>) -> Response {
     .into_response()
 }
 
-#[derive(Deserialize)]
-struct CustomerQuery {
-    currency: Option<String>,
-}
-
-async fn get_customer(
-    State(app): State<AppState>,
+async fn get_customer<P: SimProvider>(
+    State(sim): App<P>,
     Path(id): Path<String>,
-    Query(q): Query<CustomerQuery>,
+    Query(q): Query<AdminQuery>,
 ) -> Response {
-    let reply = match app.provider {
-        Provider::P100 => p100::body(&app.shared, &id),
-        Provider::Corebanq => {
-            let currency = q.currency.as_deref().unwrap_or("EUR");
-            corebanq::body(&app.shared, &id, currency, true)
-        }
-    };
-    reply.map_or_else(
-        || not_found("unknown customer"),
-        IntoResponse::into_response,
-    )
+    sim.answer(&id, |data| P::admin_body(&id, data, &q))
+        .map_or_else(
+            || not_found("unknown customer"),
+            IntoResponse::into_response,
+        )
 }
 
-async fn put_customer(
-    State(app): State<AppState>,
+async fn put_customer<P: SimProvider>(
+    State(sim): App<P>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
@@ -211,24 +208,15 @@ async fn put_customer(
         Ok(v) => v,
         Err(e) => return bad_request(format!("body is not JSON: {e}")),
     };
-    match (app.provider, value) {
-        (Provider::P100, _) => app.shared.put_p100(&id, Stored::Raw(body)),
-        (Provider::Corebanq, serde_json::Value::Array(items)) => {
-            let accounts: Vec<CorebanqAccount> =
-                match serde_json::from_value(serde_json::Value::Array(items)) {
-                    Ok(a) => a,
-                    Err(e) => return bad_request(format!("invalid accounts: {e}")),
-                };
-            app.shared
-                .put_corebanq(&id, Stored::Structured(accounts.into()));
-        }
-        (Provider::Corebanq, _) => app.shared.put_corebanq(&id, Stored::Raw(body)),
+    match P::parse_put(body, value) {
+        Ok(stored) => sim.put(&id, stored),
+        Err(message) => return bad_request(message),
     }
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn delete_customer(State(app): State<AppState>, Path(id): Path<String>) -> StatusCode {
-    app.shared.remove(app.provider, &id);
+async fn delete_customer<P: SimProvider>(State(sim): App<P>, Path(id): Path<String>) -> StatusCode {
+    sim.remove(&id);
     StatusCode::NO_CONTENT
 }
 
@@ -237,8 +225,8 @@ struct BalanceBody {
     amount: Decimal,
 }
 
-async fn put_balance(
-    State(app): State<AppState>,
+async fn put_balance<P: SimProvider>(
+    State(sim): App<P>,
     Path((id, balance_id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
@@ -246,18 +234,14 @@ async fn put_balance(
         Ok(b) => b.amount,
         Err(e) => return bad_request(format!("expected {{\"amount\": \"1.23\"}}: {e}")),
     };
-    let done = match app.provider {
-        Provider::P100 => app.shared.set_p100_balance(&id, &balance_id, amount),
-        Provider::Corebanq => app.shared.set_corebanq_balance(&id, &balance_id, amount),
-    };
-    if done {
+    if sim.set_balance(&id, &balance_id, amount) {
         StatusCode::NO_CONTENT.into_response()
     } else {
         not_found("unknown customer or balance")
     }
 }
 
-async fn reset(State(app): State<AppState>) -> StatusCode {
-    app.shared.reset(app.provider);
+async fn reset<P: SimProvider>(State(sim): App<P>) -> StatusCode {
+    sim.reset();
     StatusCode::NO_CONTENT
 }

@@ -11,6 +11,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::reply::{JSON, Reply, TEXT};
+
 /// Which simulator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -181,6 +183,16 @@ impl P100Error {
             .to_string()
     }
 
+    /// The error as P100 sends it: its 401s are plain text, the rest JSON.
+    pub(crate) fn reply(self) -> Reply {
+        let ct = if self.http_status() == 401 {
+            TEXT
+        } else {
+            JSON
+        };
+        Reply::new(self.http_status(), ct, self.body())
+    }
+
     fn from_code(code: &str) -> Option<Self> {
         Some(match code {
             "xo1" => P100Error::Unauthorized(DenyReason::Xo1),
@@ -239,6 +251,11 @@ impl CorebanqError {
             CorebanqError::Unavailable => "Service temporarily unavailable",
         };
         corebanq_error_body(self.code(), message, serde_json::json!({}))
+    }
+
+    /// The error as Corebanq sends it.
+    pub(crate) fn reply(self) -> Reply {
+        Reply::json(self.http_status(), self.body())
     }
 
     fn from_code(code: &str) -> Option<Self> {

@@ -56,8 +56,11 @@ mod corebanq;
 pub mod fault;
 pub mod fixtures;
 pub mod generate;
+mod handle;
 pub mod model;
 mod p100;
+mod provider;
+mod reply;
 mod respond;
 mod state;
 pub mod webhook;
@@ -68,7 +71,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rust_decimal::Decimal;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -76,8 +78,13 @@ use tokio::task::JoinHandle;
 pub use fault::{CorebanqError, DenyReason, Fault, P100Error, Provider, RetryAfter, Target};
 pub use model::{CorebanqAccount, P100Balance, P100Customer, P100Network, P100Status};
 
+pub use handle::SimHandle;
+
 use conn::{ConnCtl, SimListener};
-use state::{Found, Shared, Stored};
+use corebanq::CorebanqSim;
+use handle::{Server, Servers};
+use p100::P100Sim;
+use provider::{Sim, SimProvider};
 
 /// What the simulators serve.
 #[derive(Clone)]
@@ -126,12 +133,6 @@ impl fmt::Debug for SimConfig {
     }
 }
 
-#[derive(Clone)]
-pub(crate) struct AppState {
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) provider: Provider,
-}
-
 /// Starts both simulators on `127.0.0.1`, each on a free port.
 pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
     let any = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -159,40 +160,27 @@ pub async fn start_on(
     p100: SocketAddr,
     corebanq: SocketAddr,
 ) -> io::Result<SimHandle> {
-    let p100_listener = bind(p100)?;
-    let corebanq_listener = bind(corebanq)?;
-    let p100_addr = p100_listener.local_addr()?;
-    let corebanq_addr = corebanq_listener.local_addr()?;
-    let shared = Arc::new(Shared::new(config));
     let (shutdown, rx) = watch::channel(false);
-    let state = |provider| AppState {
-        shared: shared.clone(),
-        provider,
-    };
-    let tasks = vec![
-        serve(
-            p100_listener,
-            p100::routes()
-                .nest("/_sim", admin::router())
-                .with_state(state(Provider::P100)),
-            rx.clone(),
-        ),
-        serve(
-            corebanq_listener,
-            corebanq::routes()
-                .nest("/_sim", admin::router())
-                .with_state(state(Provider::Corebanq)),
-            rx,
-        ),
-    ];
-    tracing::info!(%p100_addr, %corebanq_addr, "provider simulators listening");
-    Ok(SimHandle {
-        shared,
-        p100_addr,
-        corebanq_addr,
-        shutdown,
-        tasks,
-    })
+    let p100 = spawn::<P100Sim>(&config, p100, &rx)?;
+    let corebanq = spawn::<CorebanqSim>(&config, corebanq, &rx)?;
+    tracing::info!(p100_addr = %p100.addr, corebanq_addr = %corebanq.addr, "provider simulators listening");
+    Ok(SimHandle::new(config, Servers { p100, corebanq }, shutdown))
+}
+
+/// Binds `addr` and serves `P`'s routes with the admin API under `/_sim`.
+fn spawn<P: SimProvider>(
+    config: &SimConfig,
+    addr: SocketAddr,
+    rx: &watch::Receiver<bool>,
+) -> io::Result<Server<P>> {
+    let listener = bind(addr)?;
+    let addr = listener.local_addr()?;
+    let sim = Arc::new(Sim::<P>::new(config.clone()));
+    let router = P::routes()
+        .nest("/_sim", admin::router::<P>())
+        .with_state(sim.clone());
+    let task = serve(listener, router, rx.clone());
+    Ok(Server::new(sim, addr, task))
 }
 
 fn serve(
@@ -224,191 +212,4 @@ pub async fn run_standalone(
     tokio::signal::ctrl_c().await?;
     sim.shutdown().await;
     Ok(())
-}
-
-/// Running simulators. Dropping it stops them too (without waiting).
-pub struct SimHandle {
-    shared: Arc<Shared>,
-    p100_addr: SocketAddr,
-    corebanq_addr: SocketAddr,
-    shutdown: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl fmt::Debug for SimHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SimHandle")
-            .field("p100", &self.p100_addr)
-            .field("corebanq", &self.corebanq_addr)
-            .finish_non_exhaustive()
-    }
-}
-
-impl SimHandle {
-    /// `http://127.0.0.1:PORT` of the P100 simulator.
-    pub fn p100_url(&self) -> String {
-        format!("http://{}", self.p100_addr)
-    }
-
-    /// `http://127.0.0.1:PORT` of the Corebanq simulator.
-    pub fn corebanq_url(&self) -> String {
-        format!("http://{}", self.corebanq_addr)
-    }
-
-    /// The P100 simulator's address.
-    pub fn p100_addr(&self) -> SocketAddr {
-        self.p100_addr
-    }
-
-    /// The Corebanq simulator's address.
-    pub fn corebanq_addr(&self) -> SocketAddr {
-        self.corebanq_addr
-    }
-
-    /// The configuration it started with.
-    pub fn config(&self) -> &SimConfig {
-        &self.shared.config
-    }
-
-    /// Balance calls received for this customer (faulted and rejected ones included).
-    pub fn calls(&self, provider: Provider, customer: &str) -> u64 {
-        self.shared.provider(provider).calls.get(customer)
-    }
-
-    /// Balance calls received by this provider.
-    pub fn total_calls(&self, provider: Provider) -> u64 {
-        self.shared.provider(provider).calls.total()
-    }
-
-    /// Resets both providers' call counters.
-    pub fn reset_calls(&self) {
-        self.shared.p100.calls.reset();
-        self.shared.corebanq.calls.reset();
-    }
-
-    /// Sets (`Some`) or clears (`None`) a fault; a customer's fault wins over the global one.
-    pub fn set_fault(&self, provider: Provider, target: Target, fault: Option<Fault>) {
-        self.shared
-            .provider(provider)
-            .set_fault(target, fault, None);
-    }
-
-    /// Sets a fault for the next `times` calls only; then it clears itself.
-    pub fn set_fault_times(&self, provider: Provider, target: Target, fault: Fault, times: u64) {
-        self.shared
-            .provider(provider)
-            .set_fault(target, Some(fault), Some(times));
-    }
-
-    /// Clears every fault of every provider.
-    pub fn clear_faults(&self) {
-        self.shared.p100.clear_faults();
-        self.shared.corebanq.clear_faults();
-    }
-
-    /// Latency added to every balance call of this provider.
-    pub fn set_latency(&self, provider: Provider, latency: Duration) {
-        self.shared.provider(provider).set_latency(latency);
-    }
-
-    /// Serves this body verbatim for `externalUserId` (replacing whatever was there).
-    pub fn put_p100_customer(&self, external_user_id: &str, body: serde_json::Value) {
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        self.shared
-            .put_p100(external_user_id, Stored::Raw(bytes.into()));
-    }
-
-    /// Serves these bytes verbatim for `externalUserId`.
-    pub fn put_p100_raw(&self, external_user_id: &str, body: impl Into<bytes::Bytes>) {
-        self.shared
-            .put_p100(external_user_id, Stored::Raw(body.into()));
-    }
-
-    /// Serves this structured customer for `externalUserId`.
-    pub fn put_p100_data(&self, external_user_id: &str, customer: P100Customer) {
-        self.shared
-            .put_p100(external_user_id, Stored::Structured(Arc::new(customer)));
-    }
-
-    /// Serves these accounts for `customer_id` (converted to the requested `currency`).
-    pub fn put_corebanq_customer(&self, customer_id: &str, accounts: Vec<CorebanqAccount>) {
-        self.shared
-            .put_corebanq(customer_id, Stored::Structured(Arc::new(accounts)));
-    }
-
-    /// Serves these bytes verbatim for `customer_id`, whatever the query asks.
-    pub fn put_corebanq_raw(&self, customer_id: &str, body: impl Into<bytes::Bytes>) {
-        self.shared
-            .put_corebanq(customer_id, Stored::Raw(body.into()));
-    }
-
-    /// Makes the customer unknown to this provider (P412 / 404), generated or not.
-    pub fn remove_customer(&self, provider: Provider, customer: &str) {
-        self.shared.remove(provider, customer);
-    }
-
-    /// Sets a P100 balance's `amount` (the next fetch sees it). `false` if the user or balance
-    /// is unknown. On a raw body, the body is re-serialized (no longer byte-identical).
-    pub fn set_p100_balance(
-        &self,
-        external_user_id: &str,
-        balance_id: &str,
-        amount: Decimal,
-    ) -> bool {
-        self.shared
-            .set_p100_balance(external_user_id, balance_id, amount)
-    }
-
-    /// Sets a Corebanq account's `balance`. `false` if the customer or account is unknown. On a
-    /// raw body only `balance` changes (not `balance_in_base` or the totals).
-    pub fn set_corebanq_balance(
-        &self,
-        customer_id: &str,
-        account_id: &str,
-        balance: Decimal,
-    ) -> bool {
-        self.shared
-            .set_corebanq_balance(customer_id, account_id, balance)
-    }
-
-    /// The structured data served for this P100 user now (`None` if unknown or raw).
-    pub fn p100_customer(&self, external_user_id: &str) -> Option<P100Customer> {
-        match self.shared.p100_customer(external_user_id)? {
-            Found::Structured(c) => Some((*c).clone()),
-            Found::Raw(_) => None,
-        }
-    }
-
-    /// The accounts served for this Corebanq customer now (`None` if unknown or raw).
-    pub fn corebanq_accounts(&self, customer_id: &str) -> Option<Vec<CorebanqAccount>> {
-        match self.shared.corebanq_customer(customer_id)? {
-            Found::Structured(a) => Some((*a).clone()),
-            Found::Raw(_) => None,
-        }
-    }
-
-    /// Counters, faults, latency and customers of both providers back to the start.
-    pub fn reset(&self) {
-        self.shared.reset(Provider::P100);
-        self.shared.reset(Provider::Corebanq);
-    }
-
-    /// Stops both servers: waits up to 2 s for calls in flight, then aborts them.
-    pub async fn shutdown(mut self) {
-        let _ = self.shutdown.send(true);
-        for mut task in std::mem::take(&mut self.tasks) {
-            if tokio::time::timeout(Duration::from_secs(2), &mut task)
-                .await
-                .is_err()
-            {
-                task.abort();
-            }
-        }
-    }
-}
-
-impl Drop for SimHandle {
-    fn drop(&mut self) {
-        let _ = self.shutdown.send(true);
-    }
 }

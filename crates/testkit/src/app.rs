@@ -158,7 +158,7 @@ pub async fn start_app(
             store: Some(store),
             listener: Some(listener),
             instance_id: None,
-            baseline: false,
+            extra_routes: None,
         },
         false,
     )
