@@ -22,6 +22,7 @@ mod checkpoint;
 mod error;
 mod events;
 mod history;
+mod lease;
 mod list;
 mod observed;
 mod plan;

@@ -30,9 +30,6 @@ mod webhook_batch;
 mod webhooks;
 mod write;
 
-#[cfg(feature = "sqlite")]
-pub(crate) use sync::lease_until;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -8,9 +8,9 @@ use chrono::{DateTime, Utc};
 
 use super::PgStore;
 use super::audit::append;
-use super::sync::lease_until;
 use crate::error::db_err;
 use crate::events::{Event, EventCols};
+use crate::lease::lease_until;
 use crate::subscriptions::{self as subs, AttemptOutcome, Delivery, DeliveryState, audited};
 use crate::{Actor, LeasedDelivery, NewAudit, NewSubscription, Result, StoreError, Subscription};
 

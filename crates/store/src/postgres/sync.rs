@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use super::PgStore;
 use crate::error::db_err;
 use crate::events::{PairBefore, sync_event};
-use crate::{Lease, Result, StoreError, SyncOutcome, SyncState};
+use crate::lease::lease_until;
+use crate::{Lease, Result, SyncOutcome, SyncState};
 
 #[derive(sqlx::FromRow)]
 struct LeaseRow {
@@ -38,13 +39,6 @@ struct StateRow {
     next_due: DateTime<Utc>,
     lease_owner: Option<String>,
     lease_expires: Option<DateTime<Utc>>,
-}
-
-pub(crate) fn lease_until(now: DateTime<Utc>, lease_for: Duration) -> Result<DateTime<Utc>> {
-    chrono::Duration::from_std(lease_for)
-        .ok()
-        .and_then(|d| now.checked_add_signed(d))
-        .ok_or_else(|| StoreError::Other(format!("lease duration {lease_for:?} is too long")))
 }
 
 impl PgStore {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::PgStore;
-use super::sync::lease_until;
 use crate::error::db_err;
+use crate::lease::lease_until;
 use crate::{
     NewWebhook, Result, StoreError, WebhookEntry, WebhookFilter, WebhookOutcome, WebhookState,
 };

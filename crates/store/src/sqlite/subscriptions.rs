@@ -9,7 +9,7 @@ use super::SqliteStore;
 use super::audit::append;
 use crate::error::db_err;
 use crate::events::{Event, EventCols};
-use crate::postgres::lease_until;
+use crate::lease::lease_until;
 use crate::rows;
 use crate::subscriptions::{self as subs, AttemptOutcome, Delivery, DeliveryState, audited};
 use crate::{Actor, LeasedDelivery, NewAudit, NewSubscription, Result, StoreError, Subscription};

@@ -7,7 +7,7 @@ use chrono::Utc;
 use super::SqliteStore;
 use crate::error::db_err;
 use crate::events::{PairBefore, sync_event};
-use crate::postgres::lease_until;
+use crate::lease::lease_until;
 use crate::rows;
 use crate::{Lease, Result, SyncOutcome, SyncState};
 

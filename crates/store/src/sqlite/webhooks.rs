@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::SqliteStore;
 use crate::error::db_err;
-use crate::postgres::lease_until;
+use crate::lease::lease_until;
 use crate::rows;
 use crate::{
     NewWebhook, Result, StoreError, WebhookEntry, WebhookFilter, WebhookOutcome, WebhookState,
