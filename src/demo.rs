@@ -23,8 +23,10 @@ pub struct DemoArgs {
     pub database: Option<String>,
 }
 
-const P100_ID: &str = "p100";
-const BANK_ID: &str = "bank";
+const P100_ID: &str = coffer_sim::P100_ID;
+const BANK_ID: &str = coffer_sim::COREBANQ_ID;
+/// The name the demo's config gives P100's webhook token (the demo's secret source answers it).
+const WEBHOOK_TOKEN_NAME: &str = "COFFER_DEMO_P100_WEBHOOK_TOKEN";
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut config = Config::default();
@@ -46,35 +48,23 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     config.server.listen = args.listen;
     config.rates.manual.insert("USD".into(), "0.92".into());
     config.sync.interval = Duration::from_secs(60);
-    config.providers = vec![
-        provider_config(P100_ID, coffer_provider_p100::KIND, &sim.p100_url()),
-        provider_config(BANK_ID, coffer_provider_corebanq::KIND, &sim.corebanq_url()),
-    ];
-    // The simulators' keys are handed to the adapters directly: the demo sets no environment.
-    let mut providers = Providers::default();
+    config.providers = sim
+        .configured()
+        .into_iter()
+        .map(|p| ProviderConfig {
+            // P100 delivers the demo's webhooks with this token.
+            webhook_secret_env: (p.id == P100_ID).then(|| WEBHOOK_TOKEN_NAME.into()),
+            ..ProviderConfig::new(p.id, p.kind, &p.base_url, p.key_name)
+        })
+        .collect();
+    // Built through the registry as `coffer serve` builds them, the simulators' keys and the
+    // webhook token in place of the environment: the demo sets no environment.
     let webhook_token = coffer_server::auth::generate_key();
-    providers.set_webhook_secret(P100_ID, webhook_token.clone());
-    providers.insert(
-        coffer_provider_p100::build(
-            P100_ID,
-            &sim.p100_url(),
-            sim_config.p100_api_key.clone(),
-            Duration::from_secs(5),
-        )?,
-        Duration::from_secs(5),
-        2,
-    );
-    providers.insert(
-        coffer_provider_corebanq::build(
-            BANK_ID,
-            &sim.corebanq_url(),
-            sim_config.corebanq_token.clone(),
-            Duration::from_secs(5),
-            None,
-        )?,
-        Duration::from_secs(5),
-        2,
-    );
+    let secret = |name: &str| match name {
+        WEBHOOK_TOKEN_NAME => Some(webhook_token.clone()),
+        _ => sim_config.secret(name),
+    };
+    let providers = Providers::from_config_with(&config.providers, &secret)?;
 
     let store = coffer_store::connect(&db).await?;
     store.migrate().await?;
@@ -228,20 +218,5 @@ async fn push(
         let body = coffer_sim::webhook::crypto_deposit(PUSH_USER, &step.to_string());
         coffer_sim::webhook::send(target, &body, WebhookFault::None).await;
         tokio::time::sleep(PUSH_EVERY).await;
-    }
-}
-
-fn provider_config(id: &str, kind: &str, url: &str) -> ProviderConfig {
-    ProviderConfig {
-        id: id.into(),
-        kind: kind.into(),
-        base_url: url.into(),
-        api_key_env: format!("{}_API_KEY", id.to_uppercase()),
-        timeout: Duration::from_secs(5),
-        rate_limit: 0,
-        retries: 2,
-        quote_currency: None,
-        max_retry_after: coffer_server::provider::DEFAULT_MAX_RETRY_AFTER,
-        webhook_secret_env: None,
     }
 }

@@ -149,7 +149,7 @@ async fn probe_cold_path(
     sim: &SimHandle,
     customers: Range<usize>,
 ) -> anyhow::Result<()> {
-    let providers = setup::providers(sim, Duration::from_secs(5))?;
+    let providers = setup::providers(sim, &setup::provider_configs(sim))?;
     let bank = providers.get(BANK).context("no bank provider")?;
     // First, the slowest provider alone at its configured latency: the floor of a cold request.
     let mut slow = Vec::new();

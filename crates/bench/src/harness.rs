@@ -3,7 +3,7 @@
 //! 1. [`begin`]: its heading, the load average, and a check that the database is one it can
 //!    run on;
 //! 2. [`database`]: a fresh, migrated database (then whatever the scenario inserts directly);
-//! 3. [`serve`] (or [`serve_with`]): the simulators and the server over that database;
+//! 3. [`serve`]: the simulators and the server over that database;
 //! 4. its own check, measurement and `RESULT` lines, on the [`Served`];
 //! 5. [`Served::finish`]: the load average at the end, the server and the simulators stopped,
 //!    and the measurement's result handed back (also when it failed, so nothing is left
@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coffer_server::config::Config;
-use coffer_server::providers::Providers;
 use coffer_server::run::Running;
 use coffer_sim::{Provider, SimConfig, SimHandle};
 use coffer_store::Store;
@@ -87,30 +86,18 @@ impl Served {
 }
 
 /// Starts the simulators with `sim`, then the server over `store` with the bench's config
-/// changed by `configure`, its providers built against the simulators.
+/// changed by `configure`, its providers built from that config against the simulators.
 pub async fn serve(
     url: &str,
     store: &Arc<dyn Store>,
     sim: SimConfig,
     configure: impl FnOnce(&mut Config),
 ) -> anyhow::Result<Served> {
-    serve_with(url, store, sim, configure, |_| Ok(())).await
-}
-
-/// [`serve`], with the providers changed by `providers` first (e.g. a webhook token set).
-pub async fn serve_with(
-    url: &str,
-    store: &Arc<dyn Store>,
-    sim: SimConfig,
-    configure: impl FnOnce(&mut Config),
-    providers: impl FnOnce(&mut Providers) -> anyhow::Result<()>,
-) -> anyhow::Result<Served> {
     let sim = coffer_sim::start(sim).await?;
-    let mut built = setup::providers(&sim, Duration::from_secs(5))?;
-    providers(&mut built)?;
     let mut config = setup::config(&sim, url);
     configure(&mut config);
-    let running = setup::server_with(config, Arc::clone(store), built).await?;
+    let providers = setup::providers(&sim, &config.providers)?;
+    let running = setup::server_with(config, Arc::clone(store), providers).await?;
     Ok(Served { sim, running })
 }
 

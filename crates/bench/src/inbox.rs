@@ -22,9 +22,6 @@ use crate::harness;
 use crate::load::{LoadClient, MakeRequest, Until, ms, quantile};
 use crate::setup::{self, ADMIN_KEY, P100};
 
-/// The token the benchmark's P100 signs its webhooks with.
-const TOKEN: &str = "coffer-bench-webhook-token";
-
 #[derive(Debug, Parser)]
 pub struct InboxArgs {
     /// Deliveries in the burst, each for its own linked user.
@@ -90,12 +87,12 @@ pub async fn inbox(url: &str, client: Handle, args: &InboxArgs) -> anyhow::Resul
             config.webhooks.batch = b;
         }
         (batch, concurrency) = (config.webhooks.batch, config.webhooks.concurrency);
+        // P100 signs its webhooks with the bench's token.
+        for p in config.providers.iter_mut().filter(|p| p.id == P100) {
+            p.webhook_secret_env = Some(setup::WEBHOOK_TOKEN_NAME.into());
+        }
     };
-    let token = |p: &mut coffer_server::providers::Providers| -> anyhow::Result<()> {
-        p.set_webhook_secret(P100, TOKEN.into());
-        Ok(())
-    };
-    let served = harness::serve_with(url, &store, sim, configure, token).await?;
+    let served = harness::serve(url, &store, sim, configure).await?;
     let ids = (0..n)
         .map(|i| (customer(i), coffer_sim::generate::customer_id(i)))
         .collect();
@@ -152,7 +149,7 @@ async fn measure(
     let mut probe = <sqlx::PgConnection as sqlx::Connection>::connect(url).await?;
     let target = WebhookTarget {
         url: format!("{base}/v2/webhooks/{P100}"),
-        token: TOKEN.into(),
+        token: setup::WEBHOOK_TOKEN.into(),
         // No retry: a delivery not answered 200 at once counts as failed here.
         retries: Vec::new(),
     };
@@ -217,7 +214,7 @@ async fn server_side(base: &str) -> anyhow::Result<()> {
 async fn floor(base: &str, client: &Handle, n: usize) -> anyhow::Result<()> {
     let target = WebhookTarget {
         url: format!("{base}/v2/minimal"),
-        token: TOKEN.into(),
+        token: setup::WEBHOOK_TOKEN.into(),
         retries: Vec::new(),
     };
     let sent = client.spawn(burst(target, n)).await?;

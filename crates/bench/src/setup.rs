@@ -14,8 +14,8 @@ use coffer_sim::SimHandle;
 use coffer_store::{ConnectOptions, Store};
 use sqlx::Connection as _;
 
-pub const P100: &str = "p100";
-pub const BANK: &str = "bank";
+pub const P100: &str = coffer_sim::P100_ID;
+pub const BANK: &str = coffer_sim::COREBANQ_ID;
 /// The bootstrap admin key of the benchmark's server (it only ever listens on loopback).
 pub const ADMIN_KEY: &str = "coffer_bench_admin_key_0123456789abcdef";
 
@@ -168,53 +168,31 @@ pub async fn store(url: &str, max_connections: u32) -> anyhow::Result<Arc<dyn St
     Ok(store)
 }
 
-/// Both providers, built against the simulators as `coffer serve` builds them from the config.
-pub fn providers(sim: &SimHandle, timeout: Duration) -> anyhow::Result<Providers> {
-    let mut p = Providers::default();
-    p.insert(
-        coffer_provider_p100::build(
-            P100,
-            &sim.p100_url(),
-            sim.config().p100_api_key.clone(),
-            timeout,
-        )?,
-        timeout,
-        1,
-    );
-    p.insert(
-        coffer_provider_corebanq::build(
-            BANK,
-            &sim.corebanq_url(),
-            sim.config().corebanq_token.clone(),
-            timeout,
-            None,
-        )?,
-        timeout,
-        1,
-    );
-    Ok(p)
+/// The configured providers, built through the registry as `coffer serve` builds them from the
+/// config, the simulators' credentials (and the inbox's webhook token) as the secret source.
+pub fn providers(sim: &SimHandle, cfgs: &[ProviderConfig]) -> anyhow::Result<Providers> {
+    let secret = |name: &str| match name {
+        WEBHOOK_TOKEN_NAME => Some(WEBHOOK_TOKEN.to_owned()),
+        _ => sim.config().secret(name),
+    };
+    Ok(Providers::from_config_with(cfgs, &secret)?)
 }
 
-fn provider_configs(sim: &SimHandle, timeout: Duration) -> Vec<ProviderConfig> {
-    [
-        (P100, "p100", sim.p100_url()),
-        (BANK, "corebanq", sim.corebanq_url()),
-    ]
-    .into_iter()
-    .map(|(id, kind, url)| ProviderConfig {
-        id: id.into(),
-        kind: kind.into(),
-        base_url: url,
-        // The providers are passed in built; the config only names them.
-        api_key_env: "COFFER_BENCH_UNUSED".into(),
-        timeout,
-        rate_limit: 0,
-        retries: 1,
-        quote_currency: None,
-        max_retry_after: coffer_server::provider::DEFAULT_MAX_RETRY_AFTER,
-        webhook_secret_env: None,
-    })
-    .collect()
+/// The name a scenario's config gives P100's webhook token ([`providers`] answers it with
+/// [`WEBHOOK_TOKEN`]): the inbox sets it, and the server then runs its webhook processor.
+pub const WEBHOOK_TOKEN_NAME: &str = "COFFER_BENCH_P100_WEBHOOK_TOKEN";
+/// The P100 webhook token the inbox's deliveries carry.
+pub const WEBHOOK_TOKEN: &str = "coffer-bench-webhook-token";
+
+/// The simulators' providers, as [`config`] configures them.
+pub fn provider_configs(sim: &SimHandle) -> Vec<ProviderConfig> {
+    sim.configured()
+        .into_iter()
+        .map(|p| ProviderConfig {
+            retries: 1,
+            ..ProviderConfig::new(p.id, p.kind, &p.base_url, p.key_name)
+        })
+        .collect()
 }
 
 /// The server's config for a benchmark: no per-key rate limit (it would measure the limiter),
@@ -224,7 +202,7 @@ pub fn config(sim: &SimHandle, database_url: &str) -> Config {
     config.database.url = database_url.to_owned();
     config.sync.enabled = false;
     config.server.rate_limit_per_key = 0;
-    config.providers = provider_configs(sim, Duration::from_secs(5));
+    config.providers = provider_configs(sim);
     config
 }
 

@@ -98,7 +98,7 @@ impl Providers {
         Ok(out)
     }
 
-    /// Adds a provider (tests and the demo register adapters directly); its quota is set from
+    /// Adds a provider (tests register adapters directly); its quota is set from
     /// the config by [`Self::apply_quotas`].
     pub fn insert(&mut self, provider: Arc<dyn BalanceProvider>, timeout: Duration, retries: u32) {
         self.insert_with(
@@ -127,8 +127,8 @@ impl Providers {
         }
     }
 
-    /// Accepts `provider`'s webhooks with this token (tests and the demo set it directly).
-    pub fn set_webhook_secret(&mut self, provider: &str, token: String) {
+    /// Accepts `provider`'s webhooks with this token.
+    fn set_webhook_secret(&mut self, provider: &str, token: String) {
         self.webhook_secrets.insert(provider.to_owned(), token);
     }
 

@@ -11,12 +11,12 @@ use rust_decimal::Decimal;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::SimConfig;
 use crate::corebanq::CorebanqSim;
 use crate::fault::{Fault, Provider, Target};
 use crate::model::{CorebanqAccount, P100Customer};
 use crate::p100::P100Sim;
 use crate::provider::{AnySim, Sim, SimProvider, Stored};
+use crate::{COREBANQ_ID, COREBANQ_KEY_NAME, Configured, P100_ID, P100_KEY_NAME, SimConfig};
 
 /// One provider's running server.
 pub(crate) struct Server<P: SimProvider> {
@@ -110,6 +110,25 @@ impl SimHandle {
     /// The Corebanq simulator's address.
     pub fn corebanq_addr(&self) -> SocketAddr {
         self.servers.corebanq.addr
+    }
+
+    /// Each simulator as a service's config names it: what tests, benchmarks and `coffer demo`
+    /// configure and build through the registry, so a simulator added here is configured there.
+    pub fn configured(&self) -> Vec<Configured> {
+        vec![
+            Configured {
+                id: P100_ID,
+                kind: "p100",
+                base_url: self.p100_url(),
+                key_name: P100_KEY_NAME,
+            },
+            Configured {
+                id: COREBANQ_ID,
+                kind: "corebanq",
+                base_url: self.corebanq_url(),
+                key_name: COREBANQ_KEY_NAME,
+            },
+        ]
     }
 
     /// The configuration it started with.

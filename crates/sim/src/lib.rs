@@ -133,6 +133,44 @@ impl fmt::Debug for SimConfig {
     }
 }
 
+/// A simulator as a service's config names it ([`SimHandle::configured`]).
+#[derive(Debug, Clone)]
+pub struct Configured {
+    /// The provider id, which customers' links name: [`P100_ID`], [`COREBANQ_ID`].
+    pub id: &'static str,
+    /// The adapter that speaks to it.
+    pub kind: &'static str,
+    pub base_url: String,
+    /// The name of its credential (a config's `api_key_env`), which [`SimConfig::secret`]
+    /// answers.
+    pub key_name: &'static str,
+}
+
+/// The provider ids a config against the simulators gives them.
+pub const P100_ID: &str = "p100";
+/// See [`P100_ID`].
+pub const COREBANQ_ID: &str = "bank";
+
+/// The names a config against the simulators gives their credentials (its `api_key_env`);
+/// [`SimConfig::secret`] answers them.
+pub const P100_KEY_NAME: &str = "COFFER_SIM_P100_API_KEY";
+/// See [`P100_KEY_NAME`].
+pub const COREBANQ_KEY_NAME: &str = "COFFER_SIM_COREBANQ_TOKEN";
+
+impl SimConfig {
+    /// The simulators' credential named `name` ([`P100_KEY_NAME`], [`COREBANQ_KEY_NAME`]): the
+    /// secret source of providers built against the simulators (tests, benchmarks and `coffer
+    /// demo` build them through the registry as `coffer serve` does, with this in place of the
+    /// environment).
+    pub fn secret(&self, name: &str) -> Option<String> {
+        match name {
+            P100_KEY_NAME => Some(self.p100_api_key.clone()),
+            COREBANQ_KEY_NAME => Some(self.corebanq_token.clone()),
+            _ => None,
+        }
+    }
+}
+
 /// Starts both simulators on `127.0.0.1`, each on a free port.
 pub async fn start(config: SimConfig) -> io::Result<SimHandle> {
     let any = SocketAddr::from(([127, 0, 0, 1], 0));

@@ -11,8 +11,8 @@ use coffer_server::run::{Running, StartOptions, start};
 use coffer_sim::{SimConfig, SimHandle};
 use serde_json::Value;
 
-pub const P100: &str = "p100";
-pub const BANK: &str = "bank";
+pub const P100: &str = coffer_sim::P100_ID;
+pub const BANK: &str = coffer_sim::COREBANQ_ID;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -62,51 +62,32 @@ pub async fn database(backend: Backend) -> Option<(String, Option<pg::TestDb>)> 
 }
 
 /// The providers of [`provider_configs`], built through the registry as `coffer serve` builds
-/// them, with the simulators' credentials as the secret source.
+/// them, with the simulators' credentials (and [`WEBHOOK_TOKEN`]) as the secret source.
 pub fn providers(sim: &SimHandle) -> Providers {
-    let config = sim.config();
     let secret = |name: &str| match name {
-        P100_KEY_ENV => Some(config.p100_api_key.clone()),
-        BANK_KEY_ENV => Some(config.corebanq_token.clone()),
         WEBHOOK_TOKEN_ENV => Some(WEBHOOK_TOKEN.to_owned()),
-        _ => None,
+        _ => sim.config().secret(name),
     };
     Providers::from_config_with(&provider_configs(sim), &secret).unwrap()
 }
 
-/// The names the test configuration gives the secrets ([`providers`] answers them).
-const P100_KEY_ENV: &str = "TEST_P100_API_KEY";
-const BANK_KEY_ENV: &str = "TEST_BANK_API_KEY";
+/// The name the test configuration gives P100's webhook token ([`providers`] answers it).
 const WEBHOOK_TOKEN_ENV: &str = "TEST_P100_WEBHOOK_TOKEN";
 
 /// The P100 webhook token of every test app.
 pub const WEBHOOK_TOKEN: &str = "p100-webhook-token-for-tests";
 
 pub fn provider_configs(sim: &SimHandle) -> Vec<ProviderConfig> {
-    [
-        (P100, "p100", sim.p100_url()),
-        (BANK, "corebanq", sim.corebanq_url()),
-    ]
-    .into_iter()
-    .map(|(id, kind, url)| ProviderConfig {
-        id: id.into(),
-        kind: kind.into(),
-        base_url: url,
-        api_key_env: if kind == "p100" {
-            P100_KEY_ENV
-        } else {
-            BANK_KEY_ENV
-        }
-        .into(),
-        timeout: Duration::from_secs(2),
-        rate_limit: 0,
-        retries: 1,
-        quote_currency: None,
-        max_retry_after: coffer_server::provider::DEFAULT_MAX_RETRY_AFTER,
-        // P100 delivers webhooks with this token.
-        webhook_secret_env: (kind == "p100").then(|| WEBHOOK_TOKEN_ENV.into()),
-    })
-    .collect()
+    sim.configured()
+        .into_iter()
+        .map(|p| ProviderConfig {
+            timeout: Duration::from_secs(2),
+            retries: 1,
+            // P100 delivers webhooks with this token.
+            webhook_secret_env: (p.id == P100).then(|| WEBHOOK_TOKEN_ENV.into()),
+            ..ProviderConfig::new(p.id, p.kind, &p.base_url, p.key_name)
+        })
+        .collect()
 }
 
 /// Starts simulators and the app; `None` when the backend is not available (skipped).

@@ -318,6 +318,25 @@ pub struct ProviderConfig {
     pub webhook_secret_env: Option<String>,
 }
 
+impl ProviderConfig {
+    /// A provider section with its required keys only, every other key at the default a config
+    /// file gives it.
+    pub fn new(id: &str, kind: &str, base_url: &str, api_key_env: &str) -> Self {
+        ProviderConfig {
+            id: id.into(),
+            kind: kind.into(),
+            base_url: base_url.into(),
+            api_key_env: api_key_env.into(),
+            timeout: default_provider_timeout(),
+            rate_limit: 0,
+            retries: default_retries(),
+            quote_currency: None,
+            max_retry_after: default_max_retry_after(),
+            webhook_secret_env: None,
+        }
+    }
+}
+
 fn default_max_retry_after() -> Duration {
     crate::provider::DEFAULT_MAX_RETRY_AFTER
 }
@@ -537,6 +556,15 @@ mod tests {
         });
         let err = cfg.validate().unwrap_err().to_string();
         assert!(err.contains("providers[0].kind"), "{err}");
+    }
+
+    #[test]
+    fn a_new_provider_config_has_the_defaults_of_a_file() {
+        let file: ProviderConfig =
+            toml::from_str("id = 'p'\nkind = 'p100'\nbase_url = 'http://x'\napi_key_env = 'K'")
+                .unwrap();
+        let new = ProviderConfig::new("p", "p100", "http://x", "K");
+        assert_eq!(format!("{new:?}"), format!("{file:?}"));
     }
 
     #[test]
