@@ -25,7 +25,7 @@ use crate::{Result, SnapshotMeta, Store, StoreError, SyncOutcome, SyncWrite};
 pub(super) type Snap<'a> = (&'a SnapshotMeta, &'a [Account]);
 
 /// One notification per payload.
-pub(super) const NOTIFY_MANY: &str = "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p";
+const NOTIFY_MANY: &str = "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p";
 
 impl PgStore {
     pub(super) async fn finish_syncs_impl(&self, batch: &[SyncWrite]) -> Vec<Result<()>> {
@@ -106,17 +106,29 @@ impl PgStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        let mut snaps: Vec<Snap<'_>> = items
+        let snaps: Vec<Snap<'_>> = items
             .iter()
             .filter_map(|w| w.snapshot.as_ref().map(|(m, a)| (m, a.as_slice())))
             .collect();
+        // The rows no other writer touches first; the shared ones (rates, rollup, covered
+        // count) last, so they stay locked only until the commit that follows.
+        let events = release_all(&mut tx, items).await.map_err(db_err)?;
+        self.save_and_commit(tx, snaps, events).await
+    }
+
+    /// The end of every batch (sync or webhook): `snaps` saved in key order, the outbox events
+    /// (`events` plus the snapshots' own), the announcement of the changed customers, the
+    /// commit, and this replica's event readers woken.
+    pub(super) async fn save_and_commit(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        mut snaps: Vec<Snap<'_>>,
+        mut events: Vec<NewEvent>,
+    ) -> Result<()> {
         // Key order: concurrent writers lock snapshot rows in one order.
         snaps.sort_by(|a, b| {
             (&a.0.customer_id, &a.0.provider_id).cmp(&(&b.0.customer_id, &b.0.provider_id))
         });
-        // The rows no other writer touches first; the shared ones (rates, rollup, covered
-        // count) last, so they stay locked only until the commit that follows.
-        let mut events = release_all(&mut tx, items).await.map_err(db_err)?;
         let changed = if snaps.is_empty() {
             Vec::new()
         } else {
@@ -156,7 +168,7 @@ fn distinct(items: &[&SyncWrite]) -> bool {
 
 /// Writes the snapshots (sorted by pair); returns the customers whose data changed, and adds
 /// their outbox events to `events`.
-pub(super) async fn save_snapshots(
+async fn save_snapshots(
     tx: &mut Transaction<'static, Postgres>,
     snaps: &[Snap<'_>],
     events: &mut Vec<NewEvent>,

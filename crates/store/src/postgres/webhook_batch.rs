@@ -9,8 +9,7 @@ use std::collections::HashSet;
 use sqlx::{Postgres, Transaction};
 
 use super::PgStore;
-use super::batch::{NOTIFY_MANY, Snap, save_snapshots};
-use super::notify::{CHANNEL, payloads};
+use super::batch::Snap;
 use crate::error::db_err;
 use crate::webhooks::finish_webhooks_each;
 use crate::{Result, Store, StoreError, WebhookWrite, plan};
@@ -55,10 +54,6 @@ impl PgStore {
                 }
             }
         }
-        // Key order: concurrent writers lock snapshot rows in one order.
-        snaps.sort_by(|a, b| {
-            (&a.0.customer_id, &a.0.provider_id).cmp(&(&b.0.customer_id, &b.0.provider_id))
-        });
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         // As for a snapshot: a commit lost in a crash leaves the deliveries leased, and they
         // are processed again when their leases expire.
@@ -68,26 +63,7 @@ impl PgStore {
             .map_err(db_err)?;
         let recorded = record_outcomes(&mut tx, owner, items).await?;
         due_now(&mut tx, items).await?;
-        let mut events = Vec::new();
-        let changed = if snaps.is_empty() {
-            Vec::new()
-        } else {
-            save_snapshots(&mut tx, &snaps, &mut events).await?
-        };
-        // Last: the events lock orders this batch's commit among every events writer's.
-        let newest = super::events::write(&mut tx, &events)
-            .await
-            .map_err(db_err)?;
-        if !changed.is_empty() {
-            sqlx::query(NOTIFY_MANY)
-                .bind(CHANNEL)
-                .bind(payloads(&self.instance, &changed))
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        }
-        tx.commit().await.map_err(db_err)?;
-        self.wake.wrote(newest, &events);
+        self.save_and_commit(tx, snaps, Vec::new()).await?;
         Ok(recorded)
     }
 }
