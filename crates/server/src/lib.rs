@@ -9,6 +9,7 @@ pub mod answers;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod batch_queue;
 pub mod bucket;
 pub mod cgroup;
 pub mod checkpoints;

@@ -16,16 +16,11 @@ pub async fn write_batches(
     queue: Arc<Mutex<mpsc::Receiver<SyncWrite>>>,
     max: usize,
 ) {
-    let mut batch = Vec::with_capacity(max);
-    loop {
-        // Whatever has accumulated (at least one): no timer, so a lone pair is not delayed.
-        let got = queue.lock().await.recv_many(&mut batch, max).await;
-        if got == 0 {
-            return;
-        }
-        write_batch(&state, &batch).await;
-        batch.clear();
-    }
+    crate::batch_queue::drain(&queue, max, |batch| {
+        let state = &state;
+        async move { write_batch(state, &batch).await }
+    })
+    .await;
 }
 
 async fn write_batch(state: &AppState, batch: &[SyncWrite]) {

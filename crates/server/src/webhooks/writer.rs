@@ -24,15 +24,11 @@ pub async fn write_batches(
     db: Arc<Semaphore>,
     max: usize,
 ) {
-    let mut batch = Vec::with_capacity(max);
-    loop {
-        // Whatever has accumulated (at least one): no timer, so a lone delivery is not delayed.
-        let got = queue.lock().await.recv_many(&mut batch, max).await;
-        if got == 0 {
-            return;
-        }
-        write_batch(&state, std::mem::take(&mut batch), &db).await;
-    }
+    crate::batch_queue::drain(&queue, max, |batch| {
+        let (state, db) = (&state, &db);
+        async move { write_batch(state, batch, db).await }
+    })
+    .await;
 }
 
 async fn write_batch(state: &AppState, batch: Vec<Processed>, db: &Semaphore) {

@@ -8,6 +8,7 @@
 //!
 //! Which side of a range is smaller is estimated from PostgreSQL's own statistics of the
 //! balance column (`pg_stats`, what its planner reads); without statistics, the direct sum.
+//! Also the rollup's rebuild from the accounts (after a bulk load, or to repair).
 
 use coffer_core::query::{BalanceRange, Filter};
 use sqlx::{Postgres, QueryBuilder};
@@ -194,4 +195,45 @@ fn push_outside(qb: &mut QueryBuilder<Postgres>, range: &BalanceRange, col: &str
         }
     }
     qb.push(")");
+}
+
+impl PgStore {
+    /// Recomputes `totals_rollup` and the covered-customers count from the accounts and
+    /// snapshots (after a bulk load, or to repair).
+    pub async fn rebuild_totals_rollup(&self) -> Result<()> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        sqlx::query("LOCK TABLE accounts, snapshots IN SHARE MODE")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query("DELETE FROM totals_rollup")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO totals_rollup
+                 (shard, currency, is_crypto, provider_id, status, active, balance_type, balance,
+                  accounts)
+             SELECT rollup_shard, currency, is_crypto, provider_id, status, active, balance_type,
+                    sum(balance), count(*)
+             FROM accounts WHERE NOT closed
+             GROUP BY rollup_shard, currency, is_crypto, provider_id, status, active, balance_type",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        // Only the sum of the shards means anything: the whole count goes to shard 0.
+        sqlx::query("DELETE FROM snapshot_customers")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO snapshot_customers (shard, customers)
+             SELECT 0, count(DISTINCT customer_id) FROM snapshots",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
 }

@@ -55,6 +55,15 @@ fn refreshed(id: i64, c: &str, at: i64, accounts: Vec<coffer_core::Account>) -> 
     }
 }
 
+/// `finish_webhooks` by `a`, each answer unwrapped: whether `a` still held the lease.
+async fn finish_as_a(s: &dyn Store, batch: &[WebhookWrite]) -> Vec<bool> {
+    s.finish_webhooks("a", batch)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
 async fn state_of(s: &dyn Store, id: i64) -> (WebhookState, Option<String>) {
     let e = s
         .list_webhooks(&WebhookFilter {
@@ -126,12 +135,7 @@ pub async fn webhook_batches_write_like_one_by_one(s: &dyn Store) {
         refreshed(ids[3], "c4", 10, vec![c4.clone()]),
     ];
     let before = super::events::events_after(s, 0).await;
-    let r: Vec<bool> = s
-        .finish_webhooks("a", &batch)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let r = finish_as_a(s, &batch).await;
     assert_eq!(r, vec![true, true, true, false], "d4's lease was lost");
 
     // The outcomes of the deliveries `a` held; d4 pending again, for whoever leases it.
@@ -195,12 +199,7 @@ pub async fn webhook_batch_with_a_pair_twice_keeps_the_newest(s: &dyn Store) {
             vec![account("c1", "p100", "x", "ETH", "1", 10)],
         ),
     ];
-    let r: Vec<bool> = s
-        .finish_webhooks("a", &batch)
-        .await
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let r = finish_as_a(s, &batch).await;
     assert_eq!(r, vec![true, true]);
     assert_eq!(
         s.customer_accounts("c1").await.unwrap().accounts,
